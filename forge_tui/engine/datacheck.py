@@ -1,0 +1,189 @@
+"""`data check`: one streaming pass over a dataset -> problems, statistics, duplicates, split, manifest.
+
+Memory grows with the number of samples only by a few integers and a 16-byte digest per sample,
+never with their text, so a dataset larger than memory can be checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from forge_tui.engine.data import DEFAULT_MAX_RECORD_BYTES, Problem, Sample, dataset_files, read_dataset
+
+DEFAULT_ERROR_CAP = 50
+HISTOGRAM_BINS = 10
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    sha256: str
+    bytes: int
+    format: str | None
+    samples: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a dataset was, byte for byte: recorded with every run and benchmark."""
+
+    files: tuple[FileEntry, ...]
+    samples: int
+    format: str | None
+    sha256: str
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LengthStats:
+    min: int
+    median: float
+    p95: int
+    max: int
+    truncated: int
+    max_seq_len: int
+    histogram: tuple[tuple[int, int, int], ...]  # (low, high, count) per bin
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    where: str
+    first: str
+
+
+@dataclass
+class CheckReport:
+    """The result of `check_dataset`; `ok` is False when any problem was found."""
+
+    paths: list[str]
+    samples: int = 0
+    formats: dict[str, int] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    problem_count: int = 0
+    duplicates: list[Duplicate] = field(default_factory=list)
+    duplicate_count: int = 0
+    split: dict[str, int] = field(default_factory=lambda: {"train": 0, "eval": 0})
+    eval_fraction: float = 0.1
+    lengths: LengthStats | None = None
+    length_note: str | None = None
+    manifest: Manifest | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem_count == 0
+
+    def to_json(self) -> dict:
+        return {
+            "ok": self.ok,
+            "paths": self.paths,
+            "samples": self.samples,
+            "formats": self.formats,
+            "problem_count": self.problem_count,
+            "problems": [{"file": str(p.file), "line": p.line, "message": p.message} for p in self.problems],
+            "duplicate_count": self.duplicate_count,
+            "duplicates": [asdict(d) for d in self.duplicates],
+            "split": self.split,
+            "eval_fraction": self.eval_fraction,
+            "token_lengths": asdict(self.lengths) if self.lengths else None,
+            "token_lengths_note": self.length_note,
+            "manifest": self.manifest.to_json() if self.manifest else None,
+        }
+
+
+def sample_key(sample: Sample) -> bytes:
+    """A digest of what a sample teaches (roles and contents), blind to metadata and location."""
+    payload = json.dumps([sample.fmt, [[m.role, m.content] for m in sample.messages]], ensure_ascii=False)
+    return hashlib.blake2b(payload.encode("utf-8"), digest_size=16).digest()
+
+
+def in_eval_split(key: bytes, eval_fraction: float) -> bool:
+    """Stable split by content: a sample stays on its side when the file is reordered or grows,
+    and exact duplicates always land on the same side (no train/eval leakage)."""
+    return int.from_bytes(key[:8], "big") < eval_fraction * 2**64
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def build_manifest(counts: dict[Path, tuple[str | None, int]]) -> Manifest:
+    """Hash every file; the manifest digest covers names (not folders), hashes, formats and counts."""
+    entries = tuple(
+        FileEntry(str(path), file_sha256(path), path.stat().st_size, fmt, n) for path, (fmt, n) in counts.items()
+    )
+    formats = {e.format for e in entries if e.format}
+    overall = hashlib.sha256(
+        json.dumps([[Path(e.path).name, e.sha256, e.format, e.samples] for e in entries]).encode()
+    ).hexdigest()
+    return Manifest(entries, sum(e.samples for e in entries), formats.pop() if len(formats) == 1 else ("mixed" if formats else None), overall)
+
+
+def length_stats(lengths: list[int], max_seq_len: int) -> LengthStats:
+    ordered = sorted(lengths)
+    low, high = ordered[0], ordered[-1]
+    width = max(1, -(-(high - low + 1) // HISTOGRAM_BINS))
+    bins = [0] * HISTOGRAM_BINS
+    for value in ordered:
+        bins[min((value - low) // width, HISTOGRAM_BINS - 1)] += 1
+    histogram = tuple((low + i * width, low + (i + 1) * width - 1, c) for i, c in enumerate(bins) if low + i * width <= high)
+    return LengthStats(
+        min=low,
+        median=statistics.median(ordered),
+        p95=ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
+        max=high,
+        truncated=sum(1 for v in ordered if v > max_seq_len),
+        max_seq_len=max_seq_len,
+        histogram=histogram,
+    )
+
+
+def check_dataset(
+    paths: Iterable[Path],
+    *,
+    eval_fraction: float = 0.1,
+    max_seq_len: int = 1024,
+    token_length: Callable[[Sample], int] | None = None,
+    error_cap: int = DEFAULT_ERROR_CAP,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+) -> CheckReport:
+    """Read every sample once; gather problems (capped, counted in full) and statistics."""
+    paths = list(paths)
+    report = CheckReport(paths=[str(p) for p in paths], eval_fraction=eval_fraction)
+    first_seen: dict[bytes, str] = {}
+    lengths: list[int] = []
+    per_file: dict[Path, tuple[str | None, int]] = {f: (None, 0) for p in paths if p.exists() for f in dataset_files(p)}
+    for item in read_dataset(paths, max_record_bytes):
+        if isinstance(item, Problem):
+            report.problem_count += 1
+            if len(report.problems) < error_cap:
+                report.problems.append(item)
+            continue
+        report.samples += 1
+        report.formats[item.fmt] = report.formats.get(item.fmt, 0) + 1
+        per_file[item.file] = (item.fmt, per_file.get(item.file, (None, 0))[1] + 1)
+        key = sample_key(item)
+        if key in first_seen:
+            report.duplicate_count += 1
+            if len(report.duplicates) < error_cap:
+                report.duplicates.append(Duplicate(item.where, first_seen[key]))
+        else:
+            first_seen[key] = item.where
+        report.split["eval" if in_eval_split(key, eval_fraction) else "train"] += 1
+        if token_length is not None:
+            lengths.append(token_length(item))
+    if lengths:
+        report.lengths = length_stats(lengths, max_seq_len)
+    if per_file:
+        report.manifest = build_manifest(per_file)
+    return report
