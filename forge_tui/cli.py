@@ -95,27 +95,12 @@ def _token_length_function(args: argparse.Namespace, config: Config) -> tuple[An
     return token_counter(load_tokenizer(path)), None
 
 
-def _render_check(report: Any) -> None:
-    print(f"{', '.join(report.paths)}: {'OK' if report.ok else 'PROBLEMS'}")
-    formats = ", ".join(f"{fmt} {count}" for fmt, count in report.formats.items()) or "none"
-    print(f"  samples     {report.samples} ({formats})")
-    print(f"  split       {report.split['train']} train / {report.split['eval']} eval "
-          f"(eval_fraction {report.eval_fraction}, by content hash)")
-    lengths = report.lengths
-    if lengths:
-        print(f"  tokens      min {lengths.min} / median {lengths.median:g} / p95 {lengths.p95} / max {lengths.max}")
-        print(f"  truncated   {lengths.truncated} over max_seq_len {lengths.max_seq_len}")
-        widest = max(count for _, _, count in lengths.histogram) or 1
-        for low, high, count in lengths.histogram:
-            print(f"  {low:>6}-{high:<6} {'#' * max(1 if count else 0, round(30 * count / widest)):<30} {count}")
-    if report.length_note:
-        print(f"  tokens      {report.length_note}")
-    print(f"  duplicates  {report.duplicate_count} exact")
-    for dup in report.duplicates:
-        print(f"    {dup.where}: same as {dup.first}")
-    if report.manifest:
-        m = report.manifest
-        print(f"  manifest    sha256 {m.sha256} ({len(m.files)} file(s), {m.samples} samples)")
+def _render_check(report: dict[str, Any]) -> None:
+    from forge_tui.engine.datacheck import summary_lines
+
+    print(f"{', '.join(report['paths'])}: {'OK' if report['ok'] else 'PROBLEMS'}")
+    for line in summary_lines(report):
+        print(f"  {line}")
 
 
 def cmd_data_check(args: argparse.Namespace, config: Config) -> int:
@@ -141,7 +126,7 @@ def cmd_data_check(args: argparse.Namespace, config: Config) -> int:
         hidden = report.problem_count - len(report.problems)
         if hidden:
             print(f"... and {hidden} more problems", file=sys.stderr)
-        _render_check(report)
+        _render_check(report.to_json())
         if not report.ok:
             print(f"data check failed: {report.problem_count} problem(s); the files were not modified", file=sys.stderr)
     return EXIT_OK if report.ok else EXIT_BAD_INPUT

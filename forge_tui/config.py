@@ -179,8 +179,10 @@ def parse_config(text: str, file: Path) -> Config:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
-        message = getattr(exc, "msg", str(exc))
+        # tomllib only gained structured positions in 3.14; older ones put them in the message
+        found = re.search(r"\s*\(at line (\d+), column (\d+)\)$", str(exc))
+        line = int(found.group(1)) if found else None
+        message = str(exc)[: found.start()] + f" at column {found.group(2)}" if found else str(exc)
         raise ConfigError([ConfigProblem(file, line, f"TOML syntax error: {message}")]) from None
     lines = _key_lines(text)
     problems: list[ConfigProblem] = []

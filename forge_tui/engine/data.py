@@ -114,6 +114,11 @@ def dataset_files(path: Path) -> list[Path]:
     return [path]
 
 
+def discover_datasets(roots: Iterable[Path]) -> list[Path]:
+    """Every data file under the given folders (missing folders are skipped), for browsing."""
+    return [file for root in roots if root.is_dir() for file in dataset_files(root)]
+
+
 # --------------------------------------------------------------------------- raw readers
 
 
@@ -371,17 +376,19 @@ def _type_word(value: Any) -> str:
     return {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "an object"}.get(type(value), type(value).__name__)
 
 
-def _text_field(record: Mapping[str, Any], key: str, problems: list[str], *, optional: bool = False) -> str:
+def _text_field(record: Mapping[str, Any], key: str, problems: list[str], *, optional: bool = False, label: str = "") -> str:
+    """The string under `key`, or "" with a problem noted; `label` prefixes nested fields."""
+    name = f"{label}.{key}" if label else repr(key)
     if key not in record:
         if not optional:
-            problems.append(f"missing field {key!r}")
+            problems.append(f"missing field {name}")
         return ""
     value = record[key]
     if not isinstance(value, str):
-        problems.append(f"{key!r} is {_type_word(value)}, expected a string")
+        problems.append(f"{name} is {_type_word(value)}, expected a string")
         return ""
     if not optional and not value.strip():
-        problems.append(f"{key!r} is empty")
+        problems.append(f"{name} is empty")
     return value
 
 
@@ -403,8 +410,7 @@ def _chat_messages(record: Mapping[str, Any], problems: list[str]) -> tuple[Mess
         if role not in ROLES:
             shown = "missing" if role is None else repr(role)
             problems.append(f"{label}.role is {shown}; expected one of {', '.join(ROLES)}")
-        content = _text_field(turn, "content", inner := [])
-        problems.extend(f"{label}.{p}" for p in inner)
+        content = _text_field(turn, "content", problems, label=label)
         messages.append(Message(str(role), content))
     if not any(m.role == "assistant" for m in messages):
         problems.append("conversation has no assistant turn (nothing to learn from)")

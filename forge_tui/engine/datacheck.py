@@ -12,6 +12,7 @@ import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from forge_tui.engine.data import DEFAULT_MAX_RECORD_BYTES, Problem, Sample, dataset_files, read_dataset
 
@@ -187,3 +188,29 @@ def check_dataset(
     if per_file:
         report.manifest = build_manifest(per_file)
     return report
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """A human summary of a `CheckReport.to_json()` document: shared by the CLI and the TUI."""
+    formats = ", ".join(f"{fmt} {count}" for fmt, count in report["formats"].items()) or "none"
+    split = report["split"]
+    lines = [
+        f"samples     {report['samples']} ({formats})",
+        f"split       {split['train']} train / {split['eval']} eval (eval_fraction {report['eval_fraction']}, by content hash)",
+    ]
+    lengths = report["token_lengths"]
+    if lengths:
+        lines.append(f"tokens      min {lengths['min']} / median {lengths['median']:g} / p95 {lengths['p95']} / max {lengths['max']}")
+        lines.append(f"truncated   {lengths['truncated']} over max_seq_len {lengths['max_seq_len']}")
+        widest = max(count for _, _, count in lengths["histogram"]) or 1
+        for low, high, count in lengths["histogram"]:
+            bar = "#" * max(1 if count else 0, round(24 * count / widest))
+            lines.append(f"{low:>6}-{high:<6} {bar:<24} {count}")
+    if report["token_lengths_note"]:
+        lines.append(f"tokens      {report['token_lengths_note']}")
+    lines.append(f"duplicates  {report['duplicate_count']} exact")
+    lines.extend(f"  {d['where']}: same as {d['first']}" for d in report["duplicates"])
+    manifest = report["manifest"]
+    if manifest:
+        lines.append(f"manifest    sha256 {manifest['sha256'][:16]}... ({len(manifest['files'])} file(s), {manifest['samples']} samples)")
+    return lines

@@ -1,0 +1,47 @@
+# Two entry points for a fresh machine: `make run` (set up, provision, open the app on the sample
+# data) and `make test` (set up, provision, run the whole suite). Both create or reuse .venv.
+#
+#   make run JETSON=1   on a Jetson: the venv sees JetPack's own torch (system site packages) and
+#                       that torch is pinned as installed, so pip never replaces it.
+#   make run TORCH_SPEC='torch==2.5.1'   to choose another torch build on a desktop.
+
+PYTHON ?= python3
+VENV ?= .venv
+# The CPU machines this project is built and tested on carry this exact wheel; a range here would
+# let pip pull a newer multi-GB CUDA build instead.
+TORCH_SPEC ?= torch==2.13.0
+DATASET ?= sample_data/waterworks/train.jsonl
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.forge-installed
+
+.PHONY: run test setup models clean-venv
+
+run: models
+	$(BIN)/forge-tui --dataset $(DATASET)
+
+test: models
+	$(BIN)/python -m pytest
+
+setup: $(STAMP)
+
+models: $(STAMP)
+	$(BIN)/forge-tui models fetch
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ needed"' || exit 1
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
+	  echo "Python's venv module is missing. On Debian/Ubuntu: sudo apt-get install -y python3-venv"; exit 1; }
+	$(PYTHON) -m venv $(if $(JETSON),--system-site-packages) $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+ifdef JETSON
+	$(BIN)/python -c 'import torch; print("torch==" + torch.__version__)' > $(VENV)/jetpack-torch.txt
+	$(BIN)/python -m pip install -c $(VENV)/jetpack-torch.txt -e ".[dev]"
+else
+	$(BIN)/python -m pip install "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -e ".[dev]"
+endif
+	touch $@
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,130 @@
+"""Datasets: browse sample_data/ and the configured folders, check one, preview its samples.
+
+The check runs as `forge-tui data check --json` in a child process and the preview reads the file in
+a thread worker, so a big file never freezes the screen.
+"""
+
+from __future__ import annotations
+
+from itertools import islice
+from pathlib import Path
+
+from rich.markup import escape
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Label, ListItem, ListView, Static, TabbedContent, TabPane
+
+from forge_tui.config import Config
+from forge_tui.engine.data import Sample, discover_datasets, read_dataset
+from forge_tui.engine.datacheck import summary_lines
+from forge_tui.paths import sample_data_dir
+from forge_tui.ui.jobs import run_data_check
+
+PREVIEW_SAMPLES = 12
+
+
+def dataset_roots(config: Config) -> list[Path]:
+    return [sample_data_dir(), *(Path(d).expanduser() for d in config.data.dirs)]
+
+
+def _label(path: Path) -> str:
+    """Short enough for the 80-column list: the path below sample_data/, else folder/file."""
+    root = sample_data_dir()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else f"{path.parent.name}/{path.name}"
+
+
+def render_preview(samples: list[Sample]) -> str:
+    blocks = []
+    for sample in samples:
+        turns = "\n".join(f"  [b]{m.role}[/b]: {escape(m.content)}" for m in sample.messages)
+        blocks.append(f"[dim]{escape(_label(sample.file))}:{sample.line}[/dim]\n{turns}")
+    return "\n\n".join(blocks) or "no samples could be read (see Check)"
+
+
+def _where(problem: dict) -> str:
+    return f"{problem['file']}:{problem['line']}" if problem["line"] else str(problem["file"])
+
+
+def render_check(report: dict) -> str:
+    status = "[b green]OK[/]" if report["ok"] else f"[b red]{report['problem_count']} problem(s)[/]"
+    problems = [f"[red]{escape(_where(p))}[/]: {escape(p['message'])}" for p in report["problems"]]
+    hidden = report["problem_count"] - len(report["problems"])
+    if hidden:
+        problems.append(f"... and {hidden} more")
+    body = "\n".join(escape(line) for line in summary_lines(report))
+    verdict = "" if report["ok"] else "\n[b]This dataset cannot be used for training until these are fixed.[/b]"
+    return "\n".join([status, *problems, "", body]) + verdict
+
+
+class DatasetsScreen(Screen):
+    """Pick a dataset and see whether it can be trained on."""
+
+    BINDINGS = [
+        Binding("r", "recheck", "Re-check", id="datasets.recheck"),
+        Binding("p", "toggle_tab", "Check/Preview", id="datasets.toggle"),
+    ]
+
+    def __init__(self, config: Config, selected: Path | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.selected = selected.resolve() if selected else None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal():
+            yield ListView(id="dataset-list")
+            with TabbedContent(id="dataset-tabs"):
+                with TabPane("Check", id="tab-check"), VerticalScroll():
+                    yield Static("pick a dataset on the left", id="check")
+                with TabPane("Preview", id="tab-preview"), VerticalScroll():
+                    yield Static("", id="preview")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "Datasets"
+        files = discover_datasets(dataset_roots(self.config))
+        if self.selected and self.selected not in files:
+            files.insert(0, self.selected)
+        listing = self.query_one(ListView)
+        listing.extend(ListItem(Label(_label(f)), name=str(f)) for f in files)
+        if files:
+            listing.index = files.index(self.selected) if self.selected in files else 0
+            listing.focus()
+
+    @on(ListView.Highlighted, "#dataset-list")
+    def _highlighted(self, event: ListView.Highlighted) -> None:
+        if event.item is not None and event.item.name:
+            self.selected = Path(event.item.name)
+            self.action_recheck()
+
+    def action_recheck(self) -> None:
+        if self.selected is None:
+            return
+        self.query_one("#check", Static).update(f"checking {escape(_label(self.selected))} ...")
+        self.query_one("#preview", Static).update("reading ...")
+        self.check(self.selected)
+        self.preview(self.selected)
+
+    def action_toggle_tab(self) -> None:
+        tabs = self.query_one(TabbedContent)
+        tabs.active = "tab-preview" if tabs.active == "tab-check" else "tab-check"
+
+    @work(thread=True, exclusive=True, group="check", exit_on_error=False)
+    def check(self, path: Path) -> None:
+        try:
+            text = render_check(run_data_check(self.config, path))
+        except (RuntimeError, ValueError) as exc:
+            text = f"[b red]check failed[/]: {escape(str(exc))}"
+        self.app.call_from_thread(self._show, "#check", path, text)
+
+    @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
+    def preview(self, path: Path) -> None:
+        samples = [s for s in islice((i for i in read_dataset([path]) if isinstance(i, Sample)), PREVIEW_SAMPLES)]
+        self.app.call_from_thread(self._show, "#preview", path, render_preview(samples))
+
+    def _show(self, target: str, path: Path, text: str) -> None:
+        if path == self.selected:  # a late answer for a dataset no longer selected is dropped
+            self.query_one(target, Static).update(text)

@@ -1,0 +1,59 @@
+"""Pilot tests of the Datasets screen: the check arrives without blocking, problems are shown."""
+
+from __future__ import annotations
+
+import json
+
+from textual.widgets import ListView, Static
+
+from forge_tui.config import Config, DataConfig
+from forge_tui.ui.app import ForgeApp
+from forge_tui.ui.screens.datasets import DatasetsScreen
+from tests.conftest import SAMPLE
+
+
+async def _wait_for(pilot, predicate, tries: int = 300) -> None:
+    for _ in range(tries):
+        if predicate():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("condition not reached")
+
+
+def _text(app: ForgeApp, selector: str) -> str:
+    return str(app.screen.query_one(selector, Static).render())
+
+
+async def test_opens_on_the_given_dataset_and_shows_its_check(embedded_model) -> None:
+    app = ForgeApp(Config(), SAMPLE / "train.jsonl")
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert isinstance(app.screen, DatasetsScreen)
+        await _wait_for(pilot, lambda: "samples" in _text(app, "#check"))
+        check = _text(app, "#check")
+        assert "OK" in check and "623" in check and "tokens" in check
+        await pilot.press("p")
+        await _wait_for(pilot, lambda: "assistant" in _text(app, "#preview"))
+        assert "waterworks/train.jsonl:1" in _text(app, "#preview")
+
+
+async def test_a_broken_dataset_in_a_configured_folder_shows_its_problems(tmp_path) -> None:
+    folder = tmp_path / "site"
+    folder.mkdir()
+    bad = folder / "broken.jsonl"
+    bad.write_text(json.dumps({"text": "fine"}) + "\n{nope\n")
+    app = ForgeApp(Config(data=DataConfig(dirs=(str(folder),))), bad)
+    async with app.run_test(size=(80, 24)) as pilot:
+        listing = app.screen.query_one(ListView)
+        assert any(item.name == str(bad) for item in listing.children)
+        await _wait_for(pilot, lambda: "problem" in _text(app, "#check"))
+        check = _text(app, "#check")
+        assert f"{bad}:2" in check and "cannot be used for training" in check
+
+
+async def test_help_opens_and_closes() -> None:
+    app = ForgeApp(Config())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        assert app.screen.__class__.__name__ == "HelpScreen"
+        await pilot.press("escape")
+        assert isinstance(app.screen, DatasetsScreen)

@@ -1,0 +1,60 @@
+"""Config loading: defaults, every problem at once, lines that point at the problem."""
+
+from __future__ import annotations
+
+import pytest
+
+from forge_tui.config import Config, ConfigError, load_config, parse_config
+from forge_tui.errors import BadInput
+
+
+def test_defaults_without_a_file(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("FORGE_TUI_CONFIG", str(tmp_path / "absent.toml"))
+    config = load_config()
+    assert config == Config() and config.data.eval_fraction == 0.1
+
+
+def test_values_are_read_and_typed(write) -> None:
+    path = write("c.toml", '[models]\npaths = ["/m/a"]\n[data]\neval_fraction = 0\nmax_seq_len = 256\n')
+    config = load_config(path)
+    assert config.models.paths == ("/m/a",) and config.data.eval_fraction == 0.0 and config.data.max_seq_len == 256
+
+
+def test_every_problem_is_listed_with_its_line(write) -> None:
+    text = "\n".join([
+        "[data]",
+        "eval_fraction = 0.9",      # 2: impossible value
+        'max_seq_len = "long"',     # 3: wrong type
+        "colour = 1",               # 4: unknown key
+        "[gpu]",                    # 5: unknown section
+        "x = 1",
+        "[models]",
+        "paths = [1]",              # 8: wrong item type
+    ])
+    path = write("c.toml", text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    lines = sorted((p.line, p.message.split(":")[0]) for p in caught.value.problems)
+    assert [line for line, _ in lines] == [2, 3, 4, 5, 8]
+    message = str(caught.value)
+    assert f"{path}:2: [data] eval_fraction: must be in [0, 0.5)" in message
+    assert "expected an integer, got string" in message and "unknown key 'colour'" in message
+    assert "unknown section [gpu]" in message and "item 1: expected a string, got integer" in message
+    assert caught.value.exit_code == 2
+
+
+def test_syntax_error_names_the_line(write) -> None:
+    path = write("c.toml", "[data]\neval_fraction = = 1\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(f"{path}:2: TOML syntax error")
+
+
+def test_booleans_are_not_numbers(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="expected an integer, got boolean"):
+        parse_config("[data]\nmax_seq_len = true\n", tmp_path / "c.toml")
+
+
+def test_explicit_missing_file_is_bad_input(tmp_path) -> None:
+    with pytest.raises(BadInput, match="config file not found"):
+        load_config(tmp_path / "nope.toml")

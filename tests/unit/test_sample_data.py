@@ -1,0 +1,42 @@
+"""The shipped sample data: reproducible from its generator, the promised sizes, and a fair eval."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from forge_tui.engine.data import load_samples
+from tests.conftest import ROOT, SAMPLE
+
+
+def _rows(name: str) -> list[dict]:
+    return [json.loads(line) for line in (SAMPLE / name).read_text(encoding="utf-8").splitlines()]
+
+
+def test_committed_files_match_the_generator() -> None:
+    result = subprocess.run([sys.executable, "sample_data/generate.py", "--check"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_sizes_and_formats() -> None:
+    assert len(load_samples(SAMPLE / "train.jsonl")) == 623
+    evaluation = load_samples(SAMPLE / "eval.jsonl")
+    retention = load_samples(SAMPLE / "retention.jsonl")
+    assert len(evaluation) >= 40 and len(retention) >= 20
+    assert all(s.meta.get("facts") and s.meta.get("category") for s in evaluation + retention)
+
+
+def test_every_eval_fact_is_in_its_reference_and_taught_in_training() -> None:
+    train_text = (SAMPLE / "train.jsonl").read_text(encoding="utf-8")
+    for item in _rows("eval.jsonl"):
+        reference = item["messages"][-1]["content"]
+        for fact in item["facts"]:
+            assert fact in reference and fact in train_text, (item["id"], fact)
+
+
+def test_eval_questions_are_never_asked_in_training() -> None:
+    asked = {turn["content"].lower() for row in _rows("train.jsonl") for turn in row["messages"] if turn["role"] == "user"}
+    for item in _rows("eval.jsonl"):
+        question = item["messages"][0]["content"].lower()
+        assert not any(question in a for a in asked), item["id"]
