@@ -132,6 +132,123 @@ def cmd_data_check(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK if report.ok else EXIT_BAD_INPUT
 
 
+# --------------------------------------------------------------------------- training
+
+
+def _train_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    flags = {"max_steps": args.max_steps, "save_every": args.save_every, "seed": args.seed}
+    train = {key: value for key, value in flags.items() if value is not None}
+    if args.dataset is not None:
+        train["dataset"] = str(args.dataset)
+    return {"train": train} if train else {}
+
+
+def _format_event(event: dict[str, Any]) -> str | None:
+    kind = event["type"]
+    if kind == "run_started":
+        return (f"run {event['run']}: {event['mode']} on {event['device']} ({event['precision']}), "
+                f"{event['trainable_parameters']:,} trainable parameters, {event['train_samples']} train / "
+                f"{event['eval_samples']} eval samples, steps {event['start_step']}->{event['total_steps']}, "
+                f"{event['threads']} threads; memory estimate {event['memory_estimate_bytes'] / 2**30:.2f} GiB "
+                f"of {event['memory_available_bytes'] / 2**30:.2f} GiB available")
+    if kind == "step":
+        return (f"step {event['step']:>5}/{event['total_steps']}  epoch {event['epoch']:.2f}  loss {event['loss']:.4f}  "
+                f"lr {event['lr']:.2e}  {event['tokens_per_second']:.0f} tok/s  eta {event['eta_seconds']:.0f}s")
+    if kind == "eval":
+        return f"eval  step {event['step']:>5}  eval_loss {event['eval_loss']:.4f}"
+    if kind == "checkpoint":
+        return f"checkpoint {event['path']} ({event['seconds']}s)"
+    if kind in ("warning", "error"):
+        return f"{kind}: {event['message']}"
+    if kind == "stopped":
+        return f"stopped at step {event['step']}; resume with: forge-tui resume {Path(event['checkpoint']).parents[1]}"
+    if kind == "finished":
+        return f"finished: adapter in {event['adapter']} (eval_loss {event['eval_loss']}, {event['seconds']}s)"
+    return json.dumps(event)
+
+
+def _echo(event: dict[str, Any]) -> None:
+    line = _format_event(event)
+    if line:
+        print(line, flush=True)
+
+
+def _run_foreground(run: Any) -> int:
+    from forge_tui.engine.runs import ensure_resumable
+    from forge_tui.engine.train import run_training
+
+    ensure_resumable(run)
+    print(f"run directory: {run.path}", flush=True)
+    state = run_training(run, echo=_echo)
+    return EXIT_OK if state in ("finished", "stopped") else EXIT_FAILURE
+
+
+def _launch(run: Any, args: argparse.Namespace) -> int:
+    from forge_tui.engine.runs import ensure_resumable, start_detached
+
+    if not args.detach:
+        return _run_foreground(run)
+    ensure_resumable(run)
+    pid = start_detached(run, args.config)
+    print(run.path)
+    print(f"runner pid {pid} started in its own session: it keeps going if this terminal closes.\n"
+          f"watch: forge-tui runs   stop: forge-tui stop {run.name}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace, config: Config) -> int:
+    from forge_tui.engine.runs import create_run
+
+    config = load_config(args.config, args.preset, _train_overrides(args))
+    if not config.train.dataset:
+        raise BadInput("no dataset: pass --dataset PATH or set [train] dataset in the config")
+    run = create_run(config, Path(config.train.dataset), args.run_dir)
+    return _launch(run, args)
+
+
+def cmd_resume(args: argparse.Namespace, config: Config) -> int:
+    from forge_tui.engine.runs import find_run
+
+    return _launch(find_run(args.run, config), args)
+
+
+def cmd_runs(args: argparse.Namespace, config: Config) -> int:
+    from forge_tui.engine.runs import list_runs
+
+    rows = list_runs(config)
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    if not rows:
+        print("no runs yet: forge-tui train --preset quick --dataset sample_data/waterworks/train.jsonl")
+    for row in rows:
+        loss = f"loss {row['loss']:.4f}" if row.get("loss") is not None else ""
+        print(f"{row['name']:<32} {row['state']:<11} step {row.get('step', 0)}/{row.get('total_steps') or '?'}  {loss}")
+        if row.get("error"):
+            print(f"{'':<32} error: {row['error']}")
+    return EXIT_OK
+
+
+def cmd_stop(args: argparse.Namespace, config: Config) -> int:
+    from forge_tui.engine.runs import find_run, is_running
+
+    run = find_run(args.run, config)
+    if not is_running(run):
+        raise BadInput(f"{run.path}: not running")
+    run.request_stop()
+    print(f"stop requested: {run.name} stops after its next checkpoint (resume with forge-tui resume {run.name})")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace, config: Config) -> int:
+    from forge_tui.engine.export import export_merged
+    from forge_tui.engine.runs import find_run
+
+    out = export_merged(find_run(args.run, config), args.merged)
+    print(f"merged model written to {out}")
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- the app
 
 
@@ -180,6 +297,34 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--model", help="model whose tokenizer and chat template count tokens (default: embedded)")
     check.add_argument("--max-seq-len", type=int, help="report samples longer than this many tokens")
     check.set_defaults(handler=cmd_data_check)
+
+    train = commands.add_parser("train", help="fine-tune with LoRA/QLoRA (foreground, or --detach)")
+    train.add_argument("--dataset", type=Path, help="training data file or folder")
+    train.add_argument("--preset", choices=["quick", "standard", "orin-7b"], help="settings under the config file")
+    train.add_argument("--max-steps", type=int, help="optimizer steps (overrides epochs)")
+    train.add_argument("--save-every", type=int, help="steps between checkpoints")
+    train.add_argument("--seed", type=int, help="seed for adapter init, dropout and data order")
+    train.add_argument("--run-dir", type=Path, help="run directory (default: a new one under the runs folder)")
+    train.add_argument("--detach", action="store_true", help="run in a new session that survives this terminal")
+    train.set_defaults(handler=cmd_train)
+
+    resume = commands.add_parser("resume", help="continue an interrupted or stopped run from its last checkpoint")
+    resume.add_argument("run", help="run name or directory")
+    resume.add_argument("--detach", action="store_true", help="run in a new session that survives this terminal")
+    resume.set_defaults(handler=cmd_resume)
+
+    runs = commands.add_parser("runs", help="list runs and their state")
+    runs.add_argument("--json", action="store_true", help="machine-readable output")
+    runs.set_defaults(handler=cmd_runs)
+
+    stop = commands.add_parser("stop", help="ask a running run to checkpoint and stop")
+    stop.add_argument("run", help="run name or directory")
+    stop.set_defaults(handler=cmd_stop)
+
+    export = commands.add_parser("export", help="write a merged full model of a finished run")
+    export.add_argument("run", help="run name or directory")
+    export.add_argument("--merged", type=Path, required=True, metavar="DIR", help="new folder for the merged model")
+    export.set_defaults(handler=cmd_export)
     return parser
 
 

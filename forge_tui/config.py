@@ -61,16 +61,154 @@ class DataConfig:
         return found
 
 
+CHOICES_QUANT = ("auto", "nf4", "none")
+CHOICES_DTYPE = ("auto", "fp32", "bf16", "fp16")
+CHOICES_SWITCH = ("auto", "on", "off")
+CHOICES_DEVICE = ("auto", "cpu", "cuda")
+
+
+def _choice(found: list[tuple[str, str]], key: str, value: str, options: tuple[str, ...]) -> None:
+    if value not in options:
+        found.append((key, f"must be one of {', '.join(options)}, got {value!r}"))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The base model and how it is loaded."""
+
+    name: str = _doc("Embedded default name, a configured folder's name, or a model folder path.", "smollm2-135m-instruct")
+    device: str = _doc("auto (CUDA if present), cpu or cuda.", "auto")
+    quantization: str = _doc("auto (4-bit NF4 on CUDA, none on CPU), nf4 or none.", "auto")
+    compute_dtype: str = _doc("auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16.", "auto")
+    gradient_checkpointing: str = _doc("auto (on for CUDA), on or off.", "auto")
+
+    def problems(self) -> list[tuple[str, str]]:
+        found: list[tuple[str, str]] = []
+        _choice(found, "device", self.device, CHOICES_DEVICE)
+        _choice(found, "quantization", self.quantization, CHOICES_QUANT)
+        _choice(found, "compute_dtype", self.compute_dtype, CHOICES_DTYPE)
+        _choice(found, "gradient_checkpointing", self.gradient_checkpointing, CHOICES_SWITCH)
+        if not self.name.strip():
+            found.append(("name", "must not be empty"))
+        return found
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    """The low-rank adapter."""
+
+    r: int = _doc("Rank of the adapter matrices.", 16)
+    alpha: int = _doc("Scaling numerator (the update is scaled by alpha / r).", 32)
+    dropout: float = _doc("Dropout on the adapter's input.", 0.05)
+    target_modules: tuple[str, ...] = _doc('Modules to adapt; "all-linear" means every linear layer but the head.', factory=lambda: ("all-linear",))
+
+    def problems(self) -> list[tuple[str, str]]:
+        found = []
+        if not 1 <= self.r <= 1024:
+            found.append(("r", f"must be between 1 and 1024, got {self.r}"))
+        if self.alpha < 1:
+            found.append(("alpha", f"must be at least 1, got {self.alpha}"))
+        if not 0.0 <= self.dropout < 1.0:
+            found.append(("dropout", f"must be in [0, 1), got {self.dropout}"))
+        if not self.target_modules:
+            found.append(("target_modules", "must name at least one module"))
+        return found
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation."""
+
+    dataset: str = _doc("Training data file or folder (--dataset overrides).", "")
+    epochs: float = _doc("Passes over the training split (ignored when max_steps > 0).", 3.0)
+    max_steps: int = _doc("Optimizer steps to run; 0 means as many as `epochs` takes.", 0)
+    micro_batch_size: int = _doc("Samples per forward pass (halved automatically on CUDA out-of-memory).", 4)
+    grad_accum: int = _doc("Micro-batches per optimizer step; effective batch = micro_batch_size x grad_accum.", 4)
+    learning_rate: float = _doc("Peak learning rate (AdamW).", 2e-4)
+    warmup_ratio: float = _doc("Share of steps spent warming up linearly from 0.", 0.05)
+    min_lr_ratio: float = _doc("The cosine decays to this share of the peak.", 0.1)
+    weight_decay: float = _doc("AdamW weight decay on the adapter.", 0.0)
+    max_grad_norm: float = _doc("Gradient clipping; 0 turns it off.", 1.0)
+    seed: int = _doc("One seed for adapter init, dropout and data order.", 42)
+    eval_every: int = _doc("Steps between eval-loss passes on the held-out split; 0 = only at the end.", 50)
+    save_every: int = _doc("Steps between checkpoints; 0 = only at the end.", 50)
+    keep_checkpoints: int = _doc("How many recent checkpoints to keep.", 3)
+    threads: int = _doc("CPU threads for torch; 0 = all cores. Exact resume needs the same count.", 0)
+
+    def problems(self) -> list[tuple[str, str]]:
+        checks = [
+            ("epochs", self.epochs > 0, "must be above 0"),
+            ("max_steps", self.max_steps >= 0, "must be 0 or more"),
+            ("micro_batch_size", 1 <= self.micro_batch_size <= 4096, "must be between 1 and 4096"),
+            ("grad_accum", 1 <= self.grad_accum <= 4096, "must be between 1 and 4096"),
+            ("learning_rate", 0 < self.learning_rate < 1, "must be in (0, 1)"),
+            ("warmup_ratio", 0 <= self.warmup_ratio < 1, "must be in [0, 1)"),
+            ("min_lr_ratio", 0 <= self.min_lr_ratio <= 1, "must be in [0, 1]"),
+            ("weight_decay", self.weight_decay >= 0, "must be 0 or more"),
+            ("max_grad_norm", self.max_grad_norm >= 0, "must be 0 or more"),
+            ("seed", 0 <= self.seed < 2**32, "must be in [0, 2**32)"),
+            ("eval_every", self.eval_every >= 0, "must be 0 or more"),
+            ("save_every", self.save_every >= 0, "must be 0 or more"),
+            ("keep_checkpoints", self.keep_checkpoints >= 1, "must be at least 1"),
+            ("threads", 0 <= self.threads <= 1024, "must be between 0 and 1024"),
+        ]
+        return [(key, f"{message}, got {getattr(self, key)}") for key, ok, message in checks if not ok]
+
+
+@dataclass(frozen=True)
+class RunsConfig:
+    """Where runs live."""
+
+    dir: str = _doc("Folder holding run directories; empty = the user data folder's forge-tui/runs.", "")
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole configuration; each attribute is one TOML table."""
 
+    model: ModelConfig = field(default_factory=ModelConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    runs: RunsConfig = field(default_factory=RunsConfig)
+    preset: str = "standard"
     source: Path | None = None
 
+    def sections(self) -> dict[str, dict[str, Any]]:
+        """The settings as plain TOML-shaped data (what a run records and hashes)."""
+        return {name: _plain(dataclasses.asdict(getattr(self, name))) for name in SECTIONS}
 
-SECTIONS: dict[str, type] = {"models": ModelsConfig, "data": DataConfig}
+
+def _plain(table: dict[str, Any]) -> dict[str, Any]:
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in table.items()}
+
+
+SECTIONS: dict[str, type] = {
+    "model": ModelConfig, "models": ModelsConfig, "data": DataConfig,
+    "lora": LoraConfig, "train": TrainConfig, "runs": RunsConfig,
+}
+
+# Presets are layers under the config file: defaults < preset < file < command-line flags.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    # A CPU demo on the embedded default: a few minutes on 2 cores, eval loss visibly lower.
+    "quick": {
+        "data": {"max_seq_len": 256},
+        "lora": {"r": 16, "alpha": 32, "dropout": 0.0},
+        "train": {"epochs": 2.0, "micro_batch_size": 8, "grad_accum": 1, "learning_rate": 1e-3,
+                  "warmup_ratio": 0.05, "eval_every": 20, "save_every": 20, "keep_checkpoints": 2},
+    },
+    # The defaults: a sound starting point on a GPU.
+    "standard": {},
+    # A 7B model on a Jetson AGX Orin 64GB: 4-bit NF4, bf16 compute, checkpointed activations.
+    "orin-7b": {
+        "model": {"device": "cuda", "quantization": "nf4", "compute_dtype": "bf16", "gradient_checkpointing": "on"},
+        "data": {"max_seq_len": 1024},
+        "lora": {"r": 16, "alpha": 32, "dropout": 0.05},
+        "train": {"epochs": 3.0, "micro_batch_size": 4, "grad_accum": 4, "learning_rate": 2e-4,
+                  "eval_every": 25, "save_every": 25, "keep_checkpoints": 3},
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -174,8 +312,20 @@ def _build_section(
     return section, problems
 
 
-def parse_config(text: str, file: Path) -> Config:
-    """Parse TOML text; raise ConfigError listing every problem."""
+def _merge(*layers: dict[str, Any]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for name, table in layer.items():
+            if isinstance(table, dict) and isinstance(merged.get(name), dict):
+                merged[name] = {**merged[name], **table}
+            else:
+                merged[name] = table
+    return merged
+
+
+def parse_config(text: str, file: Path, preset: str | None = None,
+                 overrides: dict[str, dict[str, Any]] | None = None) -> Config:
+    """Parse TOML text over a preset, then apply flag overrides; raise ConfigError listing every problem."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -184,32 +334,41 @@ def parse_config(text: str, file: Path) -> Config:
         line = int(found.group(1)) if found else None
         message = str(exc)[: found.start()] + f" at column {found.group(2)}" if found else str(exc)
         raise ConfigError([ConfigProblem(file, line, f"TOML syntax error: {message}")]) from None
+    name = preset or "standard"
+    if name not in PRESETS:
+        raise ConfigError([ConfigProblem(file, None, f"unknown preset {name!r} (known: {', '.join(PRESETS)})")])
     lines = _key_lines(text)
     problems: list[ConfigProblem] = []
     sections: dict[str, Any] = {}
-    for name, table in data.items():
-        cls = SECTIONS.get(name)
+    for section, table in _merge(PRESETS[name], data, overrides or {}).items():
+        cls = SECTIONS.get(section)
         if cls is None:
             problems.append(
-                ConfigProblem(file, lines.get((name, "")) or lines.get(("", name)),
-                              f"unknown section [{name}] (known: {', '.join(sorted(SECTIONS))})")
+                ConfigProblem(file, lines.get((section, "")) or lines.get(("", section)),
+                              f"unknown section [{section}] (known: {', '.join(sorted(SECTIONS))})")
             )
             continue
-        sections[name], found = _build_section(name, cls, table, file, lines)
+        sections[section], found = _build_section(section, cls, table, file, lines)
         problems.extend(found)
     if problems:
         raise ConfigError(problems)
-    return Config(**sections, source=file)
+    return Config(**sections, preset=name, source=file if text else None)
 
 
-def load_config(path: Path | None = None) -> Config:
-    """Load `path`, or the default config file if it exists, or the built-in defaults."""
+def config_from_sections(sections: dict[str, dict[str, Any]], file: Path, preset: str = "standard") -> Config:
+    """Rebuild a Config from `Config.sections()` (a run's recorded settings), validating it again."""
+    return dataclasses.replace(parse_config("", file, "standard", sections), preset=preset, source=None)
+
+
+def load_config(path: Path | None = None, preset: str | None = None,
+                overrides: dict[str, dict[str, Any]] | None = None) -> Config:
+    """`path`, or the default config file if it exists, over `preset`, under flag `overrides`."""
     explicit = path is not None
     file = path if explicit else default_config_file()
     if not file.exists():
         if explicit:
             raise BadInput(f"{file}: config file not found")
-        return Config()
+        return parse_config("", file, preset, overrides)
     try:
         raw = file.read_bytes()
     except OSError as exc:
@@ -219,5 +378,4 @@ def load_config(path: Path | None = None) -> Config:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ConfigError([ConfigProblem(file, line, "config is not valid UTF-8")]) from None
-    return parse_config(text, file)
-
+    return parse_config(text, file, preset, overrides)

@@ -49,3 +49,52 @@ def write(tmp_path: Path):
         return path
 
     return _write
+
+
+@pytest.fixture(scope="session")
+def tiny_model(embedded_model, tmp_path_factory) -> Path:
+    """A 2-layer Llama with random weights and the embedded model's tokenizer: real code paths,
+    seconds per run."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    path = tmp_path_factory.mktemp("tiny-model")
+    tokenizer = AutoTokenizer.from_pretrained(embedded_model)
+    config = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, vocab_size=len(tokenizer), tie_word_embeddings=True,
+                         max_position_embeddings=512, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def tiny_config(tiny_model, tmp_path) -> Path:
+    """A config file training the tiny model on a slice of the sample data, runs under tmp_path."""
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join((SAMPLE / "train.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)[:96]), encoding="utf-8")
+    config = tmp_path / "forge.toml"
+    config.write_text(f"""
+[model]
+name = "{tiny_model}"
+[runs]
+dir = "{tmp_path / 'runs'}"
+[data]
+max_seq_len = 128
+[lora]
+r = 4
+alpha = 8
+dropout = 0.1
+[train]
+dataset = "{data}"
+max_steps = 8
+micro_batch_size = 4
+grad_accum = 2
+learning_rate = 0.005
+eval_every = 4
+save_every = 2
+keep_checkpoints = 10
+threads = 1
+""")
+    return config

@@ -253,6 +253,17 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
+def quiet_libraries() -> None:
+    """Keep library chatter out of the operator's output: bitsandbytes' CPU backend warns that an
+    optional hub-fetched kernel is missing (we want it missing: it would download code), and
+    transformers emits deprecation FutureWarnings meant for library authors."""
+    import logging
+    import warnings
+
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers(\.|$)")
+
+
 def load_tokenizer(path: Path) -> Any:
     from transformers import AutoTokenizer
 
@@ -263,6 +274,7 @@ def load_causal_lm(path: Path, **kwargs: Any) -> Any:
     """Load a model directory: local files and safetensors only, never remote code."""
     from transformers import AutoModelForCausalLM
 
+    quiet_libraries()
     return AutoModelForCausalLM.from_pretrained(
         path, local_files_only=True, use_safetensors=True, trust_remote_code=False, **kwargs
     )

@@ -1,0 +1,109 @@
+"""Samples -> token ids with assistant-only labels -> a seeded, length-grouped batch plan.
+
+The plan is a pure function of (seed, epoch), so a resumed run rebuilds exactly the batches it would
+have seen: the data-order position in a checkpoint is just the optimizer step.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from forge_tui.engine.data import Sample
+
+IGNORE = -100
+GROUP_FACTOR = 16  # samples are length-sorted within windows of this many effective batches
+
+
+@dataclass(frozen=True)
+class Encoded:
+    input_ids: tuple[int, ...]
+    labels: tuple[int, ...]
+    truncated: bool
+
+    @property
+    def label_tokens(self) -> int:
+        return sum(1 for t in self.labels if t != IGNORE)
+
+
+def _template(tokenizer: Any, messages: Sequence[dict[str, str]], generation_prompt: bool) -> list[int]:
+    return list(tokenizer.apply_chat_template(list(messages), tokenize=True, return_dict=False,
+                                              add_generation_prompt=generation_prompt))
+
+
+def encode_for_training(tokenizer: Any, sample: Sample, max_seq_len: int) -> Encoded:
+    """Token ids with labels on assistant tokens only (a `text` sample learns every token).
+
+    Each assistant turn's span is found by rendering the conversation up to the turn with the
+    generation prompt, then through the turn: the template must render prefixes as prefixes, which
+    is checked rather than assumed.
+    """
+    if sample.fmt == "text":
+        ids = list(tokenizer(sample.messages[0].content)["input_ids"]) + [tokenizer.eos_token_id]
+        labels = list(ids)
+    else:
+        turns = sample.as_dicts()
+        ids = _template(tokenizer, turns, False)
+        labels = [IGNORE] * len(ids)
+        for index, turn in enumerate(turns):
+            if turn["role"] != "assistant":
+                continue
+            start = len(_template(tokenizer, turns[:index], True))
+            through = _template(tokenizer, turns[: index + 1], False)
+            if ids[: len(through)] != through:
+                raise ValueError(f"{sample.where}: the chat template does not render prefixes stably")
+            labels[start:len(through)] = ids[start:len(through)]
+    truncated = len(ids) > max_seq_len
+    return Encoded(tuple(ids[:max_seq_len]), tuple(labels[:max_seq_len]), truncated)
+
+
+def steps_per_epoch(samples: int, effective_batch: int) -> int:
+    return max(1, math.ceil(samples / effective_batch))
+
+
+def epoch_plan(lengths: Sequence[int], effective_batch: int, seed: int, epoch: int) -> list[list[int]]:
+    """The effective batches of one epoch, as lists of sample indices.
+
+    Shuffle with (seed, epoch); sort by length inside windows of GROUP_FACTOR batches so each batch
+    holds similar lengths (little padding); then shuffle the batch order so lengths do not trend.
+    """
+    rng = random.Random(f"{seed}:{epoch}")
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    window = effective_batch * GROUP_FACTOR
+    batches: list[list[int]] = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start:start + window], key=lambda i: lengths[i])
+        batches.extend(chunk[i:i + effective_batch] for i in range(0, len(chunk), effective_batch))
+    rng.shuffle(batches)
+    return batches
+
+
+def batch_at(step: int, lengths: Sequence[int], effective_batch: int, seed: int) -> tuple[int, list[int]]:
+    """(epoch, sample indices) of optimizer step `step` (0-based)."""
+    per_epoch = steps_per_epoch(len(lengths), effective_batch)
+    epoch, position = divmod(step, per_epoch)
+    return epoch, epoch_plan(lengths, effective_batch, seed, epoch)[position]
+
+
+def micro_batches(indices: Sequence[int], micro_batch_size: int) -> list[list[int]]:
+    return [list(indices[i:i + micro_batch_size]) for i in range(0, len(indices), micro_batch_size)]
+
+
+def collate(encoded: Sequence[Encoded], pad_id: int) -> dict[str, Any]:
+    """Right-pad to the longest sample in the micro-batch; pads carry no loss and no attention."""
+    import torch
+
+    width = max(len(e.input_ids) for e in encoded)
+    ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(encoded), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(encoded), width), dtype=torch.long)
+    for row, item in enumerate(encoded):
+        n = len(item.input_ids)
+        ids[row, :n] = torch.tensor(item.input_ids)
+        labels[row, :n] = torch.tensor(item.labels)
+        mask[row, :n] = 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}

@@ -1,0 +1,153 @@
+"""Atomic checkpoints and exact resume.
+
+A checkpoint is a folder `checkpoints/step-NNNNNN/` holding
+- the adapter in PEFT format (adapter_model.safetensors + adapter_config.json),
+- optimizer.pt: the AdamW state (tensors and numbers only; loaded back with weights_only=True),
+- rng.safetensors: the torch CPU (and CUDA) generator states,
+- state.json: step, the data-order position, python's RNG state, threads, micro-batch, the config and
+  dataset hashes, and the SHA-256 of every other file. It is written last.
+
+It is written into `checkpoints/.tmp-step-NNNNNN`, every file fsynced, then renamed: a folder
+without a complete, hash-matching state.json is never chosen, so a kill mid-checkpoint costs only
+that checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from forge_tui.engine.datacheck import file_sha256
+
+STATE = "state.json"
+PREFIX = "step-"
+
+
+@dataclass(frozen=True)
+class TrainState:
+    """What the loop needs besides tensors to continue exactly where it stopped."""
+
+    step: int
+    micro_batch_size: int
+    grad_accum: int
+    threads: int
+    config_sha256: str
+    dataset_sha256: str
+    python_rng: Any
+    train_loss: float | None
+    eval_loss: float | None
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def checkpoint_name(step: int) -> str:
+    return f"{PREFIX}{step:06d}"
+
+
+def save_checkpoint(root: Path, step: int, model: Any, optimizer: Any, state: TrainState, keep: int) -> Path:
+    """Write a complete checkpoint atomically, then drop all but the newest `keep`."""
+    import torch
+    from safetensors.torch import save_file
+
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / checkpoint_name(step)
+    staging = root / f".tmp-{checkpoint_name(step)}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    model.save_pretrained(staging, safe_serialization=True)
+    torch.save(optimizer.state_dict(), staging / "optimizer.pt")
+    rng = {"torch_cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng.update({f"torch_cuda_{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+    save_file(rng, staging / "rng.safetensors")
+    files = {p.name: file_sha256(p) for p in sorted(staging.iterdir()) if p.is_file()}
+    record = {**state.__dict__, "python_rng": _python_rng_json(state.python_rng), "files": files}
+    (staging / STATE).write_text(json.dumps(record, indent=1))
+    for path in staging.iterdir():
+        _fsync_file(path)
+    _fsync_dir(staging)
+    if final.exists():
+        shutil.rmtree(final)
+    staging.rename(final)
+    _fsync_dir(root)
+    _prune(root, keep)
+    return final
+
+
+def _python_rng_json(state: Any) -> list[Any]:
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _python_rng_tuple(value: list[Any]) -> Any:
+    version, internal, gauss = value
+    return (version, tuple(internal), gauss)
+
+
+def _prune(root: Path, keep: int) -> None:
+    for stale in complete_checkpoints(root)[:-keep]:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def is_complete(folder: Path) -> bool:
+    """True when state.json parses and every file it lists is present with its recorded hash."""
+    try:
+        record = json.loads((folder / STATE).read_text())
+        return all(file_sha256(folder / name) == digest for name, digest in record["files"].items())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def complete_checkpoints(root: Path) -> list[Path]:
+    """Complete checkpoints, oldest first (temporary and damaged folders are skipped)."""
+    if not root.is_dir():
+        return []
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX))
+    return [p for p in folders if is_complete(p)]
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    found = complete_checkpoints(root)
+    return found[-1] if found else None
+
+
+def read_state(folder: Path) -> TrainState:
+    record = json.loads((folder / STATE).read_text())
+    record.pop("files")
+    record["python_rng"] = _python_rng_tuple(record["python_rng"])
+    return TrainState(**record)
+
+
+def restore(folder: Path, model: Any, optimizer: Any) -> TrainState:
+    """Load adapter weights, optimizer and RNG states from a complete checkpoint."""
+    import torch
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    adapter = load_file(folder / "adapter_model.safetensors")
+    set_peft_model_state_dict(model, adapter)
+    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True, map_location="cpu"))
+    rng = load_file(folder / "rng.safetensors")
+    torch.set_rng_state(rng["torch_cpu"])
+    cuda = [rng[k] for k in sorted(rng) if k.startswith("torch_cuda_")]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+    state = read_state(folder)
+    random.setstate(state.python_rng)
+    return state

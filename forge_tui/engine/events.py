@@ -1,0 +1,184 @@
+"""One stream of events: what the engine says, one JSON object per line in RUN_DIR/events.jsonl.
+
+The CLI prints them, the TUI tails them, tests assert on them; because the log is a file, a console
+that was closed can reattach and a crashed runner leaves its story behind. Every event has `type`
+and `time` (Unix seconds); the other fields per type are documented on each class and in the README.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class Event:
+    type: ClassVar[str] = "event"
+    time: float = field(default_factory=time.time, kw_only=True)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.type, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    """The runner began (or resumed) work: what runs where, stated plainly."""
+
+    type: ClassVar[str] = "run_started"
+    run: str
+    mode: str            # "qlora-nf4" | "lora"
+    device: str          # "cpu" | "cuda:0 (NVIDIA H100 ...)"
+    precision: str       # e.g. "nf4 weights, bf16 compute" | "fp32"
+    model: str
+    total_steps: int
+    start_step: int
+    train_samples: int
+    eval_samples: int
+    effective_batch: int
+    threads: int
+    trainable_parameters: int
+    memory_estimate_bytes: int
+    memory_available_bytes: int
+
+
+@dataclass(frozen=True)
+class Step(Event):
+    type: ClassVar[str] = "step"
+    step: int
+    total_steps: int
+    epoch: float
+    loss: float
+    lr: float
+    tokens: int              # loss-bearing tokens in this step
+    tokens_per_second: float
+    eta_seconds: float
+
+
+@dataclass(frozen=True)
+class Eval(Event):
+    type: ClassVar[str] = "eval"
+    step: int
+    eval_loss: float
+    eval_tokens: int
+
+
+@dataclass(frozen=True)
+class Checkpoint(Event):
+    type: ClassVar[str] = "checkpoint"
+    step: int
+    path: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Paused(Event):
+    type: ClassVar[str] = "paused"
+    step: int
+    reason: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Resumed(Event):
+    type: ClassVar[str] = "resumed"
+    step: int
+    reason: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Warning(Event):  # noqa: A001 - the event's name in the schema
+    type: ClassVar[str] = "warning"
+    message: str
+    step: int | None = None
+
+
+@dataclass(frozen=True)
+class Error(Event):
+    type: ClassVar[str] = "error"
+    message: str
+    step: int | None = None
+    last_checkpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class Stopped(Event):
+    """The operator asked the run to stop; it checkpointed first and can be resumed."""
+
+    type: ClassVar[str] = "stopped"
+    step: int
+    checkpoint: str
+
+
+@dataclass(frozen=True)
+class Finished(Event):
+    type: ClassVar[str] = "finished"
+    step: int
+    adapter: str
+    train_loss: float | None
+    eval_loss: float | None
+    seconds: float
+
+
+class EventLog:
+    """Append-only writer. Each event is one line, flushed at once; milestones are fsynced."""
+
+    DURABLE = frozenset({"run_started", "checkpoint", "stopped", "finished", "error", "paused"})
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the log
+
+    def emit(self, event: Event) -> dict[str, Any]:
+        record = event.to_json()
+        self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._handle.flush()
+        if event.type in self.DURABLE:
+            os.fsync(self._handle.fileno())
+        return record
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """Every complete event in a log (a torn last line, from a kill mid-write, is ignored)."""
+    return EventTail(path).poll()
+
+
+class EventTail:
+    """Incremental reader: each `poll()` returns the events appended since the last one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self._partial = b""
+
+    def poll(self) -> list[dict[str, Any]]:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self._offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return []
+        self._offset += len(data)
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        return [event for event in map(_parse, lines) if event is not None]
+
+    def follow(self, interval: float = 0.5) -> Iterator[dict[str, Any]]:
+        while True:
+            yield from self.poll()
+            time.sleep(interval)
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    try:
+        return json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None

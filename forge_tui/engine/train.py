@@ -1,0 +1,343 @@
+"""The training loop: setup, train, save_checkpoint, finish. It speaks through events only.
+
+CUDA: 4-bit NF4 QLoRA through bitsandbytes (double quantisation, bf16 compute) with gradient
+checkpointing. CPU: fp32 LoRA (bf16 matmuls are ~25x slower on CPUs without native bf16). What runs
+is stated in the run_started event. AdamW over the adapter, linear warm-up then cosine (a pure
+function of the step, so resuming needs no scheduler state), token-weighted gradient accumulation,
+eval loss on the held-out split, one seed for everything.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from forge_tui.config import Config
+from forge_tui.engine import events as ev
+from forge_tui.engine.batches import Encoded, batch_at, collate, encode_for_training, micro_batches, steps_per_epoch
+from forge_tui.engine.checkpoint import TrainState, latest_checkpoint, restore, save_checkpoint
+from forge_tui.engine.data import load_samples
+from forge_tui.engine.datacheck import in_eval_split, sample_key
+from forge_tui.engine.memory import MemoryEstimate, estimate
+from forge_tui.engine.models import describe_directory, load_causal_lm, load_tokenizer, resolve_model
+from forge_tui.engine.runs import RunDir, RunnerLock
+from forge_tui.errors import BadInput, ForgeError
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How this machine will run the config: resolved from the `auto` settings."""
+
+    device: str
+    quantized: bool
+    dtype: str
+    checkpointing: bool
+
+    @property
+    def mode(self) -> str:
+        return "qlora-nf4" if self.quantized else "lora"
+
+    @property
+    def precision(self) -> str:
+        return f"nf4 weights, {self.dtype} compute" if self.quantized else self.dtype
+
+
+def resolve_plan(config: Config) -> Plan:
+    import torch
+
+    model = config.model
+    cuda = torch.cuda.is_available()
+    device = ("cuda" if cuda else "cpu") if model.device == "auto" else model.device
+    if device == "cuda" and not cuda:
+        raise BadInput("[model] device = cuda, but torch sees no CUDA device")
+    quantized = model.quantization == "nf4" or (model.quantization == "auto" and device == "cuda")
+    dtype = ("bf16" if device == "cuda" else "fp32") if model.compute_dtype == "auto" else model.compute_dtype
+    checkpointing = model.gradient_checkpointing == "on" or (model.gradient_checkpointing == "auto" and device == "cuda")
+    return Plan(device, quantized, dtype, checkpointing)
+
+
+def get_lr(step: int, total: int, config: Config) -> float:
+    """Linear warm-up to the peak, then cosine down to min_lr_ratio x peak."""
+    train = config.train
+    warmup = int(train.warmup_ratio * total)
+    if step < warmup:
+        return train.learning_rate * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    floor = train.min_lr_ratio * train.learning_rate
+    return floor + 0.5 * (1 + math.cos(math.pi * min(1.0, progress))) * (train.learning_rate - floor)
+
+
+def torch_dtype(name: str) -> Any:
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+
+
+def load_for_training(path: Path, plan: Plan) -> Any:
+    import torch
+
+    if plan.quantized:
+        from peft import prepare_model_for_kbit_training
+        from transformers import BitsAndBytesConfig
+
+        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                   bnb_4bit_compute_dtype=torch_dtype(plan.dtype))
+        device_map = {"": 0} if plan.device == "cuda" else {"": "cpu"}
+        model = load_causal_lm(path, quantization_config=quant, dtype=torch_dtype(plan.dtype), device_map=device_map)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=plan.checkpointing,
+                                                gradient_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model = load_causal_lm(path, dtype=torch_dtype(plan.dtype))
+        model.to(plan.device)
+        if plan.checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.enable_input_require_grads()
+    model.config.use_cache = False
+    model.train()  # from_pretrained returns eval mode; checkpointing is silently off in it
+    return model
+
+
+def add_adapter(model: Any, config: Config) -> Any:
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(config.train.seed)  # the adapter's initial weights come from the seed
+    lora = config.lora
+    targets: Any = "all-linear" if list(lora.target_modules) == ["all-linear"] else list(lora.target_modules)
+    peft_config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                             target_modules=targets, task_type="CAUSAL_LM", bias="none")
+    model = get_peft_model(model, peft_config)
+    model.train()
+    return model
+
+
+def token_loss_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
+    """Sum of next-token cross-entropy over labelled positions, and how many there were."""
+    import torch.nn.functional as F
+
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    targets = batch["labels"][:, 1:]
+    loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=-100, reduction="sum")
+    return loss, int((targets != -100).sum())
+
+
+class Trainer:
+    """One run's training, from a fresh start or its latest complete checkpoint."""
+
+    def __init__(self, run: RunDir, log: ev.EventLog, *, echo: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.run = run
+        self.log = log
+        self.echo = echo
+        self.config = run.config()
+        self.stop_signal = False
+
+    # ----------------------------------------------------------------- events
+    def emit(self, event: ev.Event) -> None:
+        record = self.log.emit(event)
+        if self.echo:
+            self.echo(record)
+
+    # ----------------------------------------------------------------- setup
+    def _split(self, tokenizer: Any) -> tuple[list[Encoded], list[Encoded]]:
+        config = self.config
+        samples = load_samples(Path(config.train.dataset), config.data.max_record_mib * 1024 * 1024)
+        train, held = [], []
+        for sample in samples:
+            (held if in_eval_split(sample_key(sample), config.data.eval_fraction) else train).append(
+                encode_for_training(tokenizer, sample, config.data.max_seq_len))
+        truncated = sum(e.truncated for e in train + held)
+        if truncated:
+            self.emit(ev.Warning(f"{truncated} sample(s) longer than max_seq_len {config.data.max_seq_len} were truncated"))
+        if not train:
+            raise BadInput(f"{config.train.dataset}: no training samples left after the eval split")
+        return train, held
+
+    def total_steps(self, train_samples: int) -> int:
+        t = self.config.train
+        if t.max_steps:
+            return t.max_steps
+        return max(1, math.ceil(t.epochs * steps_per_epoch(train_samples, t.micro_batch_size * t.grad_accum)))
+
+    def _check_memory(self, model_dir: Path, plan: Plan) -> MemoryEstimate:
+        info = describe_directory(model_dir)
+        t = self.config.train
+        found = estimate(model_dir, info.parameters or 0, device=plan.device, quantized=plan.quantized, dtype=plan.dtype,
+                         r=self.config.lora.r, micro_batch=t.micro_batch_size, seq_len=self.config.data.max_seq_len,
+                         checkpointing=plan.checkpointing)
+        if found.total > found.available:
+            raise BadInput(f"not enough memory: {found.describe()}; lower micro_batch_size or max_seq_len, or use 4-bit")
+        if found.total > 0.85 * found.available:
+            self.emit(ev.Warning(f"tight on memory: {found.describe()}"))
+        return found
+
+    # ----------------------------------------------------------------- the loop
+    def train(self) -> str:
+        """Run to the end, a stop request or an error; returns the final state."""
+        import torch
+
+        started = time.monotonic()
+        config = self.config
+        plan = resolve_plan(config)
+        model_dir = resolve_model(config.model.name, config.models.paths)
+        memory = self._check_memory(model_dir, plan)
+        checkpoint = latest_checkpoint(self.run.checkpoints)
+        threads = config.train.threads or os.cpu_count() or 1
+        torch.set_num_threads(threads)
+        random.seed(config.train.seed)
+        tokenizer = load_tokenizer(model_dir)
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        train, held = self._split(tokenizer)
+        model = add_adapter(load_for_training(model_dir, plan), config)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=config.train.learning_rate, weight_decay=config.train.weight_decay)
+        self.micro_batch, self.grad_accum = config.train.micro_batch_size, config.train.grad_accum
+        step, train_loss, eval_loss = 0, None, None
+        if checkpoint is not None:
+            state = restore(checkpoint, model, optimizer)
+            self._check_state(state, threads)
+            step, train_loss, eval_loss = state.step, state.train_loss, state.eval_loss
+            self.micro_batch, self.grad_accum = state.micro_batch_size, state.grad_accum
+        total = self.total_steps(len(train))
+        device_name = torch.cuda.get_device_name(0) if plan.device == "cuda" else "cpu"
+        self.emit(ev.RunStarted(
+            run=self.run.name, mode=plan.mode, device=device_name, precision=plan.precision, model=str(model_dir),
+            total_steps=total, start_step=step, train_samples=len(train), eval_samples=len(held),
+            effective_batch=self.micro_batch * self.grad_accum, threads=threads,
+            trainable_parameters=sum(p.numel() for p in trainable), memory_estimate_bytes=memory.total,
+            memory_available_bytes=memory.available))
+        lengths = [len(e.input_ids) for e in train]
+        step_times: list[float] = []
+        while step < total:
+            if self.run.stop_requested() or self.stop_signal:
+                path = self._save(model, optimizer, step, threads, train_loss, eval_loss)
+                self.run.stop_flag.unlink(missing_ok=True)
+                self.emit(ev.Stopped(step=step, checkpoint=str(path)))
+                return "stopped"
+            tick = time.monotonic()
+            epoch, indices = batch_at(step, lengths, config.train.micro_batch_size * config.train.grad_accum, config.train.seed)
+            for group in optimizer.param_groups:
+                group["lr"] = get_lr(step, total, config)
+            train_loss, tokens = self._optimizer_step(model, optimizer, trainable, [train[i] for i in indices], pad_id, plan, step)
+            step += 1
+            step_times.append(time.monotonic() - tick)
+            recent = step_times[-20:]
+            per_step = sum(recent) / len(recent)
+            self.emit(ev.Step(step=step, total_steps=total, epoch=round(step / steps_per_epoch(len(train), len(indices) or 1), 3),
+                              loss=train_loss, lr=optimizer.param_groups[0]["lr"], tokens=tokens,
+                              tokens_per_second=round(tokens / step_times[-1], 1), eta_seconds=round(per_step * (total - step), 1)))
+            if held and (step == total or (config.train.eval_every and step % config.train.eval_every == 0)):
+                eval_loss = self._evaluate(model, held, pad_id, plan, step)
+            if step == total or (config.train.save_every and step % config.train.save_every == 0):
+                self._save(model, optimizer, step, threads, train_loss, eval_loss)
+        self._write_adapter(model)
+        self.emit(ev.Finished(step=step, adapter=str(self.run.adapter), train_loss=train_loss, eval_loss=eval_loss,
+                              seconds=round(time.monotonic() - started, 1)))
+        return "finished"
+
+    def _check_state(self, state: TrainState, threads: int) -> None:
+        meta = self.run.meta()
+        if state.config_sha256 != meta["config_sha256"] or state.dataset_sha256 != meta["dataset_sha256"]:
+            raise BadInput(f"{self.run.path}: the latest checkpoint belongs to another config or dataset; refusing to resume")
+        if state.threads != threads:
+            self.emit(ev.Warning(f"resumed with {threads} threads where the run used {state.threads}: "
+                                 "results will not be bit-identical to an uninterrupted run"))
+
+    def _optimizer_step(self, model: Any, optimizer: Any, trainable: list[Any], batch: list[Encoded],
+                        pad_id: int, plan: Plan, step: int) -> tuple[float, int]:
+        """One optimizer step over an effective batch; on CUDA out-of-memory, halve the micro-batch
+        (the effective batch stays: the step is redone with twice the accumulation)."""
+        import torch
+
+        while True:
+            try:
+                return self._accumulate(model, optimizer, trainable, batch, pad_id, plan)
+            except torch.OutOfMemoryError:
+                optimizer.zero_grad(set_to_none=True)
+                torch.cuda.empty_cache()
+                if self.micro_batch == 1:
+                    raise ForgeError("out of memory at micro-batch 1: lower max_seq_len or use a smaller model; "
+                                     "the last checkpoint is intact") from None
+                self.micro_batch //= 2
+                self.grad_accum *= 2
+                self.emit(ev.Warning(f"CUDA out of memory: micro-batch halved to {self.micro_batch}, "
+                                     f"gradient accumulation {self.grad_accum} (effective batch unchanged)", step=step))
+
+    def _accumulate(self, model: Any, optimizer: Any, trainable: list[Any], batch: list[Encoded],
+                    pad_id: int, plan: Plan) -> tuple[float, int]:
+        import torch
+
+        labelled = sum(max(0, e.label_tokens - (e.labels[0] != -100)) for e in batch)
+        total_loss = 0.0
+        for chunk in micro_batches(batch, self.micro_batch):
+            tensors = {k: v.to(plan.device) for k, v in collate(chunk, pad_id).items()}
+            loss_sum, _ = token_loss_sum(model, tensors)
+            (loss_sum / max(1, labelled)).backward()
+            total_loss += float(loss_sum.detach())
+        if self.config.train.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(trainable, self.config.train.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return total_loss / max(1, labelled), sum(len(e.input_ids) for e in batch)
+
+    def _evaluate(self, model: Any, held: list[Encoded], pad_id: int, plan: Plan, step: int) -> float:
+        import torch
+
+        model.eval()
+        total, count = 0.0, 0
+        ordered = sorted(held, key=lambda e: len(e.input_ids))
+        with torch.no_grad():
+            for chunk in micro_batches(ordered, self.micro_batch):
+                loss_sum, n = token_loss_sum(model, {k: v.to(plan.device) for k, v in collate(chunk, pad_id).items()})
+                total, count = total + float(loss_sum), count + n
+        model.train()
+        value = total / max(1, count)
+        self.emit(ev.Eval(step=step, eval_loss=value, eval_tokens=count))
+        return value
+
+    def _save(self, model: Any, optimizer: Any, step: int, threads: int, train_loss: float | None,
+              eval_loss: float | None) -> Path:
+        tick = time.monotonic()
+        meta = self.run.meta()
+        state = TrainState(step=step, micro_batch_size=self.micro_batch, grad_accum=self.grad_accum, threads=threads,
+                           config_sha256=meta["config_sha256"], dataset_sha256=meta["dataset_sha256"],
+                           python_rng=random.getstate(), train_loss=train_loss, eval_loss=eval_loss)
+        path = save_checkpoint(self.run.checkpoints, step, model, optimizer, state, self.config.train.keep_checkpoints)
+        self.emit(ev.Checkpoint(step=step, path=str(path), seconds=round(time.monotonic() - tick, 2)))
+        return path
+
+    def _write_adapter(self, model: Any) -> None:
+        staging = self.run.path / ".tmp-adapter"
+        shutil.rmtree(staging, ignore_errors=True)
+        model.save_pretrained(staging, safe_serialization=True)
+        if self.run.adapter.exists():
+            shutil.rmtree(self.run.adapter)
+        staging.rename(self.run.adapter)
+
+
+def run_training(run: RunDir, echo: Callable[[dict[str, Any]], None] | None = None) -> str:
+    """Hold the run's lock, train, and record any failure as an error event (then re-raise)."""
+    lock = RunnerLock(run)
+    log = ev.EventLog(run.events)
+    trainer = Trainer(run, log, echo=echo)
+    previous = signal.signal(signal.SIGTERM, lambda *_: setattr(trainer, "stop_signal", True))
+    try:
+        return trainer.train()
+    except BaseException as exc:
+        last = latest_checkpoint(run.checkpoints)
+        message = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc) or type(exc).__name__
+        if not isinstance(exc, KeyboardInterrupt):
+            trainer.emit(ev.Error(message=message, last_checkpoint=str(last) if last else None))
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        log.close()
+        lock.release()
+

@@ -1,0 +1,173 @@
+"""The training engine end to end on a tiny real model: events, checkpoints, exact resume after
+kill -9, states, locks, refusals, export."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from forge_tui.engine.events import read_events
+from tests.conftest import ROOT, run_cli
+
+
+def _train(config: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return run_cli("--config", str(config), "train", *extra)
+
+
+def _run_dir(result: subprocess.CompletedProcess[str]) -> Path:
+    line = next(l for l in result.stdout.splitlines() if l.startswith("run directory: "))
+    return Path(line.removeprefix("run directory: "))
+
+
+def _adapter(run: Path) -> dict:
+    return load_file(run / "adapter" / "adapter_model.safetensors")
+
+
+def _wait_for_event(run: Path, kind: str, predicate=lambda e: True, timeout: float = 300) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for event in read_events(run / "events.jsonl"):
+            if event["type"] == kind and predicate(event):
+                return event
+        time.sleep(0.2)
+    raise AssertionError(f"no {kind} event in {run}")
+
+
+def test_a_run_writes_events_checkpoints_and_a_peft_adapter(tiny_config, tiny_model) -> None:
+    result = _train(tiny_config)
+    assert result.returncode == 0, result.stderr
+    run = _run_dir(result)
+    events = read_events(run / "events.jsonl")
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "run_started" and kinds[-1] == "finished" and kinds.count("step") == 8
+    started = events[0]
+    assert (started["mode"], started["device"], started["precision"]) == ("lora", "cpu", "fp32")
+    assert "lora on cpu (fp32)" in result.stdout
+    steps = [e for e in events if e["type"] == "step"]
+    assert all(e["tokens_per_second"] > 0 and e["lr"] > 0 for e in steps)
+    assert {e["step"] for e in events if e["type"] == "checkpoint"} == {2, 4, 6, 8}
+    assert json.loads((run / "config.json").read_text())["sections"]["lora"]["r"] == 4
+    assert json.loads((run / "dataset.json").read_text())["manifest"]["samples"] == 96
+
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    loaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), run / "adapter")
+    assert any("lora_A" in name for name, _ in loaded.named_parameters())
+
+    listed = json.loads(run_cli("--config", str(tiny_config), "runs", "--json").stdout)
+    assert [(r["name"], r["state"], r["step"]) for r in listed] == [(run.name, "finished", 8)]
+
+
+def test_kill_9_then_resume_gives_the_bit_identical_adapter(tiny_config, tmp_path) -> None:
+    straight = _train(tiny_config, "--run-dir", str(tmp_path / "straight"))
+    assert straight.returncode == 0, straight.stderr
+
+    run = tmp_path / "runs" / "killed"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "forge_tui", "--config", str(tiny_config), "train", "--run-dir", str(run)],
+                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_event(run, "step", lambda e: e["step"] == 5)  # after checkpoint 4, in the middle of the next steps
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    status = json.loads(run_cli("--config", str(tiny_config), "runs", "--json").stdout)
+    assert {r["name"]: r["state"] for r in status}["killed"] == "interrupted"
+
+    resumed = run_cli("--config", str(tiny_config), "resume", str(run))
+    assert resumed.returncode == 0, resumed.stderr
+    restarted = [e for e in read_events(run / "events.jsonl") if e["type"] == "run_started"]
+    assert restarted[-1]["start_step"] in (4, 6)
+    a, b = _adapter(tmp_path / "straight"), _adapter(run)
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+
+
+def test_a_torn_checkpoint_is_never_chosen(tiny_config, tmp_path) -> None:
+    run = tmp_path / "torn"
+    result = _train(tiny_config, "--run-dir", str(run), "--max-steps", "4")
+    assert result.returncode == 0
+    latest = run / "checkpoints" / "step-000004"
+    (latest / "optimizer.pt").write_bytes(b"torn")        # damaged newest checkpoint
+    (run / "checkpoints" / ".tmp-step-000006").mkdir()    # and a half-written one
+    from forge_tui.engine.checkpoint import latest_checkpoint
+
+    assert latest_checkpoint(run / "checkpoints") == run / "checkpoints" / "step-000002"
+
+
+def test_resume_refuses_a_changed_dataset_and_a_finished_run(tiny_config, tmp_path) -> None:
+    run = tmp_path / "r"
+    assert _train(tiny_config, "--run-dir", str(run), "--max-steps", "2").returncode == 0
+    finished = run_cli("--config", str(tiny_config), "resume", str(run))
+    assert finished.returncode == 2 and "already finished" in finished.stderr
+
+    (run / "events.jsonl").write_text("")  # pretend it never finished
+    (run / "adapter" / "adapter_config.json").unlink()
+    dataset = Path(json.loads((run / "dataset.json").read_text())["path"])
+    before = dataset.read_text()
+    dataset.write_text(before + before.splitlines(keepends=True)[0])
+    changed = run_cli("--config", str(tiny_config), "resume", str(run))
+    assert changed.returncode == 2 and "dataset changed" in changed.stderr and "samples 96 -> 97" in changed.stderr
+
+
+def test_bad_inputs_exit_2_and_create_nothing(tiny_config, tmp_path, write) -> None:
+    bad_data = write("bad.jsonl", "{oops\n")
+    result = _train(tiny_config, "--dataset", str(bad_data), "--run-dir", str(tmp_path / "y"))
+    assert result.returncode == 2 and f"{bad_data}:1:" in result.stderr and not (tmp_path / "y").exists()
+
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    (pickled / "pytorch_model.bin").write_bytes(b"\x80\x04")
+    (pickled / "config.json").write_text("{}")
+    config = write("p.toml", tiny_config.read_text().replace("[model]\nname", f'[model]\nname = "{pickled}"\nold_name', 1))
+    assert "old_name" in config.read_text()
+    unknown = _train(config, "--run-dir", str(tmp_path / "z"))
+    assert unknown.returncode == 2 and "unknown key 'old_name'" in unknown.stderr
+    config.write_text(config.read_text().replace("old_name", "# old_name"))
+    result = _train(config, "--run-dir", str(tmp_path / "z"))
+    assert result.returncode == 2 and "pickle" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "z").exists()
+
+
+def test_two_runners_cannot_share_a_run(tiny_config, tmp_path) -> None:
+    run = tmp_path / "runs" / "locked"
+    detached = _train(tiny_config, "--run-dir", str(run), "--max-steps", "400", "--detach")
+    assert detached.returncode == 0 and detached.stdout.strip() == str(run)
+    _wait_for_event(run, "step")
+    second = run_cli("--config", str(tiny_config), "resume", str(run))
+    assert second.returncode == 2 and "already running" in second.stderr
+    listed = {r["name"]: r for r in json.loads(run_cli("--config", str(tiny_config), "runs", "--json").stdout)}
+    assert listed["locked"]["state"] == "running" and listed["locked"]["pid"]
+    stop = run_cli("--config", str(tiny_config), "stop", str(run))
+    assert stop.returncode == 0
+    stopped = _wait_for_event(run, "stopped")
+    assert Path(stopped["checkpoint"]).is_dir()
+    for _ in range(100):
+        listed = {r["name"]: r for r in json.loads(run_cli("--config", str(tiny_config), "runs", "--json").stdout)}
+        if listed["locked"]["state"] == "stopped":
+            break
+        time.sleep(0.2)
+    assert listed["locked"]["state"] == "stopped"
+
+
+def test_export_writes_a_merged_model_that_generates(tiny_config, tmp_path) -> None:
+    run = tmp_path / "e"
+    assert _train(tiny_config, "--run-dir", str(run), "--max-steps", "2").returncode == 0
+    out = tmp_path / "merged"
+    result = run_cli("--config", str(tiny_config), "export", str(run), "--merged", str(out))
+    assert result.returncode == 0, result.stderr
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(out)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    ids = tokenizer("hello", return_tensors="pt")
+    assert model.generate(**ids, max_new_tokens=3, do_sample=False).shape[1] == ids["input_ids"].shape[1] + 3
+    assert not any(p.suffix == ".bin" for p in out.iterdir())
+    again = run_cli("--config", str(tiny_config), "export", str(run), "--merged", str(out))
+    assert again.returncode == 2 and "not an empty folder" in again.stderr
