@@ -163,7 +163,8 @@ def _format_event(event: dict[str, Any]) -> str | None:
     if kind == "stopped":
         return f"stopped at step {event['step']}; resume with: forge-tui resume {Path(event['checkpoint']).parents[1]}"
     if kind == "finished":
-        return f"finished: adapter in {event['adapter']} (eval_loss {event['eval_loss']}, {event['seconds']}s)"
+        return (f"finished: adapter in {event['adapter']} (eval_loss {event['eval_loss']}, {event['seconds']}s, "
+                f"peak memory {event['peak_memory_bytes'] / 2**30:.2f} GiB)")
     return json.dumps(event)
 
 

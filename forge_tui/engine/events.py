@@ -123,6 +123,7 @@ class Finished(Event):
     train_loss: float | None
     eval_loss: float | None
     seconds: float
+    peak_memory_bytes: int   # CUDA: max allocated on the device; CPU: the runner's peak RSS
 
 
 class EventLog:

@@ -119,6 +119,16 @@ def add_adapter(model: Any, config: Config) -> Any:
     return model
 
 
+def peak_memory(device: str) -> int:
+    import resource
+
+    import torch
+
+    if device == "cuda":
+        return int(torch.cuda.max_memory_allocated())
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
 def token_loss_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
     """Sum of next-token cross-entropy over labelled positions, and how many there were."""
     import torch.nn.functional as F
@@ -166,11 +176,13 @@ class Trainer:
             return t.max_steps
         return max(1, math.ceil(t.epochs * steps_per_epoch(train_samples, t.micro_batch_size * t.grad_accum)))
 
-    def _check_memory(self, model_dir: Path, plan: Plan) -> MemoryEstimate:
+    def _check_memory(self, model_dir: Path, plan: Plan, longest: int) -> MemoryEstimate:
+        """Refuse before loading when the estimate exceeds what the device has; the sequence length
+        is the longest sample after truncation (the batches are never padded beyond it)."""
         info = describe_directory(model_dir)
         t = self.config.train
         found = estimate(model_dir, info.parameters or 0, device=plan.device, quantized=plan.quantized, dtype=plan.dtype,
-                         r=self.config.lora.r, micro_batch=t.micro_batch_size, seq_len=self.config.data.max_seq_len,
+                         r=self.config.lora.r, micro_batch=t.micro_batch_size, seq_len=longest,
                          checkpointing=plan.checkpointing)
         if found.total > found.available:
             raise BadInput(f"not enough memory: {found.describe()}; lower micro_batch_size or max_seq_len, or use 4-bit")
@@ -187,7 +199,6 @@ class Trainer:
         config = self.config
         plan = resolve_plan(config)
         model_dir = resolve_model(config.model.name, config.models.paths)
-        memory = self._check_memory(model_dir, plan)
         checkpoint = latest_checkpoint(self.run.checkpoints)
         threads = config.train.threads or os.cpu_count() or 1
         torch.set_num_threads(threads)
@@ -195,6 +206,7 @@ class Trainer:
         tokenizer = load_tokenizer(model_dir)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         train, held = self._split(tokenizer)
+        memory = self._check_memory(model_dir, plan, max(len(e.input_ids) for e in train + held))
         model = add_adapter(load_for_training(model_dir, plan), config)
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=config.train.learning_rate, weight_decay=config.train.weight_decay)
@@ -239,7 +251,7 @@ class Trainer:
                 self._save(model, optimizer, step, threads, train_loss, eval_loss)
         self._write_adapter(model)
         self.emit(ev.Finished(step=step, adapter=str(self.run.adapter), train_loss=train_loss, eval_loss=eval_loss,
-                              seconds=round(time.monotonic() - started, 1)))
+                              seconds=round(time.monotonic() - started, 1), peak_memory_bytes=peak_memory(plan.device)))
         return "finished"
 
     def _check_state(self, state: TrainState, threads: int) -> None:
