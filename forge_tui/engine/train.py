@@ -226,6 +226,9 @@ class Trainer:
             trainable_parameters=sum(p.numel() for p in trainable), memory_estimate_bytes=memory.total,
             memory_available_bytes=memory.available))
         lengths = [len(e.input_ids) for e in train]
+        effective = config.train.micro_batch_size * config.train.grad_accum
+        if held and step == 0:  # the starting point, so the fall of the eval loss can be seen
+            eval_loss = self._evaluate(model, held, pad_id, plan, step)
         step_times: list[float] = []
         while step < total:
             if self.run.stop_requested() or self.stop_signal:
@@ -234,7 +237,7 @@ class Trainer:
                 self.emit(ev.Stopped(step=step, checkpoint=str(path)))
                 return "stopped"
             tick = time.monotonic()
-            epoch, indices = batch_at(step, lengths, config.train.micro_batch_size * config.train.grad_accum, config.train.seed)
+            _, indices = batch_at(step, lengths, effective, config.train.seed)
             for group in optimizer.param_groups:
                 group["lr"] = get_lr(step, total, config)
             train_loss, tokens = self._optimizer_step(model, optimizer, trainable, [train[i] for i in indices], pad_id, plan, step)
@@ -242,7 +245,7 @@ class Trainer:
             step_times.append(time.monotonic() - tick)
             recent = step_times[-20:]
             per_step = sum(recent) / len(recent)
-            self.emit(ev.Step(step=step, total_steps=total, epoch=round(step / steps_per_epoch(len(train), len(indices) or 1), 3),
+            self.emit(ev.Step(step=step, total_steps=total, epoch=round(step / steps_per_epoch(len(train), effective), 3),
                               loss=train_loss, lr=optimizer.param_groups[0]["lr"], tokens=tokens,
                               tokens_per_second=round(tokens / step_times[-1], 1), eta_seconds=round(per_step * (total - step), 1)))
             if held and (step == total or (config.train.eval_every and step % config.train.eval_every == 0)):

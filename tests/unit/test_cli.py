@@ -11,14 +11,16 @@ from tests.conftest import SAMPLE, run_cli
 
 
 @pytest.mark.parametrize("args", [["--help"], ["models", "--help"], ["models", "list", "--help"], ["models", "fetch", "--help"],
-                                  ["data", "--help"], ["data", "check", "--help"]])
+                                  ["data", "--help"], ["data", "check", "--help"], ["train", "--help"], ["resume", "--help"],
+                                  ["runs", "--help"], ["stop", "--help"], ["export", "--help"]])
 def test_every_command_prints_help(args, capsys) -> None:
     with pytest.raises(SystemExit) as exited:
         main(args)
     assert exited.value.code == 0 and "usage: forge-tui" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args", [["bogus"], ["models", "bogus"], ["data", "check"], ["data", "check", "x", "--nope"], ["models"], ["data"]])
+@pytest.mark.parametrize("args", [["bogus"], ["models", "bogus"], ["data", "check"], ["data", "check", "x", "--nope"], ["models"], ["data"],
+                                  ["train", "--preset", "huge"], ["export", "run"], ["stop"]])
 def test_unknown_or_incomplete_commands_exit_2_with_usage(args, capsys) -> None:
     try:
         code = main(args)
