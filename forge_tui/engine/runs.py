@@ -245,6 +245,10 @@ def ensure_resumable(run: RunDir) -> None:
     status = run_status(run)
     if status["state"] == "finished":
         raise BadInput(f"{run.path}: already finished; its adapter is in {run.adapter}")
+    saved = [e["path"] for e in read_events(run.events) if e["type"] == "checkpoint"]
+    if saved and latest_checkpoint(run.checkpoints) is None:
+        raise BadInput(f"{run.path}: no complete checkpoint left (missing or damaged: {', '.join(Path(p).name for p in saved[-3:])}); "
+                       "refusing to start over on top of this run's history")
     dataset = run.dataset()
     path = Path(dataset["path"])
     if not path.exists():

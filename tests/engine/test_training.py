@@ -100,6 +100,15 @@ def test_a_torn_checkpoint_is_never_chosen(tiny_config, tmp_path) -> None:
 
     assert latest_checkpoint(run / "checkpoints") == run / "checkpoints" / "step-000002"
 
+    (run / "checkpoints" / "step-000002" / "state.json").write_text("{")  # now none is complete
+    (run / "adapter" / "adapter_config.json").unlink()
+    (run / "events.jsonl").write_text("".join(l for l in (run / "events.jsonl").read_text().splitlines(keepends=True)
+                                              if '"finished"' not in l))
+    before = sorted(p.name for p in (run / "checkpoints").iterdir())
+    result = run_cli("--config", str(tiny_config), "resume", str(run))
+    assert result.returncode == 2 and "no complete checkpoint left" in result.stderr
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before
+
 
 def test_resume_refuses_a_changed_dataset_and_a_finished_run(tiny_config, tmp_path) -> None:
     run = tmp_path / "r"
