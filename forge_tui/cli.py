@@ -175,21 +175,22 @@ def _echo(event: dict[str, Any]) -> None:
 
 
 def _run_foreground(run: Any) -> int:
-    from forge_tui.engine.runs import ensure_resumable
     from forge_tui.engine.train import run_training
 
-    ensure_resumable(run)
     print(f"run directory: {run.path}", flush=True)
     state = run_training(run, echo=_echo)
     return EXIT_OK if state in ("finished", "stopped") else EXIT_FAILURE
 
 
-def _launch(run: Any, args: argparse.Namespace) -> int:
+def _launch(run: Any, args: argparse.Namespace, *, fresh: bool) -> int:
+    """Run in the foreground or detached; an existing run is checked for resumability first
+    (a fresh one was validated when it was created)."""
     from forge_tui.engine.runs import ensure_resumable, start_detached
 
+    if not fresh:
+        ensure_resumable(run)
     if not args.detach:
         return _run_foreground(run)
-    ensure_resumable(run)
     pid = start_detached(run, args.config)
     print(run.path)
     print(f"runner pid {pid} started in its own session: it keeps going if this terminal closes.\n"
@@ -204,13 +205,13 @@ def cmd_train(args: argparse.Namespace, config: Config) -> int:
     if not config.train.dataset:
         raise BadInput("no dataset: pass --dataset PATH or set [train] dataset in the config")
     run = create_run(config, Path(config.train.dataset), args.run_dir)
-    return _launch(run, args)
+    return _launch(run, args, fresh=True)
 
 
 def cmd_resume(args: argparse.Namespace, config: Config) -> int:
     from forge_tui.engine.runs import find_run
 
-    return _launch(find_run(args.run, config), args)
+    return _launch(find_run(args.run, config), args, fresh=False)
 
 
 def cmd_runs(args: argparse.Namespace, config: Config) -> int:

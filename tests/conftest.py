@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 import forge_tui  # noqa: F401 - sets the offline variables before anything imports transformers
+from forge_tui.engine.events import read_events
 from forge_tui.engine.models import embedded_path, is_provisioned
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +35,17 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
         capture_output=True, text=True, timeout=600, cwd=cwd or ROOT,
         env={**os.environ, **(env or {})},
     )
+
+
+def wait_for_event(run: Path, kind: str, predicate=lambda e: True, timeout: float = 300) -> dict:
+    """Poll a run's event log until an event of `kind` satisfies `predicate`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for event in read_events(run / "events.jsonl"):
+            if event["type"] == kind and predicate(event):
+                return event
+        time.sleep(0.2)
+    raise AssertionError(f"no {kind} event in {run}")
 
 
 @pytest.fixture

@@ -9,10 +9,12 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
+from functools import lru_cache
 from dataclasses import dataclass
 from typing import Any
 
 from forge_tui.engine.data import Sample
+from forge_tui.engine.tokens import encode_sample
 
 IGNORE = -100
 GROUP_FACTOR = 16  # samples are length-sorted within windows of this many effective batches
@@ -41,12 +43,11 @@ def encode_for_training(tokenizer: Any, sample: Sample, max_seq_len: int) -> Enc
     generation prompt, then through the turn: the template must render prefixes as prefixes, which
     is checked rather than assumed.
     """
+    ids = encode_sample(tokenizer, sample)
     if sample.fmt == "text":
-        ids = list(tokenizer(sample.messages[0].content)["input_ids"]) + [tokenizer.eos_token_id]
         labels = list(ids)
     else:
         turns = sample.as_dicts()
-        ids = _template(tokenizer, turns, False)
         labels = [IGNORE] * len(ids)
         for index, turn in enumerate(turns):
             if turn["role"] != "assistant":
@@ -64,8 +65,10 @@ def steps_per_epoch(samples: int, effective_batch: int) -> int:
     return max(1, math.ceil(samples / effective_batch))
 
 
-def epoch_plan(lengths: Sequence[int], effective_batch: int, seed: int, epoch: int) -> list[list[int]]:
-    """The effective batches of one epoch, as lists of sample indices.
+@lru_cache(maxsize=2)
+def epoch_plan(lengths: tuple[int, ...], effective_batch: int, seed: int, epoch: int) -> list[list[int]]:
+    """The effective batches of one epoch, as lists of sample indices (cached: the loop asks for
+    one step's batch at a time, and a plan is a sort of the whole dataset).
 
     Shuffle with (seed, epoch); sort by length inside windows of GROUP_FACTOR batches so each batch
     holds similar lengths (little padding); then shuffle the batch order so lengths do not trend.
@@ -82,7 +85,7 @@ def epoch_plan(lengths: Sequence[int], effective_batch: int, seed: int, epoch: i
     return batches
 
 
-def batch_at(step: int, lengths: Sequence[int], effective_batch: int, seed: int) -> tuple[int, list[int]]:
+def batch_at(step: int, lengths: tuple[int, ...], effective_batch: int, seed: int) -> tuple[int, list[int]]:
     """(epoch, sample indices) of optimizer step `step` (0-based)."""
     per_epoch = steps_per_epoch(len(lengths), effective_batch)
     epoch, position = divmod(step, per_epoch)

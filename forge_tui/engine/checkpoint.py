@@ -15,7 +15,6 @@ that checkpoint.
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from forge_tui.engine.datacheck import file_sha256
+from forge_tui.engine.fsutil import publish_dir
 
 STATE = "state.json"
 PREFIX = "step-"
@@ -41,19 +41,6 @@ class TrainState:
     python_rng: Any
     train_loss: float | None
     eval_loss: float | None
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def checkpoint_name(step: int) -> str:
@@ -79,13 +66,7 @@ def save_checkpoint(root: Path, step: int, model: Any, optimizer: Any, state: Tr
     files = {p.name: file_sha256(p) for p in sorted(staging.iterdir()) if p.is_file()}
     record = {**state.__dict__, "python_rng": _python_rng_json(state.python_rng), "files": files}
     (staging / STATE).write_text(json.dumps(record, indent=1))
-    for path in staging.iterdir():
-        _fsync_file(path)
-    _fsync_dir(staging)
-    if final.exists():
-        shutil.rmtree(final)
-    staging.rename(final)
-    _fsync_dir(root)
+    publish_dir(staging, final)
     _prune(root, keep)
     return final
 

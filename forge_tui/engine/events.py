@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -171,11 +170,6 @@ class EventTail:
         lines = (self._partial + data).split(b"\n")
         self._partial = lines.pop()
         return [event for event in map(_parse, lines) if event is not None]
-
-    def follow(self, interval: float = 0.5) -> Iterator[dict[str, Any]]:
-        while True:
-            yield from self.poll()
-            time.sleep(interval)
 
 
 def _parse(line: bytes) -> dict[str, Any] | None:

@@ -6,6 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
+from forge_tui.engine.fsutil import publish_dir
 from forge_tui.engine.models import load_causal_lm, load_tokenizer, resolve_model
 from forge_tui.engine.runs import RunDir, require_finished
 from forge_tui.errors import BadInput
@@ -25,7 +26,4 @@ def export_merged(run: RunDir, out: Path) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     merged.save_pretrained(staging, safe_serialization=True)
     load_tokenizer(base_dir).save_pretrained(staging)
-    if out.exists():
-        out.rmdir()
-    staging.rename(out)
-    return out
+    return publish_dir(staging, out)

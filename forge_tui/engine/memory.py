@@ -33,9 +33,6 @@ class MemoryEstimate:
     def total(self) -> int:
         return self.weights + self.adapter_and_optimizer + self.activations + self.logits + self.overhead
 
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "total": self.total}
-
     def describe(self) -> str:
         parts = ", ".join(f"{k.replace('_', ' ')} {v / GIB:.2f}" for k, v in asdict(self).items() if k != "available")
         return f"estimated peak {self.total / GIB:.2f} GiB ({parts} GiB) against {self.available / GIB:.2f} GiB available"

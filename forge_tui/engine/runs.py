@@ -33,7 +33,7 @@ from forge_tui.engine.data import DatasetError
 from forge_tui.engine.datacheck import check_dataset
 from forge_tui.engine.events import read_events
 from forge_tui.engine.models import resolve_model
-from forge_tui.errors import BadInput, ForgeError
+from forge_tui.errors import BadInput
 
 TERMINAL = {"finished": "finished", "error": "failed", "stopped": "stopped"}
 
@@ -246,7 +246,7 @@ def ensure_resumable(run: RunDir) -> None:
     if status["state"] == "finished":
         raise BadInput(f"{run.path}: already finished; its adapter is in {run.adapter}")
     saved = [e["path"] for e in read_events(run.events) if e["type"] == "checkpoint"]
-    if saved and latest_checkpoint(run.checkpoints) is None:
+    if saved and status["last_checkpoint"] is None:
         raise BadInput(f"{run.path}: no complete checkpoint left (missing or damaged: {', '.join(Path(p).name for p in saved[-3:])}); "
                        "refusing to start over on top of this run's history")
     dataset = run.dataset()
@@ -271,6 +271,3 @@ def require_finished(run: RunDir) -> Path:
         raise BadInput(f"{run.path}: the run has not finished (no final adapter); resume it first")
     return run.adapter
 
-
-class RunFailed(ForgeError):
-    """Training ended with an error; the event log and the last checkpoint tell the rest."""

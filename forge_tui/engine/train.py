@@ -26,6 +26,7 @@ from forge_tui.engine.batches import Encoded, batch_at, collate, encode_for_trai
 from forge_tui.engine.checkpoint import TrainState, latest_checkpoint, restore, save_checkpoint
 from forge_tui.engine.data import load_samples
 from forge_tui.engine.datacheck import in_eval_split, sample_key
+from forge_tui.engine.fsutil import publish_dir
 from forge_tui.engine.memory import MemoryEstimate, estimate
 from forge_tui.engine.models import describe_directory, load_causal_lm, load_tokenizer, resolve_model
 from forge_tui.engine.runs import RunDir, RunnerLock
@@ -82,7 +83,6 @@ def torch_dtype(name: str) -> Any:
 
 
 def load_for_training(path: Path, plan: Plan) -> Any:
-    import torch
 
     if plan.quantized:
         from peft import prepare_model_for_kbit_training
@@ -225,7 +225,7 @@ class Trainer:
             effective_batch=self.micro_batch * self.grad_accum, threads=threads,
             trainable_parameters=sum(p.numel() for p in trainable), memory_estimate_bytes=memory.total,
             memory_available_bytes=memory.available))
-        lengths = [len(e.input_ids) for e in train]
+        lengths = tuple(len(e.input_ids) for e in train)
         effective = config.train.micro_batch_size * config.train.grad_accum
         if held and step == 0:  # the starting point, so the fall of the eval loss can be seen
             eval_loss = self._evaluate(model, held, pad_id, plan, step)
@@ -332,9 +332,7 @@ class Trainer:
         staging = self.run.path / ".tmp-adapter"
         shutil.rmtree(staging, ignore_errors=True)
         model.save_pretrained(staging, safe_serialization=True)
-        if self.run.adapter.exists():
-            shutil.rmtree(self.run.adapter)
-        staging.rename(self.run.adapter)
+        publish_dir(staging, self.run.adapter)
 
 
 def run_training(run: RunDir, echo: Callable[[dict[str, Any]], None] | None = None) -> str:

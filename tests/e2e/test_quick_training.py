@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 
 from forge_tui.engine.events import read_events
-from tests.conftest import ROOT, SAMPLE, run_cli
-from tests.engine.test_training import _wait_for_event
+from tests.conftest import ROOT, SAMPLE, run_cli, wait_for_event
 
 
 def test_quick_preset_lowers_eval_loss_on_the_sample_data(embedded_model, tmp_path) -> None:
@@ -33,16 +32,16 @@ def test_detached_runner_survives_the_terminal_hanging_up(tiny_config, tmp_path)
     pid, master = pty.fork()
     if pid == 0:  # the child: a shell in a new session whose controlling terminal is the pty
         os.execvpe("bash", ["bash", "-c", command], {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
-    _wait_for_event(run, "step")
+    wait_for_event(run, "step")
     os.close(master)                  # the terminal goes away: SIGHUP to its session
     os.kill(pid, 9)
     os.waitpid(pid, 0)
     seen = max(e["step"] for e in read_events(run / "events.jsonl") if e["type"] == "step")
-    _wait_for_event(run, "step", lambda e: e["step"] >= seen + 3, timeout=120)
+    wait_for_event(run, "step", lambda e: e["step"] >= seen + 3, timeout=120)
     states = {r["name"]: r["state"] for r in json.loads(run_cli("--config", str(tiny_config), "runs", "--json").stdout)}
     assert states["detached"] == "running"
     assert run_cli("--config", str(tiny_config), "stop", str(run)).returncode == 0
-    _wait_for_event(run, "stopped")
+    wait_for_event(run, "stopped")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and states["detached"] != "stopped":
         states = {r["name"]: r["state"] for r in json.loads(run_cli("--config", str(tiny_config), "runs", "--json").stdout)}

@@ -11,11 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from safetensors.torch import load_file
 
 from forge_tui.engine.events import read_events
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, wait_for_event
 
 
 def _train(config: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -29,16 +28,6 @@ def _run_dir(result: subprocess.CompletedProcess[str]) -> Path:
 
 def _adapter(run: Path) -> dict:
     return load_file(run / "adapter" / "adapter_model.safetensors")
-
-
-def _wait_for_event(run: Path, kind: str, predicate=lambda e: True, timeout: float = 300) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for event in read_events(run / "events.jsonl"):
-            if event["type"] == kind and predicate(event):
-                return event
-        time.sleep(0.2)
-    raise AssertionError(f"no {kind} event in {run}")
 
 
 def test_a_run_writes_events_checkpoints_and_a_peft_adapter(tiny_config, tiny_model) -> None:
@@ -75,7 +64,7 @@ def test_kill_9_then_resume_gives_the_bit_identical_adapter(tiny_config, tmp_pat
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen([sys.executable, "-m", "forge_tui", "--config", str(tiny_config), "train", "--run-dir", str(run)],
                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for_event(run, "step", lambda e: e["step"] == 5)  # after checkpoint 4, in the middle of the next steps
+    wait_for_event(run, "step", lambda e: e["step"] == 5)  # after checkpoint 4, in the middle of the next steps
     process.send_signal(signal.SIGKILL)
     process.wait()
     status = json.loads(run_cli("--config", str(tiny_config), "runs", "--json").stdout)
@@ -148,14 +137,14 @@ def test_two_runners_cannot_share_a_run(tiny_config, tmp_path) -> None:
     run = tmp_path / "runs" / "locked"
     detached = _train(tiny_config, "--run-dir", str(run), "--max-steps", "400", "--detach")
     assert detached.returncode == 0 and detached.stdout.strip() == str(run)
-    _wait_for_event(run, "step")
+    wait_for_event(run, "step")
     second = run_cli("--config", str(tiny_config), "resume", str(run))
     assert second.returncode == 2 and "already running" in second.stderr
     listed = {r["name"]: r for r in json.loads(run_cli("--config", str(tiny_config), "runs", "--json").stdout)}
     assert listed["locked"]["state"] == "running" and listed["locked"]["pid"]
     stop = run_cli("--config", str(tiny_config), "stop", str(run))
     assert stop.returncode == 0
-    stopped = _wait_for_event(run, "stopped")
+    stopped = wait_for_event(run, "stopped")
     assert Path(stopped["checkpoint"]).is_dir()
     for _ in range(100):
         listed = {r["name"]: r for r in json.loads(run_cli("--config", str(tiny_config), "runs", "--json").stdout)}

@@ -32,7 +32,7 @@ def test_loss_is_only_on_assistant_turns(embedded_model) -> None:
 
 
 def test_each_epoch_covers_every_sample_once_with_similar_lengths_per_batch() -> None:
-    lengths = [(i * 37) % 300 + 10 for i in range(1000)]
+    lengths = tuple((i * 37) % 300 + 10 for i in range(1000))
     plan = epoch_plan(lengths, 8, seed=1, epoch=0)
     assert sorted(i for batch in plan for i in batch) == list(range(1000))
     spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in plan) / len(plan)
