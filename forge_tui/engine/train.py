@@ -16,7 +16,8 @@ import shutil
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,29 @@ class Plan:
     @property
     def precision(self) -> str:
         return f"nf4 weights, {self.dtype} compute" if self.quantized else self.dtype
+
+
+@dataclass
+class Session:
+    """The loop's working state between setup and the end of the run."""
+
+    model: Any
+    optimizer: Any
+    trainable: list[Any]
+    train: list[Encoded]
+    held: list[Encoded]
+    pad_id: int
+    plan: Plan
+    threads: int
+    total: int
+    step: int = 0
+    train_loss: float | None = None
+    eval_loss: float | None = None
+    step_times: list[float] = field(default_factory=list)
+
+    @cached_property
+    def lengths(self) -> tuple[int, ...]:
+        return tuple(len(e.input_ids) for e in self.train)
 
 
 def resolve_plan(config: Config) -> Plan:
@@ -193,9 +217,35 @@ class Trainer:
     # ----------------------------------------------------------------- the loop
     def train(self) -> str:
         """Run to the end, a stop request or an error; returns the final state."""
+        started = time.monotonic()
+        session = self._setup()
+        if session.held and session.step == 0:  # the starting point, so the fall of the eval loss shows
+            session.eval_loss = self._evaluate(session)
+        while session.step < session.total:
+            if self.run.stop_requested() or self.stop_signal:
+                path = self._save(session)
+                self.run.stop_flag.unlink(missing_ok=True)
+                self.emit(ev.Stopped(step=session.step, checkpoint=str(path)))
+                return "stopped"
+            self._train_step(session)
+            if session.held and self._due(session, self.config.train.eval_every):
+                session.eval_loss = self._evaluate(session)
+            if self._due(session, self.config.train.save_every):
+                self._save(session)
+        self._write_adapter(session.model)
+        self.emit(ev.Finished(step=session.step, adapter=str(self.run.adapter), train_loss=session.train_loss,
+                              eval_loss=session.eval_loss, seconds=round(time.monotonic() - started, 1),
+                              peak_memory_bytes=peak_memory(session.plan.device)))
+        return "finished"
+
+    @staticmethod
+    def _due(session: Session, every: int) -> bool:
+        return session.step == session.total or bool(every and session.step % every == 0)
+
+    def _setup(self) -> Session:
+        """Load data, model and adapter; restore the latest checkpoint if any; announce the run."""
         import torch
 
-        started = time.monotonic()
         config = self.config
         plan = resolve_plan(config)
         model_dir = resolve_model(config.model.name, config.models.paths)
@@ -210,52 +260,39 @@ class Trainer:
         model = add_adapter(load_for_training(model_dir, plan), config)
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=config.train.learning_rate, weight_decay=config.train.weight_decay)
+        session = Session(model=model, optimizer=optimizer, trainable=trainable, train=train, held=held, pad_id=pad_id,
+                          plan=plan, threads=threads, total=self.total_steps(len(train)))
         self.micro_batch, self.grad_accum = config.train.micro_batch_size, config.train.grad_accum
-        step, train_loss, eval_loss = 0, None, None
         if checkpoint is not None:
             state = restore(checkpoint, model, optimizer)
             self._check_state(state, threads)
-            step, train_loss, eval_loss = state.step, state.train_loss, state.eval_loss
+            session.step, session.train_loss, session.eval_loss = state.step, state.train_loss, state.eval_loss
             self.micro_batch, self.grad_accum = state.micro_batch_size, state.grad_accum
-        total = self.total_steps(len(train))
-        device_name = torch.cuda.get_device_name(0) if plan.device == "cuda" else "cpu"
         self.emit(ev.RunStarted(
-            run=self.run.name, mode=plan.mode, device=device_name, precision=plan.precision, model=str(model_dir),
-            total_steps=total, start_step=step, train_samples=len(train), eval_samples=len(held),
-            effective_batch=self.micro_batch * self.grad_accum, threads=threads,
-            trainable_parameters=sum(p.numel() for p in trainable), memory_estimate_bytes=memory.total,
-            memory_available_bytes=memory.available))
-        lengths = tuple(len(e.input_ids) for e in train)
-        effective = config.train.micro_batch_size * config.train.grad_accum
-        if held and step == 0:  # the starting point, so the fall of the eval loss can be seen
-            eval_loss = self._evaluate(model, held, pad_id, plan, step)
-        step_times: list[float] = []
-        while step < total:
-            if self.run.stop_requested() or self.stop_signal:
-                path = self._save(model, optimizer, step, threads, train_loss, eval_loss)
-                self.run.stop_flag.unlink(missing_ok=True)
-                self.emit(ev.Stopped(step=step, checkpoint=str(path)))
-                return "stopped"
-            tick = time.monotonic()
-            _, indices = batch_at(step, lengths, effective, config.train.seed)
-            for group in optimizer.param_groups:
-                group["lr"] = get_lr(step, total, config)
-            train_loss, tokens = self._optimizer_step(model, optimizer, trainable, [train[i] for i in indices], pad_id, plan, step)
-            step += 1
-            step_times.append(time.monotonic() - tick)
-            recent = step_times[-20:]
-            per_step = sum(recent) / len(recent)
-            self.emit(ev.Step(step=step, total_steps=total, epoch=round(step / steps_per_epoch(len(train), effective), 3),
-                              loss=train_loss, lr=optimizer.param_groups[0]["lr"], tokens=tokens,
-                              tokens_per_second=round(tokens / step_times[-1], 1), eta_seconds=round(per_step * (total - step), 1)))
-            if held and (step == total or (config.train.eval_every and step % config.train.eval_every == 0)):
-                eval_loss = self._evaluate(model, held, pad_id, plan, step)
-            if step == total or (config.train.save_every and step % config.train.save_every == 0):
-                self._save(model, optimizer, step, threads, train_loss, eval_loss)
-        self._write_adapter(model)
-        self.emit(ev.Finished(step=step, adapter=str(self.run.adapter), train_loss=train_loss, eval_loss=eval_loss,
-                              seconds=round(time.monotonic() - started, 1), peak_memory_bytes=peak_memory(plan.device)))
-        return "finished"
+            run=self.run.name, mode=plan.mode, device=torch.cuda.get_device_name(0) if plan.device == "cuda" else "cpu",
+            precision=plan.precision, model=str(model_dir), total_steps=session.total, start_step=session.step,
+            train_samples=len(train), eval_samples=len(held), effective_batch=self.micro_batch * self.grad_accum,
+            threads=threads, trainable_parameters=sum(p.numel() for p in trainable),
+            memory_estimate_bytes=memory.total, memory_available_bytes=memory.available))
+        return session
+
+    def _train_step(self, session: Session) -> None:
+        """One optimizer step at the batch the seeded plan assigns to this step; emits `step`."""
+        tick = time.monotonic()
+        effective = self.config.train.micro_batch_size * self.config.train.grad_accum
+        _, indices = batch_at(session.step, session.lengths, effective, self.config.train.seed)
+        lr = get_lr(session.step, session.total, self.config)
+        for group in session.optimizer.param_groups:
+            group["lr"] = lr
+        session.train_loss, tokens = self._optimizer_step(session, [session.train[i] for i in indices])
+        session.step += 1
+        session.step_times.append(time.monotonic() - tick)
+        recent = session.step_times[-20:]
+        self.emit(ev.Step(step=session.step, total_steps=session.total,
+                          epoch=round(session.step / steps_per_epoch(len(session.train), effective), 3),
+                          loss=session.train_loss, lr=lr, tokens=tokens,
+                          tokens_per_second=round(tokens / session.step_times[-1], 1),
+                          eta_seconds=round(sum(recent) / len(recent) * (session.total - session.step), 1)))
 
     def _check_state(self, state: TrainState, threads: int) -> None:
         meta = self.run.meta()
@@ -265,17 +302,16 @@ class Trainer:
             self.emit(ev.Warning(f"resumed with {threads} threads where the run used {state.threads}: "
                                  "results will not be bit-identical to an uninterrupted run"))
 
-    def _optimizer_step(self, model: Any, optimizer: Any, trainable: list[Any], batch: list[Encoded],
-                        pad_id: int, plan: Plan, step: int) -> tuple[float, int]:
+    def _optimizer_step(self, session: Session, batch: list[Encoded]) -> tuple[float, int]:
         """One optimizer step over an effective batch; on CUDA out-of-memory, halve the micro-batch
         (the effective batch stays: the step is redone with twice the accumulation)."""
         import torch
 
         while True:
             try:
-                return self._accumulate(model, optimizer, trainable, batch, pad_id, plan)
+                return self._accumulate(session, batch)
             except torch.OutOfMemoryError:
-                optimizer.zero_grad(set_to_none=True)
+                session.optimizer.zero_grad(set_to_none=True)
                 torch.cuda.empty_cache()
                 if self.micro_batch == 1:
                     raise ForgeError("out of memory at micro-batch 1: lower max_seq_len or use a smaller model; "
@@ -283,49 +319,52 @@ class Trainer:
                 self.micro_batch //= 2
                 self.grad_accum *= 2
                 self.emit(ev.Warning(f"CUDA out of memory: micro-batch halved to {self.micro_batch}, "
-                                     f"gradient accumulation {self.grad_accum} (effective batch unchanged)", step=step))
+                                     f"gradient accumulation {self.grad_accum} (effective batch unchanged)", step=session.step))
 
-    def _accumulate(self, model: Any, optimizer: Any, trainable: list[Any], batch: list[Encoded],
-                    pad_id: int, plan: Plan) -> tuple[float, int]:
+    def _accumulate(self, session: Session, batch: list[Encoded]) -> tuple[float, int]:
+        """Token-weighted gradient accumulation over micro-batches, then clip and step."""
         import torch
 
         labelled = sum(max(0, e.label_tokens - (e.labels[0] != -100)) for e in batch)
         total_loss = 0.0
         for chunk in micro_batches(batch, self.micro_batch):
-            tensors = {k: v.to(plan.device) for k, v in collate(chunk, pad_id).items()}
-            loss_sum, _ = token_loss_sum(model, tensors)
+            tensors = {k: v.to(session.plan.device) for k, v in collate(chunk, session.pad_id).items()}
+            loss_sum, _ = token_loss_sum(session.model, tensors)
             (loss_sum / max(1, labelled)).backward()
             total_loss += float(loss_sum.detach())
         if self.config.train.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(trainable, self.config.train.max_grad_norm)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+            torch.nn.utils.clip_grad_norm_(session.trainable, self.config.train.max_grad_norm)
+        session.optimizer.step()
+        session.optimizer.zero_grad(set_to_none=True)
         return total_loss / max(1, labelled), sum(len(e.input_ids) for e in batch)
 
-    def _evaluate(self, model: Any, held: list[Encoded], pad_id: int, plan: Plan, step: int) -> float:
+    def _evaluate(self, session: Session) -> float:
+        """Mean token loss on the held-out split, dropout off; consumes no random numbers."""
         import torch
 
-        model.eval()
+        session.model.eval()
         total, count = 0.0, 0
-        ordered = sorted(held, key=lambda e: len(e.input_ids))
+        ordered = sorted(session.held, key=lambda e: len(e.input_ids))
         with torch.no_grad():
             for chunk in micro_batches(ordered, self.micro_batch):
-                loss_sum, n = token_loss_sum(model, {k: v.to(plan.device) for k, v in collate(chunk, pad_id).items()})
+                tensors = {k: v.to(session.plan.device) for k, v in collate(chunk, session.pad_id).items()}
+                loss_sum, n = token_loss_sum(session.model, tensors)
                 total, count = total + float(loss_sum), count + n
-        model.train()
+        session.model.train()
         value = total / max(1, count)
-        self.emit(ev.Eval(step=step, eval_loss=value, eval_tokens=count))
+        self.emit(ev.Eval(step=session.step, eval_loss=value, eval_tokens=count))
         return value
 
-    def _save(self, model: Any, optimizer: Any, step: int, threads: int, train_loss: float | None,
-              eval_loss: float | None) -> Path:
+    def _save(self, session: Session) -> Path:
         tick = time.monotonic()
         meta = self.run.meta()
-        state = TrainState(step=step, micro_batch_size=self.micro_batch, grad_accum=self.grad_accum, threads=threads,
-                           config_sha256=meta["config_sha256"], dataset_sha256=meta["dataset_sha256"],
-                           python_rng=random.getstate(), train_loss=train_loss, eval_loss=eval_loss)
-        path = save_checkpoint(self.run.checkpoints, step, model, optimizer, state, self.config.train.keep_checkpoints)
-        self.emit(ev.Checkpoint(step=step, path=str(path), seconds=round(time.monotonic() - tick, 2)))
+        state = TrainState(step=session.step, micro_batch_size=self.micro_batch, grad_accum=self.grad_accum,
+                           threads=session.threads, config_sha256=meta["config_sha256"],
+                           dataset_sha256=meta["dataset_sha256"], python_rng=random.getstate(),
+                           train_loss=session.train_loss, eval_loss=session.eval_loss)
+        path = save_checkpoint(self.run.checkpoints, session.step, session.model, session.optimizer, state,
+                               self.config.train.keep_checkpoints)
+        self.emit(ev.Checkpoint(step=session.step, path=str(path), seconds=round(time.monotonic() - tick, 2)))
         return path
 
     def _write_adapter(self, model: Any) -> None:

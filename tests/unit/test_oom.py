@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from forge_tui.engine.train import Plan, Trainer
+from forge_tui.engine.train import Plan, Session, Trainer
 from forge_tui.errors import ForgeError
 
 
@@ -27,7 +27,7 @@ def _trainer(micro: int, accum: int, fits_at: int) -> tuple[Trainer, _Log, list[
     trainer.micro_batch, trainer.grad_accum = micro, accum
     tried: list[int] = []
 
-    def accumulate(*_args) -> tuple[float, int]:
+    def accumulate(*_args: object) -> tuple[float, int]:
         tried.append(trainer.micro_batch)
         if trainer.micro_batch > fits_at:
             raise torch.OutOfMemoryError("CUDA out of memory")
@@ -42,10 +42,15 @@ class _Optimizer:
         pass
 
 
+def _session() -> Session:
+    return Session(model=None, optimizer=_Optimizer(), trainable=[], train=[], held=[], pad_id=0,
+                   plan=Plan("cuda", True, "bf16", True), threads=1, total=10, step=5)
+
+
 def test_halves_until_it_fits_and_keeps_the_effective_batch(monkeypatch) -> None:
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     trainer, log, tried = _trainer(micro=8, accum=2, fits_at=2)
-    assert trainer._optimizer_step(None, _Optimizer(), [], [], 0, Plan("cuda", True, "bf16", True), 5) == (1.0, 10)
+    assert trainer._optimizer_step(_session(), []) == (1.0, 10)
     assert tried == [8, 4, 2] and (trainer.micro_batch, trainer.grad_accum) == (2, 8)
     warnings = [r["message"] for r in log.records if r["type"] == "warning"]
     assert len(warnings) == 2 and "micro-batch halved to 2, gradient accumulation 8" in warnings[-1]
@@ -55,5 +60,5 @@ def test_gives_up_clearly_at_micro_batch_one(monkeypatch) -> None:
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     trainer, _, tried = _trainer(micro=2, accum=1, fits_at=0)
     with pytest.raises(ForgeError, match="out of memory at micro-batch 1.*last checkpoint is intact"):
-        trainer._optimizer_step(None, _Optimizer(), [], [], 0, Plan("cuda", True, "bf16", True), 5)
+        trainer._optimizer_step(_session(), [])
     assert tried == [2, 1]
