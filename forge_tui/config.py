@@ -155,6 +155,49 @@ class TrainConfig:
         return [(key, f"{message}, got {getattr(self, key)}") for key, ok, message in checks if not ok]
 
 
+TELEMETRY_SOURCES = ("auto", "jtop", "nvml", "sysfs")
+
+
+@dataclass(frozen=True)
+class TelemetryConfig:
+    """Where device readings come from."""
+
+    source: str = _doc("auto (jtop, then NVML, then sysfs), jtop, nvml, sysfs, or replay:FILE (a recording).", "auto")
+    interval: float = _doc("Seconds between samples.", 1.0)
+    replay_speed: float = _doc("Playback speed of a replay: source (2 = twice as fast).", 1.0)
+
+    def problems(self) -> list[tuple[str, str]]:
+        found = []
+        replay = self.source.startswith("replay:") and self.source[len("replay:"):].strip()
+        if self.source not in TELEMETRY_SOURCES and not replay:
+            found.append(("source", f"must be one of {', '.join(TELEMETRY_SOURCES)} or replay:FILE, got {self.source!r}"))
+        if not 0.1 <= self.interval <= 60:
+            found.append(("interval", f"must be between 0.1 and 60 seconds, got {self.interval}"))
+        if not 0 < self.replay_speed <= 1000:
+            found.append(("replay_speed", f"must be in (0, 1000], got {self.replay_speed}"))
+        return found
+
+
+@dataclass(frozen=True)
+class ThermalConfig:
+    """The thermal guard: pause training when the device runs out of thermal headroom."""
+
+    guard: bool = _doc("Pause the run when headroom falls below pause_below; resume above resume_above.", True)
+    pause_below: float = _doc("Pause when the smallest headroom to a throttle trip point falls below this (°C).", 5.0)
+    resume_above: float = _doc("Resume when the headroom is back above this (°C); above pause_below.", 10.0)
+    max_pause_minutes: float = _doc("Stop the run cleanly after pausing this long; 0 = wait as long as it takes.", 0.0)
+
+    def problems(self) -> list[tuple[str, str]]:
+        found = []
+        if not 0 <= self.pause_below <= 100:
+            found.append(("pause_below", f"must be between 0 and 100 °C, got {self.pause_below}"))
+        if self.resume_above <= self.pause_below:
+            found.append(("resume_above", f"must be above pause_below ({self.pause_below}), got {self.resume_above}"))
+        if self.max_pause_minutes < 0:
+            found.append(("max_pause_minutes", f"must be 0 or more, got {self.max_pause_minutes}"))
+        return found
+
+
 @dataclass(frozen=True)
 class RunsConfig:
     """Where runs live."""
@@ -172,6 +215,8 @@ class Config:
     lora: LoraConfig = field(default_factory=LoraConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     runs: RunsConfig = field(default_factory=RunsConfig)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    thermal: ThermalConfig = field(default_factory=ThermalConfig)
     preset: str = "standard"
     source: Path | None = None
 
@@ -187,6 +232,7 @@ def _plain(table: dict[str, Any]) -> dict[str, Any]:
 SECTIONS: dict[str, type] = {
     "model": ModelConfig, "models": ModelsConfig, "data": DataConfig,
     "lora": LoraConfig, "train": TrainConfig, "runs": RunsConfig,
+    "telemetry": TelemetryConfig, "thermal": ThermalConfig,
 }
 
 # Presets are layers under the config file: defaults < preset < file < command-line flags.

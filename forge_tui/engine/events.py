@@ -43,6 +43,11 @@ class RunStarted(Event):
     trainable_parameters: int
     memory_estimate_bytes: int
     memory_available_bytes: int
+    telemetry_source: str | None = None      # jtop | nvml | sysfs | replay
+    power_mode: str | None = None            # Jetson nvpmodel at the start, e.g. "MAXN"
+    jetson_clocks: bool | None = None
+    thermal_headroom_c: float | None = None
+    thermal_guard: bool = False              # whether the guard can act (a sensor with a trip point)
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,8 @@ class Checkpoint(Event):
 
 @dataclass(frozen=True)
 class Paused(Event):
+    """The thermal guard paused the run after a checkpoint; `details` holds the temperatures."""
+
     type: ClassVar[str] = "paused"
     step: int
     reason: str
@@ -107,11 +114,13 @@ class Error(Event):
 
 @dataclass(frozen=True)
 class Stopped(Event):
-    """The operator asked the run to stop; it checkpointed first and can be resumed."""
+    """The run stopped after a checkpoint and can be resumed: asked by the operator, or paused
+    longer than the thermal guard's cap."""
 
     type: ClassVar[str] = "stopped"
     step: int
     checkpoint: str
+    reason: str = "operator"
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,8 @@ from forge_tui.engine.fsutil import publish_dir
 from forge_tui.engine.memory import MemoryEstimate, estimate
 from forge_tui.engine.models import describe_directory, load_causal_lm, load_tokenizer, resolve_model
 from forge_tui.engine.runs import RunDir, RunnerLock
+from forge_tui.engine.telemetry.guard import Decision
+from forge_tui.engine.telemetry.watch import ThermalWatch
 from forge_tui.errors import BadInput, ForgeError
 
 
@@ -69,6 +71,7 @@ class Session:
     train_loss: float | None = None
     eval_loss: float | None = None
     step_times: list[float] = field(default_factory=list)
+    saved: tuple[int, Path] | None = None   # the step and folder of the newest checkpoint this session wrote
 
     @cached_property
     def lengths(self) -> tuple[int, ...]:
@@ -216,16 +219,22 @@ class Trainer:
 
     # ----------------------------------------------------------------- the loop
     def train(self) -> str:
-        """Run to the end, a stop request or an error; returns the final state."""
+        """Run to the end, a stop request, a thermal stop or an error; returns the final state."""
         started = time.monotonic()
         session = self._setup()
+        try:
+            return self._loop(session, started)
+        finally:
+            self.watch.close()
+
+    def _loop(self, session: Session, started: float) -> str:
         if session.held and session.step == 0:  # the starting point, so the fall of the eval loss shows
             session.eval_loss = self._evaluate(session)
         while session.step < session.total:
-            if self.run.stop_requested() or self.stop_signal:
-                path = self._save(session)
-                self.run.stop_flag.unlink(missing_ok=True)
-                self.emit(ev.Stopped(step=session.step, checkpoint=str(path)))
+            if self._stop_asked():
+                return self._stopped(session, self._save(session), "operator")
+            decision = self.watch.check()
+            if decision.action == "pause" and not self._pause(session, decision):
                 return "stopped"
             self._train_step(session)
             if session.held and self._due(session, self.config.train.eval_every):
@@ -237,6 +246,25 @@ class Trainer:
                               eval_loss=session.eval_loss, seconds=round(time.monotonic() - started, 1),
                               peak_memory_bytes=peak_memory(session.plan.device)))
         return "finished"
+
+    def _stop_asked(self) -> bool:
+        return self.run.stop_requested() or self.stop_signal
+
+    def _stopped(self, session: Session, checkpoint: Path, reason: str) -> str:
+        self.run.stop_flag.unlink(missing_ok=True)
+        self.emit(ev.Stopped(step=session.step, checkpoint=str(checkpoint), reason=reason))
+        return "stopped"
+
+    def _pause(self, session: Session, decision: Decision) -> bool:
+        """Checkpoint, then wait for the device to cool; False when the run stopped instead of resuming."""
+        path = self._save(session)
+        self.emit(ev.Paused(step=session.step, reason=decision.reason, details=decision.details))
+        outcome = self.watch.wait_until_cool(self._stop_asked)
+        if outcome.action == "resume":
+            self.emit(ev.Resumed(step=session.step, reason=outcome.reason, details=outcome.details))
+            return True
+        self._stopped(session, path, "operator" if outcome.action == "operator" else f"thermal guard: {outcome.reason}")
+        return False
 
     @staticmethod
     def _due(session: Session, every: int) -> bool:
@@ -268,12 +296,15 @@ class Trainer:
             self._check_state(state, threads)
             session.step, session.train_loss, session.eval_loss = state.step, state.train_loss, state.eval_loss
             self.micro_batch, self.grad_accum = state.micro_batch_size, state.grad_accum
+        self.watch = ThermalWatch(config)
         self.emit(ev.RunStarted(
             run=self.run.name, mode=plan.mode, device=torch.cuda.get_device_name(0) if plan.device == "cuda" else "cpu",
             precision=plan.precision, model=str(model_dir), total_steps=session.total, start_step=session.step,
             train_samples=len(train), eval_samples=len(held), effective_batch=self.micro_batch * self.grad_accum,
             threads=threads, trainable_parameters=sum(p.numel() for p in trainable),
-            memory_estimate_bytes=memory.total, memory_available_bytes=memory.available))
+            memory_estimate_bytes=memory.total, memory_available_bytes=memory.available, **self.watch.start_record()))
+        for message in self.watch.warnings:
+            self.emit(ev.Warning(message, step=session.step))
         return session
 
     def _train_step(self, session: Session) -> None:
@@ -356,6 +387,9 @@ class Trainer:
         return value
 
     def _save(self, session: Session) -> Path:
+        """Checkpoint the current step (once: a pause or stop right after a scheduled save reuses it)."""
+        if session.saved and session.saved[0] == session.step:
+            return session.saved[1]
         tick = time.monotonic()
         meta = self.run.meta()
         state = TrainState(step=session.step, micro_batch_size=self.micro_batch, grad_accum=self.grad_accum,
@@ -364,6 +398,7 @@ class Trainer:
                            train_loss=session.train_loss, eval_loss=session.eval_loss)
         path = save_checkpoint(self.run.checkpoints, session.step, session.model, session.optimizer, state,
                                self.config.train.keep_checkpoints)
+        session.saved = (session.step, path)
         self.emit(ev.Checkpoint(step=session.step, path=str(path), seconds=round(time.monotonic() - tick, 2)))
         return path
 

@@ -1,0 +1,146 @@
+"""Device telemetry: one snapshot type, four sources, a sampler thread and the thermal guard.
+
+Sources, in the order `auto` tries them: jtop (Jetson, through the jtop service), NVML (NVIDIA
+GPUs), sysfs + psutil (any Linux); `replay:FILE` plays a recording. Each source that `auto` passes
+over leaves a reason the operator can act on.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from forge_tui.engine.telemetry.snapshot import Snapshot
+from forge_tui.errors import BadInput, ForgeError
+
+SOURCES = ("auto", "jtop", "nvml", "sysfs")
+
+
+class Source(Protocol):
+    name: str
+
+    def sample(self) -> Snapshot: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Fallback:
+    source: str
+    reason: str
+
+
+@dataclass
+class Opened:
+    source: Source
+    fallbacks: list[Fallback] = field(default_factory=list)
+
+
+def parse_spec(spec: str) -> tuple[str, Path | None]:
+    """`auto|jtop|nvml|sysfs|replay:FILE` -> (kind, replay file)."""
+    if spec in SOURCES:
+        return spec, None
+    if spec.startswith("replay:") and spec[len("replay:"):].strip():
+        return "replay", Path(spec[len("replay:"):].strip())
+    raise BadInput(f"telemetry source {spec!r}: expected one of {', '.join(SOURCES)} or replay:FILE")
+
+
+def _open_jtop(interval: float) -> Source:
+    from forge_tui.engine.telemetry.jtop_source import JtopSource, JtopUnavailable, default_socket, explain
+
+    socket = default_socket()
+    if not Path(socket).exists():  # nothing to talk to: say so without starting a client
+        raise _Unavailable(explain("The jtop.service is not active", socket))
+    try:
+        return JtopSource(interval, socket)
+    except JtopUnavailable as exc:
+        raise _Unavailable(str(exc)) from None
+
+
+def _open_nvml() -> Source:
+    from forge_tui.engine.telemetry.nvml import NvmlSource, NvmlUnavailable
+
+    try:
+        return NvmlSource()
+    except NvmlUnavailable as exc:
+        raise _Unavailable(str(exc)) from None
+    except ImportError:
+        raise _Unavailable("nvidia-ml-py is not installed") from None
+
+
+def _open_sysfs() -> Source:
+    from forge_tui.engine.telemetry.sysfs import SysfsSource
+
+    return SysfsSource()
+
+
+class _Unavailable(Exception):
+    pass
+
+
+def open_source(spec: str = "auto", *, interval: float = 1.0, speed: float = 1.0) -> Opened:
+    """Open the source `spec` names; `auto` tries jtop, then NVML, then sysfs, keeping each reason.
+    A source named explicitly that cannot open is an error carrying its reason."""
+    kind, path = parse_spec(spec)
+    if kind == "replay":
+        from forge_tui.engine.telemetry.replay import ReplaySource
+
+        assert path is not None
+        return Opened(ReplaySource(path, speed))
+    openers = {"jtop": lambda: _open_jtop(interval), "nvml": _open_nvml, "sysfs": _open_sysfs}
+    if kind != "auto":
+        try:
+            return Opened(openers[kind]())
+        except _Unavailable as exc:
+            raise ForgeError(f"telemetry source {kind}: {exc}") from None
+    fallbacks = []
+    for name in ("jtop", "nvml"):
+        try:
+            return Opened(openers[name](), fallbacks)
+        except _Unavailable as exc:
+            fallbacks.append(Fallback(name, str(exc)))
+    return Opened(_open_sysfs(), fallbacks)
+
+
+class Sampler:
+    """One daemon thread sampling a source every `interval` seconds; readers take the latest
+    snapshot (newer ones replace older ones: nothing queues). A failing read is kept as `error`
+    and retried at the next tick; it never stops the thread."""
+
+    def __init__(self, source: Source, interval: float = 1.0) -> None:
+        self.source, self.interval = source, interval
+        self.latest: Snapshot | None = None
+        self.error: str | None = None
+        self._fresh = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="telemetry-sampler", daemon=True)
+
+    def start(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            tick = time.monotonic()
+            try:
+                snapshot, error = self.source.sample(), None
+            except Exception as exc:  # noqa: BLE001 - a sensor failing must not end sampling
+                snapshot, error = self.latest, f"{type(exc).__name__}: {exc}"
+            with self._fresh:
+                self.latest, self.error = snapshot, error
+                self._fresh.notify_all()
+            self._stop.wait(max(0.0, self.interval - (time.monotonic() - tick)))
+
+    def wait(self, timeout: float) -> Snapshot | None:
+        """Block until the next sample (or the timeout) and return the latest one."""
+        with self._fresh:
+            self._fresh.wait(timeout)
+            return self.latest
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.source.close()

@@ -1,0 +1,75 @@
+"""The runner's view of telemetry: opened at setup, sampled by one background thread, asked between
+optimizer steps whether the device is too hot to go on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from forge_tui.config import Config
+from forge_tui.engine.telemetry import Sampler, open_source
+from forge_tui.engine.telemetry.guard import Decision, GuardSettings, ThermalGuard
+from forge_tui.engine.telemetry.snapshot import Snapshot
+
+
+def guard_settings(config: Config) -> GuardSettings:
+    thermal = config.thermal
+    return GuardSettings(thermal.pause_below, thermal.resume_above, thermal.max_pause_minutes * 60)
+
+
+class ThermalWatch:
+    """Opens the configured source (an explicitly named one that cannot open is an error), reads a
+    first snapshot for the run's record, and runs the sampler only while the guard can act. What the
+    operator should know (a failed reading, a guard that cannot act) is left in `warnings`."""
+
+    def __init__(self, config: Config) -> None:
+        telemetry = config.telemetry
+        opened = open_source(telemetry.source, interval=telemetry.interval, speed=telemetry.replay_speed)
+        self.source_name = opened.source.name
+        self.interval = telemetry.interval
+        self.warnings: list[str] = []
+        self.guard = ThermalGuard(guard_settings(config)) if config.thermal.guard else None
+        try:
+            self.first: Snapshot | None = opened.source.sample()
+        except Exception as exc:  # noqa: BLE001 - a sensor failing must not stop training
+            self.first = None
+            self.warnings.append(f"telemetry ({self.source_name}) failed its first reading: {type(exc).__name__}: {exc}")
+        self.sampler: Sampler | None = None
+        if self.guard is None:
+            opened.source.close()
+        elif self.first is None or self.first.headroom is None:
+            why = "; ".join(self.first.notes) if self.first and self.first.notes else "no sensor reports a trip point"
+            self.warnings.append(f"thermal guard inactive: no thermal headroom from {self.source_name} ({why})")
+            opened.source.close()
+        else:
+            self.sampler = Sampler(opened.source, telemetry.interval).start()
+
+    def start_record(self) -> dict[str, Any]:
+        """What RunStarted records about the device: the source, the power mode, jetson_clocks, headroom."""
+        first = self.first
+        headroom = first.headroom if first else None
+        return {"telemetry_source": self.source_name,
+                "power_mode": first.power_mode if first else None,
+                "jetson_clocks": first.jetson_clocks if first else None,
+                "thermal_headroom_c": headroom.celsius if headroom else None,
+                "thermal_guard": self.sampler is not None}
+
+    def check(self) -> Decision:
+        if self.sampler is None or self.guard is None:
+            return Decision("run")
+        return self.guard.decide(self.sampler.latest)
+
+    def wait_until_cool(self, stop_requested: Callable[[], bool]) -> Decision:
+        """Block while paused; returns resume, stop (the pause cap) or `operator` (a stop request)."""
+        assert self.sampler is not None and self.guard is not None
+        while True:
+            decision = self.guard.decide(self.sampler.wait(self.interval * 2))
+            if decision.action != "wait":
+                return decision
+            if stop_requested():
+                return Decision("operator", details=decision.details)
+
+    def close(self) -> None:
+        if self.sampler is not None:
+            self.sampler.stop()
+            self.sampler = None
