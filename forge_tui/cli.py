@@ -143,6 +143,14 @@ def _train_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     return {"train": train} if train else {}
 
 
+def _device_line(event: dict[str, Any]) -> str:
+    headroom = event.get("thermal_headroom_c")
+    clocks = {None: "unknown", True: "on", False: "off"}[event.get("jetson_clocks")]
+    guard = "on" if event.get("thermal_guard") else "off"
+    return (f"telemetry {event.get('telemetry_source') or 'none'}: power mode {event.get('power_mode') or 'unknown'}, "
+            f"jetson_clocks {clocks}, thermal headroom {'unknown' if headroom is None else f'{headroom:.1f} °C'}, guard {guard}")
+
+
 def _format_event(event: dict[str, Any]) -> str | None:
     kind = event["type"]
     if kind == "run_started":
@@ -150,7 +158,7 @@ def _format_event(event: dict[str, Any]) -> str | None:
                 f"{event['trainable_parameters']:,} trainable parameters, {event['train_samples']} train / "
                 f"{event['eval_samples']} eval samples, steps {event['start_step']}->{event['total_steps']}, "
                 f"{event['threads']} threads; memory estimate {event['memory_estimate_bytes'] / 2**30:.2f} GiB "
-                f"of {event['memory_available_bytes'] / 2**30:.2f} GiB available")
+                f"of {event['memory_available_bytes'] / 2**30:.2f} GiB available\n" + _device_line(event))
     if kind == "step":
         return (f"step {event['step']:>5}/{event['total_steps']}  epoch {event['epoch']:.2f}  loss {event['loss']:.4f}  "
                 f"lr {event['lr']:.2e}  {event['tokens_per_second']:.0f} tok/s  eta {event['eta_seconds']:.0f}s")
@@ -160,8 +168,11 @@ def _format_event(event: dict[str, Any]) -> str | None:
         return f"checkpoint {event['path']} ({event['seconds']}s)"
     if kind in ("warning", "error"):
         return f"{kind}: {event['message']}"
+    if kind in ("paused", "resumed"):
+        return f"{kind} at step {event['step']}: {event['reason']}"
     if kind == "stopped":
-        return f"stopped at step {event['step']}; resume with: forge-tui resume {Path(event['checkpoint']).parents[1]}"
+        why = "" if event.get("reason", "operator") == "operator" else f" ({event['reason']})"
+        return f"stopped at step {event['step']}{why}; resume with: forge-tui resume {Path(event['checkpoint']).parents[1]}"
     if kind == "finished":
         return (f"finished: adapter in {event['adapter']} (eval_loss {event['eval_loss']}, {event['seconds']}s, "
                 f"peak memory {event['peak_memory_bytes'] / 2**30:.2f} GiB)")
@@ -251,6 +262,68 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- telemetry
+
+
+def _telemetry_output(args: argparse.Namespace, snapshot: Any, fallbacks: list[Any]) -> None:
+    from forge_tui.engine.telemetry.report import full_report, ticker
+
+    if args.json:
+        record = {**snapshot.to_json(), "fallbacks": [{"source": f.source, "reason": f.reason} for f in fallbacks]}
+        print(json.dumps(record, ensure_ascii=False, indent=2 if args.once else None), flush=True)
+    elif args.once:
+        print("\n".join(full_report(snapshot, fallbacks)))
+    else:
+        print(ticker(snapshot), flush=True)
+
+
+def _open_recording(path: Path | None, source: str, interval: float) -> Any:
+    from forge_tui.engine.telemetry.replay import header, write_recording
+
+    if path is None:
+        return None
+    if path.exists():
+        raise BadInput(f"{path}: already exists; record into a new file (nothing was written)")
+    handle = open(path, "x", encoding="utf-8")  # noqa: SIM115 - closed by the caller
+    write_recording(handle, header(source, description=f"recorded by forge-tui {__version__} every {interval:g} s"))
+    return handle
+
+
+def cmd_telemetry(args: argparse.Namespace, config: Config) -> int:
+    import time
+
+    from forge_tui.engine.telemetry import open_source
+    from forge_tui.engine.telemetry.replay import write_recording
+
+    interval = args.interval if args.interval is not None else config.telemetry.interval
+    speed = args.speed if args.speed is not None else config.telemetry.replay_speed
+    if not 0.05 <= interval <= 3600:
+        raise BadInput(f"--interval must be between 0.05 and 3600 seconds, got {interval}")
+    if args.duration is not None and args.duration <= 0:
+        raise BadInput(f"--duration must be above 0, got {args.duration}")
+    opened = open_source(args.source or config.telemetry.source, interval=interval, speed=speed)
+    recording = _open_recording(args.record, opened.source.name, interval)
+    deadline = None if args.duration is None else time.monotonic() + args.duration
+    try:
+        if args.once and opened.source.name in ("sysfs", "nvml"):
+            time.sleep(min(interval, 0.5))  # CPU load is measured between two readings
+        while True:
+            tick = time.monotonic()
+            snapshot = opened.source.sample()
+            _telemetry_output(args, snapshot, opened.fallbacks)
+            if recording:
+                write_recording(recording, snapshot.to_json())
+            if args.once or (deadline is not None and time.monotonic() >= deadline):
+                return EXIT_OK
+            time.sleep(max(0.0, interval - (time.monotonic() - tick)))
+    except KeyboardInterrupt:
+        return EXIT_OK
+    finally:
+        opened.source.close()
+        if recording:
+            recording.close()
+
+
 # --------------------------------------------------------------------------- the app
 
 
@@ -331,6 +404,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run", help="run name or directory")
     export.add_argument("--merged", type=Path, required=True, metavar="DIR", help="new folder for the merged model")
     export.set_defaults(handler=cmd_export)
+
+    telemetry = commands.add_parser("telemetry", parents=[common], help="device readings: temperatures and headroom, load, power, memory")
+    telemetry.add_argument("--once", action="store_true", help="one full report, then exit")
+    telemetry.add_argument("--json", action="store_true", help="JSON (one object per sample)")
+    telemetry.add_argument("--interval", type=float, help="seconds between samples (default: the config's, 1)")
+    telemetry.add_argument("--source", metavar="auto|jtop|nvml|sysfs|replay:FILE", help="where readings come from (default: auto)")
+    telemetry.add_argument("--speed", type=float, help="replay speed (2 = twice as fast)")
+    telemetry.add_argument("--record", type=Path, metavar="FILE", help="also write the snapshots to a new recording FILE")
+    telemetry.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
+    telemetry.set_defaults(handler=cmd_telemetry)
     return parser
 
 

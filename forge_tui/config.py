@@ -171,8 +171,8 @@ class TelemetryConfig:
         replay = self.source.startswith("replay:") and self.source[len("replay:"):].strip()
         if self.source not in TELEMETRY_SOURCES and not replay:
             found.append(("source", f"must be one of {', '.join(TELEMETRY_SOURCES)} or replay:FILE, got {self.source!r}"))
-        if not 0.1 <= self.interval <= 60:
-            found.append(("interval", f"must be between 0.1 and 60 seconds, got {self.interval}"))
+        if not 0.05 <= self.interval <= 60:
+            found.append(("interval", f"must be between 0.05 and 60 seconds, got {self.interval}"))
         if not 0 < self.replay_speed <= 1000:
             found.append(("replay_speed", f"must be in (0, 1000], got {self.replay_speed}"))
         return found

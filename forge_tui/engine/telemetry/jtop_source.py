@@ -154,13 +154,16 @@ class JtopSource:
         reasons += [r for r in (clock_throttle(g.name, g.load_percent, g.clock_mhz, g.clock_max_mhz) for g in gpu_list) if r]
         rail_list, total = rails(client.power)
         nvpmodel, clocks = client.nvpmodel, client.jetson_clocks
+        readings = sensors(client.temperature, self.trip_table)
+        notes = () if any(s.limit for s in readings) else (
+            "no trip points: jtop reports none and /sys/class/thermal has none for these sensors, so headroom is unknown",)
         return Snapshot(
             time=time.time(), source=self.name, cpu_percent=loads, memory=memory(dict(client.memory.items())),
-            gpus=gpu_list or None, sensors=sensors(client.temperature, self.trip_table) or None,
+            gpus=gpu_list or None, sensors=readings or None,
             rails=rail_list or None, power_total_watts=total, fans=fans(client.fan) or None,
             power_mode=None if nvpmodel is None else str(nvpmodel.name),
             jetson_clocks=None if clocks is None else bool(clocks),
-            throttle=Throttle(bool(reasons), tuple(reasons)))
+            throttle=Throttle(bool(reasons), tuple(reasons)), notes=notes)
 
     def close(self) -> None:
         self.client.close()

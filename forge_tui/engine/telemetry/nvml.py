@@ -64,17 +64,18 @@ class NvmlSource:
         count = start_nvml(self.nvml)
         self.handles = [self.nvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
         self.host = host or SysfsSource()
-        self._unsupported: set[tuple[int, str]] = set()
+        self._unsupported: set[tuple[Any, ...]] = set()
         self.names = [str(self._query(i, "nvmlDeviceGetName") or f"GPU {i}") for i in range(count)]
 
     def _query(self, index: int, function: str, *args: Any) -> Any:
         """One NVML call; None when this device does not support it (remembered, not retried)."""
-        if (index, function) in self._unsupported:
+        key = (index, function, *args)
+        if key in self._unsupported:
             return None
         try:
             return getattr(self.nvml, function)(self.handles[index], *args)
         except (self.nvml.NVMLError_NotSupported, self.nvml.NVMLError_FunctionNotFound, AttributeError):
-            self._unsupported.add((index, function))
+            self._unsupported.add(key)
             return None
         except self.nvml.NVMLError:
             return None  # transient (GPU busy, lost for a moment): try again next tick

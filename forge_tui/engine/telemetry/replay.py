@@ -41,6 +41,15 @@ def _decode_line(path: Path, number: int, raw: bytes) -> dict[str, Any] | None:
     return record
 
 
+def raw_ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(0, 2)
+        if handle.tell() == 0:
+            return True
+        handle.seek(-1, 2)
+        return handle.read(1) == b"\n"
+
+
 def load_recording(path: Path) -> tuple[dict[str, Any], list[Snapshot]]:
     """The header and the snapshots of a recording; BadInput naming FILE:LINE on anything else."""
     try:
@@ -49,10 +58,16 @@ def load_recording(path: Path) -> tuple[dict[str, Any], list[Snapshot]]:
         raise BadInput(f"{path}: cannot read recording: {exc.strerror or exc}") from None
     meta: dict[str, Any] = {}
     snapshots = []
+    torn = len(lines) if lines and not raw_ends_with_newline(path) else 0
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
-        record = _decode_line(path, number, raw)
+        try:
+            record = _decode_line(path, number, raw)
+        except BadInput:
+            if number == torn:  # a recording cut off mid-line (power loss): keep what came before
+                break
+            raise
         if record.get("recording") == FORMAT:
             meta = record
             continue

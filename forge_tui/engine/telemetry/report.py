@@ -1,0 +1,97 @@
+"""Snapshots in words: the full report of `telemetry --once` and the one-line ticker."""
+
+from __future__ import annotations
+
+import time
+
+from forge_tui.engine.telemetry import Fallback
+from forge_tui.engine.telemetry.guard import describe
+from forge_tui.engine.telemetry.snapshot import Snapshot
+
+GIB = 1024**3
+
+
+def _gib(value: int | None) -> str:
+    return "-" if value is None else f"{value / GIB:.1f}"
+
+
+def _cpu(snapshot: Snapshot) -> str:
+    loads = [load for load in snapshot.cpu_percent or () if load is not None]
+    if not loads:
+        return "-"
+    return f"{sum(loads) / len(loads):.0f}% mean of {len(snapshot.cpu_percent or ())} cores (busiest {max(loads):.0f}%)"
+
+
+def _memory(snapshot: Snapshot) -> str:
+    memory = snapshot.memory
+    if memory is None:
+        return "-"
+    parts = [f"RAM {_gib(memory.ram_used_bytes)} / {_gib(memory.ram_total_bytes)} GiB"]
+    if memory.swap_total_bytes is not None:
+        parts.append(f"swap {_gib(memory.swap_used_bytes)} / {_gib(memory.swap_total_bytes)} GiB")
+    if memory.gpu_shared_bytes is not None:
+        parts.append(f"GPU share {_gib(memory.gpu_shared_bytes)} GiB")
+    return ", ".join(parts)
+
+
+def _gpus(snapshot: Snapshot) -> list[str]:
+    lines = []
+    for gpu in snapshot.gpus or ():
+        load = "-" if gpu.load_percent is None else f"{gpu.load_percent:.0f}%"
+        clock = "" if gpu.clock_mhz is None else f" at {gpu.clock_mhz:.0f}/{gpu.clock_max_mhz or 0:.0f} MHz"
+        memory = "" if gpu.memory_total_bytes is None else f", memory {_gib(gpu.memory_used_bytes)} / {_gib(gpu.memory_total_bytes)} GiB"
+        lines.append(f"{gpu.name}: {load}{clock}{memory}")
+    return lines
+
+
+def _sensor_lines(snapshot: Snapshot) -> list[str]:
+    lines = [f"  {'SENSOR':<28} {'TEMP':>8}  {'LIMIT':<20} {'HEADROOM':>9}"]
+    for sensor in snapshot.sensors or ():
+        limit = sensor.limit
+        where = f"{limit.kind} {limit.celsius:.1f} °C" if limit else "no trip point"
+        room = sensor.headroom
+        temp = f"{sensor.celsius:.1f} °C" if sensor.online else "offline"
+        lines.append(f"  {sensor.name:<28} {temp:>8}  {where:<20} {'-' if room is None else f'{room:.1f} °C':>9}")
+    return lines
+
+
+def full_report(snapshot: Snapshot, fallbacks: list[Fallback]) -> list[str]:
+    lines = [f"source: {snapshot.source}"]
+    lines += [f"  passed over {f.source}: {f.reason}" for f in fallbacks]
+    headroom = snapshot.headroom
+    lines.append(f"thermal headroom: {describe(snapshot) if headroom else 'unknown (no sensor with a trip point)'}")
+    if snapshot.sensors:
+        lines += ["sensors:", *_sensor_lines(snapshot)]
+    else:
+        lines.append("sensors: none")
+    lines.append(f"CPU: {_cpu(snapshot)}")
+    lines.append(f"memory: {_memory(snapshot)}")
+    lines += [f"GPU {line}" for line in _gpus(snapshot)]
+    if snapshot.rails:
+        total = f"total {snapshot.power_total_watts:.1f} W; " if snapshot.power_total_watts is not None else ""
+        lines.append("power: " + total + ", ".join(f"{r.name} {r.watts:.1f} W" for r in snapshot.rails))
+    for fan in snapshot.fans or ():
+        lines.append(f"fan {fan.name}: {'-' if fan.percent is None else f'{fan.percent:.0f}%'}"
+                     + ("" if fan.rpm is None else f" {fan.rpm} rpm"))
+    if snapshot.power_mode is not None or snapshot.jetson_clocks is not None:
+        clocks = {None: "unknown", True: "on", False: "off"}[snapshot.jetson_clocks]
+        lines.append(f"power mode: {snapshot.power_mode or 'unknown'}; jetson_clocks: {clocks}")
+    if snapshot.throttle is not None:
+        lines.append("throttling: " + ("; ".join(snapshot.throttle.reasons) if snapshot.throttle.active else "no"))
+    lines.append("not available here: " + (", ".join(snapshot.absent) or "nothing"))
+    lines += [f"note: {note}" for note in snapshot.notes]
+    return lines
+
+
+def ticker(snapshot: Snapshot) -> str:
+    headroom = snapshot.headroom
+    parts = [time.strftime("%H:%M:%S", time.localtime(snapshot.time)),
+             f"headroom {headroom.celsius:.1f} °C ({headroom.sensor})" if headroom else "headroom -",
+             f"cpu {_cpu(snapshot).split('%')[0]}%" if snapshot.cpu_percent else "cpu -",
+             f"ram {_gib(snapshot.memory.ram_used_bytes)}/{_gib(snapshot.memory.ram_total_bytes)} GiB" if snapshot.memory else "ram -"]
+    parts += [f"gpu {g.load_percent:.0f}%" for g in snapshot.gpus or () if g.load_percent is not None]
+    if snapshot.power_total_watts is not None:
+        parts.append(f"power {snapshot.power_total_watts:.1f} W")
+    if snapshot.throttle is not None:
+        parts.append("THROTTLED" if snapshot.throttle.active else "no throttle")
+    return "  ".join(parts)

@@ -1,0 +1,55 @@
+"""The thermal guard acting on a real (tiny) runner through replayed traces: pause with a checkpoint,
+resume by itself, the same adapter as an uninterrupted run, and a clean stop after a capped pause."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from forge_tui.engine.events import read_events
+from tests.engine.test_training import _adapter, _run_dir, _train
+from tests.telemetry.conftest import write_trace
+
+
+def _guarded(config: Path, trace: Path, thermal: str) -> Path:
+    text = config.read_text() + f'\n[telemetry]\nsource = "replay:{trace}"\ninterval = 0.05\n[thermal]\n{thermal}\n'
+    guarded = config.with_name("guarded.toml")
+    guarded.write_text(text)
+    return guarded
+
+
+def test_a_hot_trace_pauses_and_resumes_a_run_without_changing_its_result(tiny_config: Path, tmp_path: Path) -> None:
+    trace = write_trace(tmp_path / "hot.jsonl", [20, 2, 2, 7, 7, 15, 15, 15], step=0.25)
+    result = _train(_guarded(tiny_config, trace, "pause_below = 5.0\nresume_above = 10.0"))
+    assert result.returncode == 0, result.stderr
+    run = _run_dir(result)
+    events = read_events(run / "events.jsonl")
+    started = events[0]
+    assert (started["telemetry_source"], started["thermal_guard"], started["thermal_headroom_c"]) == ("replay", True, 20.0)
+    kinds = [e["type"] for e in events]
+    assert "paused" in kinds and kinds[-1] == "finished"
+    for index, event in enumerate(events):
+        if event["type"] != "paused":
+            continue
+        assert event["details"]["headroom_c"] == 2.0 and event["details"]["temperatures_c"] == {"tj": 88.0}
+        assert "resumes above 10 °C" in event["reason"]
+        before = events[index - 1]
+        assert before["type"] == "checkpoint" and before["step"] == event["step"]  # checkpointed, then paused
+        after = events[index + 1]  # nothing ran while paused; it resumed by itself once cool (not at 7 °C)
+        assert after["type"] == "resumed" and after["details"]["headroom_c"] == 15.0 and after["step"] == event["step"]
+    assert "paused" in result.stdout and "resumed" in result.stdout
+    plain = _train(tiny_config)
+    assert _adapter(run).keys() == _adapter(_run_dir(plain)).keys()
+    for name, tensor in _adapter(_run_dir(plain)).items():
+        assert tensor.equal(_adapter(run)[name]), name
+
+
+def test_a_pause_past_its_cap_stops_the_run_cleanly(tiny_config: Path, tmp_path: Path) -> None:
+    trace = write_trace(tmp_path / "oven.jsonl", [3.0])
+    result = _train(_guarded(tiny_config, trace, "max_pause_minutes = 0.01"))
+    assert result.returncode == 0, result.stderr
+    run = _run_dir(result)
+    kinds = [e["type"] for e in read_events(run / "events.jsonl")]
+    assert kinds[-3:] == ["checkpoint", "paused", "stopped"]
+    stopped = read_events(run / "events.jsonl")[-1]
+    assert stopped["reason"].startswith("thermal guard: still hot") and stopped["step"] == 0
+    assert "thermal guard" in result.stdout

@@ -1,0 +1,83 @@
+"""Recording, replay and the `telemetry` command as an operator runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from forge_tui.engine.telemetry.replay import ReplaySource, load_recording
+from tests.conftest import ROOT, run_cli
+from tests.telemetry.conftest import write_trace
+from tests.telemetry.test_guard import Clock
+
+SHIPPED = ROOT / "sample_data/telemetry"
+
+
+def test_this_machine_reports_its_zones_or_says_there_are_none() -> None:
+    result = run_cli("telemetry", "--once", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    zones = list(Path("/sys/class/thermal").glob("thermal_zone*"))
+    if zones:
+        assert report["sensors"], "thermal zones exist but none was reported"
+    else:
+        assert report["sensors"] is None and "sensors" in report["absent"]
+        assert any("no thermal zones" in note for note in report["notes"])
+    assert report["memory"]["ram_total_bytes"] > 0
+    assert [f["source"] for f in report["fallbacks"]] == ["jtop", "nvml"][: len(report["fallbacks"])]
+
+
+def test_record_then_replay_round_trip(tmp_path: Path) -> None:
+    recording = tmp_path / "rec.jsonl"
+    result = run_cli("telemetry", "--record", str(recording), "--duration", "0.6", "--interval", "0.2", "--json")
+    assert result.returncode == 0, result.stderr
+    meta, snapshots = load_recording(recording)
+    assert meta["source"] == "sysfs" and not meta["synthetic"] and len(snapshots) >= 3
+    assert [json.loads(line)["time"] for line in result.stdout.splitlines()] == [s.time for s in snapshots]
+    replayed = run_cli("telemetry", "--source", f"replay:{recording}", "--once", "--json")
+    assert replayed.returncode == 0, replayed.stderr
+    again = json.loads(replayed.stdout)
+    assert again["source"] == "replay" and again["memory"] == json.loads(result.stdout.splitlines()[0])["memory"]
+
+
+def test_replay_follows_the_recorded_clock_at_speed_and_loops(tmp_path: Path) -> None:
+    trace = write_trace(tmp_path / "t.jsonl", [30, 20, 10], step=2.0)
+    clock = Clock()
+    source = ReplaySource(trace, speed=2.0, clock=clock)
+    rooms = []
+    for _ in range(7):
+        rooms.append(source.sample().headroom.celsius)
+        clock.now += 1.0  # 2 s of recording per second at 2x
+    assert rooms == [30, 20, 10, 30, 20, 10, 30]
+
+
+def test_a_recording_cut_by_power_loss_still_plays(tmp_path: Path) -> None:
+    trace = write_trace(tmp_path / "t.jsonl", [30, 20])
+    trace.write_bytes(trace.read_bytes() + b'{"time": 1002.0, "sour')
+    assert len(load_recording(trace)[1]) == 2
+
+
+def test_bad_input_names_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"recording": "forge-telemetry", "version": 1}\n{"time": 1, "source": "x"}\nnot json\n{"time": 3}\n')
+    result = run_cli("telemetry", "--source", f"replay:{bad}", "--once")
+    assert result.returncode == 2 and f"{bad}:3:" in result.stderr and "Traceback" not in result.stderr
+    assert run_cli("telemetry", "--source", "bogus", "--once").returncode == 2
+    existing = tmp_path / "keep.jsonl"
+    existing.write_text("precious\n")
+    refused = run_cli("telemetry", "--record", str(existing), "--once")
+    assert refused.returncode == 2 and existing.read_text() == "precious\n"
+    assert run_cli("telemetry", "--interval", "0", "--once").returncode == 2
+
+
+def test_the_shipped_recordings_are_synthetic_orin_shaped_and_reproducible() -> None:
+    check = subprocess.run([sys.executable, "sample_data/telemetry/generate.py", "--check"], cwd=ROOT, capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    for name in ("orin-agx-training.jsonl", "orin-agx-hot-enclosure.jsonl"):
+        meta, snapshots = load_recording(SHIPPED / name)
+        assert meta["synthetic"] and "SYNTHETIC" in meta["description"]
+        first = snapshots[-1]
+        assert first.power_mode == "MAXN" and first.memory.gpu_shared_bytes and len(first.cpu_percent) == 12
+        assert {s.name for s in first.sensors} >= {"cpu", "gpu", "tj"} and first.rails and first.headroom

@@ -1,0 +1,60 @@
+"""The sysfs source over a fake /sys tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from forge_tui.engine.telemetry.snapshot import Trip
+from forge_tui.engine.telemetry.sysfs import NO_ZONES, SysfsSource
+from tests.telemetry.conftest import ORIN_ZONES, write_tree
+
+JETSON_EXTRAS = {
+    "sys/class/devfreq/17000000.ga10b/cur_freq": "918000000\n",
+    "sys/class/devfreq/17000000.ga10b/max_freq": "1300500000\n",
+    "sys/class/devfreq/17000000.ga10b/device/load": "990\n",
+    "sys/class/hwmon/hwmon0/name": "ina3221\n",
+    "sys/class/hwmon/hwmon0/in1_label": "VDD_GPU_SOC\n",
+    "sys/class/hwmon/hwmon0/in1_input": "5080\n",
+    "sys/class/hwmon/hwmon0/curr1_input": "3000\n",
+    "sys/class/hwmon/hwmon1/name": "pwmfan\n",
+    "sys/class/hwmon/hwmon1/pwm1": "128\n",
+    "sys/class/hwmon/hwmon1/fan1_input": "2000\n",
+}
+
+
+def test_zones_trips_gpu_rails_and_fans(tmp_path: Path) -> None:
+    root = write_tree(tmp_path, {**ORIN_ZONES, **JETSON_EXTRAS})
+    snapshot = SysfsSource(root).sample()
+    cpu, tj = snapshot.sensors
+    assert (cpu.name, cpu.celsius) == ("cpu-thermal", 45.5)
+    assert cpu.trips == (Trip("passive", 99.0), Trip("critical", 104.5), Trip("active", 50.0))
+    assert cpu.limit == Trip("passive", 99.0)  # the active (fan) trip at 50 °C is not a limit
+    assert snapshot.headroom.sensor == "tj-thermal" and snapshot.headroom.celsius == 5.0
+    (gpu,) = snapshot.gpus
+    assert (gpu.load_percent, gpu.clock_mhz, gpu.clock_max_mhz) == (99.0, 918.0, 1300.5)
+    assert snapshot.throttle.active and "below its 1300 MHz maximum" in snapshot.throttle.reasons[0]
+    (rail,) = snapshot.rails
+    assert (rail.name, rail.watts, rail.volts, rail.amps) == ("VDD_GPU_SOC", 15.24, 5.08, 3.0)
+    (fan,) = snapshot.fans
+    assert (fan.percent, fan.rpm) == (50.2, 2000)
+    assert snapshot.memory.ram_total_bytes > 0 and len(snapshot.cpu_percent) >= 1
+
+
+def test_no_zones_is_said_plainly_not_zero(tmp_path: Path) -> None:
+    snapshot = SysfsSource(tmp_path).sample()
+    assert snapshot.sensors is None and snapshot.headroom is None
+    assert {"sensors", "gpus", "rails", "fans", "throttle"} <= set(snapshot.absent)
+    assert NO_ZONES in snapshot.notes
+
+
+def test_a_broken_sensor_is_skipped_and_not_read_again(tmp_path: Path) -> None:
+    root = write_tree(tmp_path, ORIN_ZONES)
+    broken = root / "sys/class/thermal/thermal_zone2"
+    (broken / "temp").mkdir(parents=True)  # reading it fails with an OSError, as an EINVAL sensor does
+    (broken / "type").write_text("cv0-thermal\n")
+    source = SysfsSource(root)
+    assert [s.name for s in source.sample().sensors] == ["cpu-thermal", "tj-thermal"]
+    assert broken / "temp" in source.reader._dead
+    (broken / "temp").rmdir()
+    (broken / "temp").write_text("50000\n")
+    assert [s.name for s in source.sample().sensors] == ["cpu-thermal", "tj-thermal"]  # not retried
