@@ -324,6 +324,20 @@ def cmd_telemetry(args: argparse.Namespace, config: Config) -> int:
             recording.close()
 
 
+def cmd_doctor(args: argparse.Namespace, config: Config) -> int:
+    from forge_tui.engine.doctor import run_doctor
+
+    findings = run_doctor(load_config(args.config, args.preset) if args.preset else config)
+    if args.json:
+        _print_json([finding.to_json() for finding in findings])
+    else:
+        for finding in findings:
+            print(f"{finding.status.upper():<5} {finding.check:<19} {finding.detail}")
+            if finding.next_step:
+                print(f"{'':<25} next: {finding.next_step}")
+    return EXIT_FAILURE if any(f.status == "fail" for f in findings) else EXIT_OK
+
+
 # --------------------------------------------------------------------------- the app
 
 
@@ -414,6 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
     telemetry.add_argument("--record", type=Path, metavar="FILE", help="also write the snapshots to a new recording FILE")
     telemetry.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
     telemetry.set_defaults(handler=cmd_telemetry)
+
+    doctor = commands.add_parser("doctor", parents=[common], help="pre-flight report: GPU, 4-bit, jtop, telemetry, memory, disk, offline")
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    doctor.add_argument("--preset", choices=["quick", "standard", "orin-7b"], help="check memory for this preset")
+    doctor.set_defaults(handler=cmd_doctor)
     return parser
 
 

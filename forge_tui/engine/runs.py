@@ -124,18 +124,32 @@ def dataset_manifest(path: Path, config: Config) -> dict[str, Any]:
     return {"path": str(path.resolve()), "manifest": report.manifest.to_json()}
 
 
+def _absolute_replay(source: str) -> str:
+    """A run records `replay:FILE` with an absolute path (a detached or resumed runner may start
+    elsewhere), after checking the recording can be played (bad input is refused before the run exists)."""
+    if not source.startswith("replay:"):
+        return source
+    from forge_tui.engine.telemetry.replay import load_recording
+
+    path = Path(source[len("replay:"):].strip()).expanduser().resolve()
+    load_recording(path)
+    return f"replay:{path}"
+
+
 def create_run(config: Config, dataset: Path, run_dir: Path | None = None) -> RunDir:
     """Validate everything a run needs, then lay out its directory. Refuses to reuse a run."""
     if not dataset.exists():
         raise BadInput(f"{dataset}: no such dataset")
     resolve_model(config.model.name, config.models.paths)  # refuse a missing or pickle-only model now
     manifest = dataset_manifest(dataset, config)
+    telemetry_source = _absolute_replay(config.telemetry.source)
     path = run_dir or runs_root(config) / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.preset}"
     if path.exists() and any(path.iterdir()):
         raise BadInput(f"{path}: already exists and is not empty; use `forge-tui resume` for an existing run")
     path.mkdir(parents=True, exist_ok=True)
     sections = config.sections()
     sections["train"]["dataset"] = manifest["path"]
+    sections["telemetry"]["source"] = telemetry_source
     digest = config_sha256(sections)
     meta = {"name": path.name, "created": time.time(), "preset": config.preset,
             "config_sha256": digest, "dataset_sha256": manifest["manifest"]["sha256"]}

@@ -53,3 +53,11 @@ def test_a_pause_past_its_cap_stops_the_run_cleanly(tiny_config: Path, tmp_path:
     stopped = read_events(run / "events.jsonl")[-1]
     assert stopped["reason"].startswith("thermal guard: still hot") and stopped["step"] == 0
     assert "thermal guard" in result.stdout
+
+
+def test_a_bad_recording_is_refused_before_the_run_exists(tiny_config: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"recording": "forge-telemetry", "version": 1}\n{"time": "soon"}\n')
+    result = _train(_guarded(tiny_config, bad, ""))
+    assert result.returncode == 2 and f"{bad}:2:" in result.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -106,6 +106,7 @@ def test_readings_headroom_from_the_margin_and_absent_fan(host: SysfsSource) -> 
     assert snapshot.throttle is not None and not snapshot.throttle.active
     # a query the device does not support is asked once, not every tick
     assert fake.calls["nvmlDeviceGetFanSpeed"] == 1
+    assert fake.calls["nvmlDeviceGetTemperatureThreshold"] == 1 + 3  # slowdown once, shutdown every tick
     assert fake.calls["nvmlDeviceGetMarginTemperature"] == 3  # supported: asked every tick
 
 

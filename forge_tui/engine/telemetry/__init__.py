@@ -51,7 +51,10 @@ def parse_spec(spec: str) -> tuple[str, Path | None]:
 def _open_jtop(interval: float) -> Source:
     from forge_tui.engine.telemetry.jtop_source import JtopSource, JtopUnavailable, default_socket, explain
 
-    socket = default_socket()
+    try:
+        socket = default_socket()
+    except ImportError:
+        raise _Unavailable("jetson-stats is not installed in Forge's environment (`pip install jetson-stats`)") from None
     if not Path(socket).exists():  # nothing to talk to: say so without starting a client
         raise _Unavailable(explain("The jtop.service is not active", socket))
     try:
