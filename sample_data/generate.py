@@ -8,6 +8,7 @@ Outputs (JSONL, chat `messages` format):
 - waterworks/eval.jsonl       held-out questions about the same facts in other words, each with the
                               `facts` its answer must contain and a `category`
 - waterworks/retention.jsonl  general questions the base model already answers (catches forgetting)
+- telemetry/*.jsonl           SYNTHETIC Orin-shaped telemetry recordings (see telemetry/synthesize.py)
 
 Design: every fact is taught through many differently worded questions and a few answer wordings,
 and the evaluation asks with question wordings (and often a name for the topic) that training never
@@ -337,11 +338,16 @@ def render(rows: list[dict]) -> str:
 
 
 def outputs() -> dict[str, str]:
+    here = Path(__file__).resolve().parent
+    sys.path[:0] = [str(here.parent), str(here / "telemetry")]  # the recordings use forge_tui's snapshot type
+    from synthesize import recordings
+
     rng = random.Random(SEED)
     return {
         "waterworks/train.jsonl": render(build_train(rng)),
         "waterworks/eval.jsonl": render(build_eval()),
         "waterworks/retention.jsonl": render(build_retention()),
+        **{f"telemetry/{name}": text for name, text in recordings().items()},
     }
 
 

@@ -80,21 +80,24 @@ class Checkpoint(Event):
 
 
 @dataclass(frozen=True)
-class Paused(Event):
-    """The thermal guard paused the run after a checkpoint; `details` holds the temperatures."""
+class GuardEvent(Event):
+    """The thermal guard acted; `details` holds the temperatures that made it act."""
 
-    type: ClassVar[str] = "paused"
     step: int
     reason: str
     details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
-class Resumed(Event):
+class Paused(GuardEvent):
+    """Paused after a checkpoint, waiting for the device to cool."""
+
+    type: ClassVar[str] = "paused"
+
+
+@dataclass(frozen=True)
+class Resumed(GuardEvent):
     type: ClassVar[str] = "resumed"
-    step: int
-    reason: str
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
