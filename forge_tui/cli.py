@@ -239,6 +239,8 @@ def cmd_runs(args: argparse.Namespace, config: Config) -> int:
         print(f"{row['name']:<32} {row['state']:<11} step {row.get('step', 0)}/{row.get('total_steps') or '?'}  {loss}")
         if row.get("error"):
             print(f"{'':<32} error: {row['error']}")
+        if row.get("reason"):
+            print(f"{'':<32} {row['state']}: {row['reason']}")
     return EXIT_OK
 
 

@@ -223,7 +223,17 @@ def run_status(run: RunDir) -> dict[str, Any]:
         "last_checkpoint": str(checkpoint) if checkpoint else None,
         "error": last_of.get("error", {}).get("message") if state == "failed" else None,
         "adapter": str(run.adapter) if state == "finished" else None,
+        "reason": _state_reason(state, pause, last_of.get("stopped")),
     }
+
+
+def _state_reason(state: str, pause: dict[str, Any] | None, stopped: dict[str, Any] | None) -> str | None:
+    """Why a run is paused, or stopped by the thermal guard (an operator's stop needs no reason)."""
+    if state == "paused" and pause:
+        return str(pause["reason"])
+    if state == "stopped" and stopped and stopped.get("reason", "operator") != "operator":
+        return str(stopped["reason"])
+    return None
 
 
 def list_runs(config: Config) -> list[dict[str, Any]]:

@@ -3,9 +3,11 @@ resume by itself, the same adapter as an uninterrupted run, and a clean stop aft
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from forge_tui.engine.events import read_events
+from tests.conftest import run_cli, wait_for_event
 from tests.engine.test_training import _adapter, _run_dir, _train
 from tests.telemetry.conftest import write_trace
 
@@ -53,6 +55,8 @@ def test_a_pause_past_its_cap_stops_the_run_cleanly(tiny_config: Path, tmp_path:
     stopped = read_events(run / "events.jsonl")[-1]
     assert stopped["reason"].startswith("thermal guard: still hot") and stopped["step"] == 0
     assert "thermal guard" in result.stdout
+    (row,) = json.loads(run_cli("--config", str(tiny_config), "runs", "--json").stdout)
+    assert row["state"] == "stopped" and row["reason"].startswith("thermal guard: still hot")
 
 
 def test_a_bad_recording_is_refused_before_the_run_exists(tiny_config: Path, tmp_path: Path) -> None:
@@ -61,3 +65,18 @@ def test_a_bad_recording_is_refused_before_the_run_exists(tiny_config: Path, tmp
     result = _train(_guarded(tiny_config, bad, ""))
     assert result.returncode == 2 and f"{bad}:2:" in result.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_paused_runner_shows_why_and_stops_when_asked(tiny_config: Path, tmp_path: Path) -> None:
+    trace = write_trace(tmp_path / "oven.jsonl", [3.0])
+    config = _guarded(tiny_config, trace, "")
+    started = run_cli("--config", str(config), "train", "--detach")
+    assert started.returncode == 0, started.stderr
+    run = Path(started.stdout.strip().splitlines()[-1])
+    wait_for_event(run, "paused", timeout=120)
+    (row,) = json.loads(run_cli("--config", str(config), "runs", "--json").stdout)
+    assert row["state"] == "paused" and "3.0 °C headroom on tj" in row["reason"] and row["pid"]
+    assert run_cli("--config", str(config), "stop", run.name).returncode == 0
+    stopped = wait_for_event(run, "stopped", timeout=60)
+    assert stopped["reason"] == "operator" and stopped["step"] == 0
+    assert Path(stopped["checkpoint"]).name == "step-000000"
