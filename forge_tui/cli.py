@@ -284,9 +284,12 @@ def _open_recording(path: Path | None, source: str, interval: float) -> Any:
 
     if path is None:
         return None
-    if path.exists():
-        raise BadInput(f"{path}: already exists; record into a new file (nothing was written)")
-    handle = open(path, "x", encoding="utf-8")  # noqa: SIM115 - closed by the caller
+    try:
+        handle = open(path, "x", encoding="utf-8")  # noqa: SIM115 - closed by the caller
+    except FileExistsError:
+        raise BadInput(f"{path}: already exists; record into a new file (nothing was written)") from None
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot create the recording: {exc.strerror}") from None
     write_recording(handle, header(source, description=f"recorded by forge-tui {__version__} every {interval:g} s"))
     return handle
 
@@ -304,7 +307,11 @@ def cmd_telemetry(args: argparse.Namespace, config: Config) -> int:
     if args.duration is not None and args.duration <= 0:
         raise BadInput(f"--duration must be above 0, got {args.duration}")
     opened = open_source(args.source or config.telemetry.source, interval=interval, speed=speed)
-    recording = _open_recording(args.record, opened.source.name, interval)
+    try:
+        recording = _open_recording(args.record, opened.source.name, interval)
+    except BadInput:
+        opened.source.close()
+        raise
     deadline = None if args.duration is None else time.monotonic() + args.duration
     try:
         if args.once and opened.source.name in ("sysfs", "nvml"):

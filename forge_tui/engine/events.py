@@ -124,6 +124,7 @@ class Stopped(Event):
     step: int
     checkpoint: str
     reason: str = "operator"
+    details: dict[str, Any] = field(default_factory=dict)   # the temperatures, after a thermal stop
 
 
 @dataclass(frozen=True)

@@ -250,9 +250,9 @@ class Trainer:
     def _stop_asked(self) -> bool:
         return self.run.stop_requested() or self.stop_signal
 
-    def _stopped(self, session: Session, checkpoint: Path, reason: str) -> str:
+    def _stopped(self, session: Session, checkpoint: Path, reason: str, details: dict[str, Any] | None = None) -> str:
         self.run.stop_flag.unlink(missing_ok=True)
-        self.emit(ev.Stopped(step=session.step, checkpoint=str(checkpoint), reason=reason))
+        self.emit(ev.Stopped(step=session.step, checkpoint=str(checkpoint), reason=reason, details=details or {}))
         return "stopped"
 
     def _pause(self, session: Session, decision: Decision) -> bool:
@@ -263,7 +263,9 @@ class Trainer:
         if outcome.action == "resume":
             self.emit(ev.Resumed(step=session.step, reason=outcome.reason, details=outcome.details))
             return True
-        self._stopped(session, path, "operator" if outcome.action == "operator" else f"thermal guard: {outcome.reason}")
+        thermal = outcome.action == "stop"
+        self._stopped(session, path, f"thermal guard: {outcome.reason}" if thermal else "operator",
+                      outcome.details if thermal else None)
         return False
 
     @staticmethod
@@ -303,8 +305,7 @@ class Trainer:
             train_samples=len(train), eval_samples=len(held), effective_batch=self.micro_batch * self.grad_accum,
             threads=threads, trainable_parameters=sum(p.numel() for p in trainable),
             memory_estimate_bytes=memory.total, memory_available_bytes=memory.available, **self.watch.start_record()))
-        for message in self.watch.warnings:
-            self.emit(ev.Warning(message, step=session.step))
+        self.watch.attach(lambda message: self.emit(ev.Warning(message, step=session.step)))
         return session
 
     def _train_step(self, session: Session) -> None:

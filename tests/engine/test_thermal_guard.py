@@ -4,6 +4,8 @@ resume by itself, the same adapter as an uninterrupted run, and a clean stop aft
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 from forge_tui.engine.events import read_events
@@ -54,6 +56,7 @@ def test_a_pause_past_its_cap_stops_the_run_cleanly(tiny_config: Path, tmp_path:
     assert kinds[-3:] == ["checkpoint", "paused", "stopped"]
     stopped = read_events(run / "events.jsonl")[-1]
     assert stopped["reason"].startswith("thermal guard: still hot") and stopped["step"] == 0
+    assert stopped["details"]["headroom_c"] == 3.0 and stopped["details"]["temperatures_c"] == {"tj": 87.0}
     assert "thermal guard" in result.stdout
     (row,) = json.loads(run_cli("--config", str(tiny_config), "runs", "--json").stdout)
     assert row["state"] == "stopped" and row["reason"].startswith("thermal guard: still hot")
@@ -80,3 +83,25 @@ def test_a_paused_runner_shows_why_and_stops_when_asked(tiny_config: Path, tmp_p
     stopped = wait_for_event(run, "stopped", timeout=60)
     assert stopped["reason"] == "operator" and stopped["step"] == 0
     assert Path(stopped["checkpoint"]).name == "step-000000"
+
+
+def test_sigterm_while_paused_then_resume_ends_with_the_uninterrupted_adapter(tiny_config: Path, tmp_path: Path) -> None:
+    trace = write_trace(tmp_path / "warming.jsonl", [20.0] * 3 + [3.0] * 400, step=0.5)  # cool for 1.5 s, then hot
+    config = _guarded(tiny_config, trace, "")
+    started = run_cli("--config", str(config), "train", "--detach", "--max-steps", "30")
+    assert started.returncode == 0, started.stderr
+    run = Path(started.stdout.strip().splitlines()[-1])
+    paused = wait_for_event(run, "paused", timeout=120)
+    assert 0 < paused["step"] < 30, "the trace should turn hot mid-run"
+    (row,) = json.loads(run_cli("--config", str(config), "runs", "--json").stdout)
+    os.kill(row["pid"], signal.SIGTERM)
+    stopped = wait_for_event(run, "stopped", timeout=60)
+    assert stopped["reason"] == "operator" and stopped["step"] == paused["step"]
+    write_trace(trace, [20.0])  # the enclosure cooled: the resumed run plays a cool trace
+    resumed = run_cli("--config", str(config), "resume", str(run))
+    assert resumed.returncode == 0, resumed.stderr
+    restarted = [e for e in read_events(run / "events.jsonl") if e["type"] == "run_started"][-1]
+    assert restarted["start_step"] == paused["step"]
+    plain = _adapter(_run_dir(_train(tiny_config, "--max-steps", "30")))
+    for name, tensor in _adapter(run).items():
+        assert tensor.equal(plain[name]), name

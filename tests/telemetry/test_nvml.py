@@ -125,3 +125,17 @@ def test_clock_event_reasons_mark_throttling(host: SysfsSource) -> None:
 def test_start_failures_say_why(code: int, words: str, host: SysfsSource) -> None:
     with pytest.raises(NvmlUnavailable, match=words):
         NvmlSource(module=FakeNvml(init_error=code), host=host)  # type: ignore[arg-type]
+
+
+def test_a_gpu_that_cannot_be_opened_leaves_nvml_shut_down(host: SysfsSource) -> None:
+    fake = FakeNvml()
+    shutdowns = []
+    fake.nvmlShutdown = lambda: shutdowns.append(True)  # type: ignore[method-assign]
+
+    def refuse(index: int) -> str:
+        raise _error(pynvml.NVML_ERROR_NO_PERMISSION)
+
+    fake.nvmlDeviceGetHandleByIndex = refuse  # type: ignore[method-assign]
+    with pytest.raises(NvmlUnavailable, match="cannot open the GPU"):
+        NvmlSource(module=fake, host=host)  # type: ignore[arg-type]
+    assert shutdowns == [True]

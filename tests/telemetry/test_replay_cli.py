@@ -78,3 +78,21 @@ def test_the_shipped_recordings_are_synthetic_and_orin_shaped() -> None:
         first = snapshots[-1]
         assert first.power_mode == "MAXN" and first.memory.gpu_shared_bytes and len(first.cpu_percent) == 12
         assert {s.name for s in first.sensors} >= {"cpu", "gpu", "tj"} and first.rails and first.headroom
+
+
+def test_recordings_with_bad_values_are_refused_with_their_line(tmp_path: Path) -> None:
+    head = '{"recording": "forge-telemetry", "version": 1}\n{"time": 1, "source": "x"}\n'
+    cases = {
+        "repeat.jsonl": '{"time": 1, "source": "x"}\n',                       # the clock must move forward
+        "nan.jsonl": '{"time": 2, "source": "x", "sensors": [{"name": "tj", "celsius": NaN}]}\n',
+        "shape.jsonl": '{"time": 2, "source": "x", "sensors": ["x"]}\n',
+        "flag.jsonl": '{"time": 2, "source": "x", "jetson_clocks": "false"}\n',
+        "huge.jsonl": '{"time": 1' + "0" * 400 + ', "source": "x"}\n',
+    }
+    for name, line in cases.items():
+        path = tmp_path / name
+        path.write_text(head + line)
+        result = run_cli("telemetry", "--source", f"replay:{path}", "--once")
+        assert result.returncode == 2 and f"{path}:3:" in result.stderr, (name, result.stderr)
+    missing_dir = run_cli("telemetry", "--record", str(tmp_path / "no" / "such" / "rec.jsonl"), "--once")
+    assert missing_dir.returncode == 2 and "cannot create the recording" in missing_dir.stderr

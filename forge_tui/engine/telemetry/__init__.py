@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from forge_tui.engine.memory import is_jetson
 from forge_tui.engine.telemetry.snapshot import Snapshot
 from forge_tui.errors import BadInput, ForgeError
 
@@ -101,6 +102,10 @@ def open_source(spec: str = "auto", *, interval: float = 1.0, speed: float = 1.0
             raise ForgeError(f"telemetry source {kind}: {exc}") from None
     fallbacks = []
     for name in ("jtop", "nvml"):
+        if name == "nvml" and is_jetson():
+            fallbacks.append(Fallback(name, "NVML reports almost nothing on Jetson's integrated GPU: sysfs reads its "
+                                            "load and clocks (the jtop service gives the full picture)"))
+            continue
         try:
             return Opened(openers[name](), fallbacks)
         except _Unavailable as exc:
@@ -110,13 +115,17 @@ def open_source(spec: str = "auto", *, interval: float = 1.0, speed: float = 1.0
 
 class Sampler:
     """One daemon thread sampling a source every `interval` seconds; readers take the latest
-    snapshot (newer ones replace older ones: nothing queues). A failing read is kept as `error`
-    and retried at the next tick; it never stops the thread."""
+    snapshot (newer ones replace older ones: nothing queues). A failing read is kept as `error` and
+    retried at the next tick; it never stops the thread. `fresh()` refuses a reading older than
+    `STALE_TICKS` intervals, so nothing acts on a sensor that stopped answering."""
+
+    STALE_TICKS = 3
 
     def __init__(self, source: Source, interval: float = 1.0) -> None:
         self.source, self.interval = source, interval
         self.latest: Snapshot | None = None
         self.error: str | None = None
+        self._taken = 0.0  # monotonic time of `latest`
         self._fresh = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="telemetry-sampler", daemon=True)
@@ -131,19 +140,30 @@ class Sampler:
             try:
                 snapshot, error = self.source.sample(), None
             except Exception as exc:  # noqa: BLE001 - a sensor failing must not end sampling
-                snapshot, error = self.latest, f"{type(exc).__name__}: {exc}"
+                snapshot, error = None, f"{type(exc).__name__}: {exc}"
             with self._fresh:
-                self.latest, self.error = snapshot, error
+                if snapshot is not None:
+                    self.latest, self._taken = snapshot, time.monotonic()
+                self.error = error
                 self._fresh.notify_all()
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - tick)))
 
-    def wait(self, timeout: float) -> Snapshot | None:
-        """Block until the next sample (or the timeout) and return the latest one."""
+    def fresh(self) -> Snapshot | None:
+        """The latest snapshot, or None when the last good one is older than STALE_TICKS intervals."""
         with self._fresh:
-            self._fresh.wait(timeout)
+            if self.latest is None or time.monotonic() - self._taken > self.STALE_TICKS * self.interval:
+                return None
             return self.latest
 
+    def wait(self, timeout: float) -> Snapshot | None:
+        """Block until the next sample (or the timeout) and return the fresh snapshot, if any."""
+        with self._fresh:
+            self._fresh.wait(timeout)
+        return self.fresh()
+
     def stop(self) -> None:
+        """Stop the thread; the source is closed only once no read is in progress."""
         self._stop.set()
         self._thread.join(timeout=5)
-        self.source.close()
+        if not self._thread.is_alive():
+            self.source.close()

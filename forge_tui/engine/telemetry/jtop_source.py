@@ -61,10 +61,13 @@ def connect(interval: float, socket: str | None = None) -> Any:
     try:
         client.start()
     except JtopException as exc:
-        raise JtopUnavailable(explain(str(exc), path)) from None
+        reason = explain(str(exc), path)
     except Exception as exc:  # noqa: BLE001 - a half-working service: say what happened, fall back
-        raise JtopUnavailable(f"the jtop service on {path} did not answer properly ({type(exc).__name__}: {exc})") from None
-    return client
+        reason = f"the jtop service on {path} did not answer properly ({type(exc).__name__}: {exc})"
+    else:
+        return client
+    client.close()
+    raise JtopUnavailable(reason)
 
 
 def _trips(name: str, values: dict[str, Any], sysfs: dict[str, tuple[Trip, ...]]) -> tuple[Trip, ...]:

@@ -49,11 +49,19 @@ def start_nvml(nvml: ModuleType) -> int:
     except nvml.NVMLError_NotSupported:
         raise NvmlUnavailable("NVML is not supported on this GPU (Jetson's integrated GPU: use jtop)") from None
     except nvml.NVMLError as exc:
+        _shutdown(nvml)
         raise NvmlUnavailable(f"NVML failed to start: {exc}") from None
     if count == 0:
         nvml.nvmlShutdown()
         raise NvmlUnavailable("NVML sees no GPU")
     return count
+
+
+def _shutdown(nvml: ModuleType) -> None:
+    try:
+        nvml.nvmlShutdown()
+    except nvml.NVMLError:
+        pass
 
 
 class NvmlSource:
@@ -62,7 +70,11 @@ class NvmlSource:
     def __init__(self, module: ModuleType | None = None, host: SysfsSource | None = None) -> None:
         self.nvml = module or _load_pynvml()
         count = start_nvml(self.nvml)
-        self.handles = [self.nvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+        try:
+            self.handles = [self.nvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+        except self.nvml.NVMLError as exc:
+            _shutdown(self.nvml)
+            raise NvmlUnavailable(f"NVML started but cannot open the GPU: {exc}") from None
         self.host = host or SysfsSource()
         self._unsupported: set[tuple[Any, ...]] = set()
         self.names = [str(self._query(i, "nvmlDeviceGetName") or f"GPU {i}") for i in range(count)]
@@ -142,10 +154,7 @@ class NvmlSource:
                         fans=fans or None, throttle=Throttle(bool(reasons), reasons) if known else None, notes=notes)
 
     def close(self) -> None:
-        try:
-            self.nvml.nvmlShutdown()
-        except self.nvml.NVMLError:
-            pass
+        _shutdown(self.nvml)
 
 
 def _present(read: Callable[[int], Any], indices: range) -> tuple[Any, ...]:

@@ -72,9 +72,12 @@ def load_recording(path: Path) -> tuple[dict[str, Any], list[Snapshot]]:
             meta = record
             continue
         try:
-            snapshots.append(Snapshot.from_json(record))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BadInput(f"{path}:{number}: not a telemetry snapshot ({type(exc).__name__}: {exc})") from None
+            snapshot = Snapshot.from_json(record)
+        except ValueError as exc:
+            raise BadInput(f"{path}:{number}: not a telemetry snapshot: {exc}") from None
+        if snapshots and snapshot.time <= snapshots[-1].time:
+            raise BadInput(f"{path}:{number}: time {snapshot.time} does not follow the previous snapshot's {snapshots[-1].time}")
+        snapshots.append(snapshot)
     if not meta:
         raise BadInput(f"{path}:1: not a forge-telemetry recording (no header line)")
     if not snapshots:

@@ -38,7 +38,8 @@ def _gpus(snapshot: Snapshot) -> list[str]:
     lines = []
     for gpu in snapshot.gpus or ():
         load = "-" if gpu.load_percent is None else f"{gpu.load_percent:.0f}%"
-        clock = "" if gpu.clock_mhz is None else f" at {gpu.clock_mhz:.0f}/{gpu.clock_max_mhz or 0:.0f} MHz"
+        top = "-" if gpu.clock_max_mhz is None else f"{gpu.clock_max_mhz:.0f}"
+        clock = "" if gpu.clock_mhz is None else f" at {gpu.clock_mhz:.0f}/{top} MHz"
         memory = "" if gpu.memory_total_bytes is None else f", memory {_gib(gpu.memory_used_bytes)} / {_gib(gpu.memory_total_bytes)} GiB"
         lines.append(f"{gpu.name}: {load}{clock}{memory}")
     return lines

@@ -8,6 +8,8 @@ in `absent`), never zero: "no GPU power rail" and "the rail reads 0 W" are diffe
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,7 +126,7 @@ class Snapshot:
         best: Headroom | None = None
         for sensor in self.sensors or ():
             room, limit = sensor.headroom, sensor.limit
-            if room is None or limit is None:
+            if room is None or limit is None or not math.isfinite(room):
                 continue
             if best is None or room < best.celsius:
                 best = Headroom(room, sensor.name, sensor.celsius, limit.celsius, limit.kind)
@@ -139,39 +141,104 @@ class Snapshot:
 
     @classmethod
     def from_json(cls, record: dict[str, Any]) -> Snapshot:
-        """Inverse of `to_json` (derived keys are ignored); raises KeyError/TypeError/ValueError on a bad record."""
+        """Inverse of `to_json` (derived keys are ignored); ValueError naming the field on a bad record."""
+        if not isinstance(record, dict):
+            raise ValueError("a snapshot must be a JSON object")
         return cls(
-            time=float(record["time"]), source=str(record["source"]),
-            cpu_percent=_tuple(record.get("cpu_percent"), lambda value: _maybe(value, float)),
-            memory=_one(record.get("memory"), Memory),
-            gpus=_tuple(record.get("gpus"), lambda item: Gpu(**item)),
-            sensors=_tuple(record.get("sensors"), _sensor),
-            rails=_tuple(record.get("rails"), lambda item: Rail(**item)),
-            power_total_watts=_maybe(record.get("power_total_watts"), float),
-            fans=_tuple(record.get("fans"), lambda item: Fan(**item)),
-            power_mode=_maybe(record.get("power_mode"), str),
-            jetson_clocks=_maybe(record.get("jetson_clocks"), bool),
-            throttle=_maybe(record.get("throttle"), lambda item: Throttle(bool(item["active"]), tuple(item["reasons"]))),
-            notes=tuple(str(note) for note in record.get("notes", ())),
+            time=_number(record.get("time"), "time"), source=_text(record.get("source"), "source"),
+            cpu_percent=_items(record, "cpu_percent", lambda v, at: _maybe(v, at, _number)),
+            memory=_maybe(record.get("memory"), "memory", lambda v, at: _build(Memory, v, at)),
+            gpus=_items(record, "gpus", lambda v, at: _build(Gpu, v, at)),
+            sensors=_items(record, "sensors", _sensor),
+            rails=_items(record, "rails", lambda v, at: _build(Rail, v, at)),
+            power_total_watts=_maybe(record.get("power_total_watts"), "power_total_watts", _number),
+            fans=_items(record, "fans", lambda v, at: _build(Fan, v, at)),
+            power_mode=_maybe(record.get("power_mode"), "power_mode", _text),
+            jetson_clocks=_maybe(record.get("jetson_clocks"), "jetson_clocks", _flag),
+            throttle=_maybe(record.get("throttle"), "throttle", _throttle),
+            notes=tuple(_text(n, "notes") for n in _list(record.get("notes", []), "notes")),
         )
 
 
-def _maybe(value: Any, convert: Any) -> Any:
-    return None if value is None else convert(value)
+# --------------------------------------------------------------------------- strict reading of recordings
+# A recording is input: every value is checked for its type (numbers finite, flags real booleans),
+# so a bad file is refused with the field named instead of misleading the guard later.
 
 
-def _one(value: Any, cls: type) -> Any:
-    return None if value is None else cls(**value)
+def _number(value: Any, at: str) -> float:
+    try:
+        ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        ok = False
+    if not ok:
+        raise ValueError(f"{at}: expected a finite number, got {str(value)[:40]}")
+    return value
 
 
-def _tuple(value: Any, convert: Any) -> tuple[Any, ...] | None:
+def _text(value: Any, at: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{at}: expected a string, got {value!r}")
+    return value
+
+
+def _flag(value: Any, at: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{at}: expected true or false, got {value!r}")
+    return value
+
+
+def _list(value: Any, at: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError(f"{at}: expected a list, got {value!r}")
+    return value
+
+
+def _maybe(value: Any, at: str, convert: Callable[[Any, str], Any]) -> Any:
+    return None if value is None else convert(value, at)
+
+
+def _items(record: dict[str, Any], key: str, convert: Callable[[Any, str], Any]) -> tuple[Any, ...] | None:
+    value = record.get(key)
     if value is None:
         return None
-    if not isinstance(value, list):
-        raise TypeError(f"expected a list, got {type(value).__name__}")
-    return tuple(convert(item) for item in value)
+    return tuple(convert(item, f"{key}[{index}]") for index, item in enumerate(_list(value, key)))
 
 
-def _sensor(item: dict[str, Any]) -> Sensor:
-    trips = tuple(Trip(str(t["kind"]), float(t["celsius"])) for t in item.get("trips", ()))
-    return Sensor(str(item["name"]), float(item["celsius"]), trips, bool(item.get("online", True)))
+# Field name -> checker, for the flat record types.
+_CHECKS: dict[str, Callable[[Any, str], Any]] = {"name": _text, "rpm": _number}
+
+
+def _build(cls: type, value: Any, at: str) -> Any:
+    if not isinstance(value, dict):
+        raise ValueError(f"{at}: expected an object, got {value!r}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(value) - known
+    if unknown:
+        raise ValueError(f"{at}: unknown field(s) {', '.join(sorted(unknown))}")
+    checked = {key: _maybe(item, f"{at}.{key}", _CHECKS.get(key, _number)) for key, item in value.items()}
+    try:
+        return cls(**checked)
+    except TypeError as exc:
+        raise ValueError(f"{at}: {exc}") from None
+
+
+def _sensor(value: Any, at: str) -> Sensor:
+    if not isinstance(value, dict):
+        raise ValueError(f"{at}: expected an object, got {value!r}")
+    trips = tuple(Trip(_text(_field(t, "kind", at), f"{at}.trips.kind"), _number(_field(t, "celsius", at), f"{at}.trips.celsius"))
+                  for t in _list(value.get("trips", []), f"{at}.trips"))
+    return Sensor(_text(value.get("name"), f"{at}.name"), _number(value.get("celsius"), f"{at}.celsius"), trips,
+                  _flag(value.get("online", True), f"{at}.online"))
+
+
+def _field(value: Any, key: str, at: str) -> Any:
+    if not isinstance(value, dict):
+        raise ValueError(f"{at}.trips: expected objects, got {value!r}")
+    return value.get(key)
+
+
+def _throttle(value: Any, at: str) -> Throttle:
+    if not isinstance(value, dict):
+        raise ValueError(f"{at}: expected an object, got {value!r}")
+    reasons = tuple(_text(r, f"{at}.reasons") for r in _list(value.get("reasons", []), f"{at}.reasons"))
+    return Throttle(_flag(value.get("active"), f"{at}.active"), reasons)

@@ -8,6 +8,8 @@ device, not supported, permission) is remembered and not read again every tick.
 
 from __future__ import annotations
 
+import errno
+import math
 import re
 import shutil
 import subprocess
@@ -22,6 +24,8 @@ from forge_tui.engine.telemetry.snapshot import Fan, Gpu, Memory, Rail, Sensor, 
 # Under load, a clock below its (power-mode capped) maximum means the device is holding it back.
 THROTTLE_MIN_LOAD = 80.0
 THROTTLE_CLOCK_RATIO = 0.95
+PERMANENT_ERRORS = frozenset({errno.ENODEV, errno.ENXIO, errno.EOPNOTSUPP, errno.EACCES, errno.EPERM,
+                              errno.EINVAL, errno.ENODATA, errno.EISDIR})
 NO_ZONES = ("no thermal zones under /sys/class/thermal (usual in VMs and containers): thermal headroom is "
             "unknown here and the thermal guard cannot act")
 
@@ -43,23 +47,32 @@ class SysfsReader:
         self._dead: set[Path] = set()
 
     def text(self, path: Path) -> str | None:
+        """The file's content; None when absent or unreadable. An error that will not go away (the
+        sensor is off, unsupported or locked) retires the file; a transient one (EIO, EAGAIN from a
+        busy I2C sensor) is retried at the next tick."""
         if path in self._dead:
             return None
         try:
             return path.read_text(encoding="utf-8", errors="replace").strip()
         except FileNotFoundError:
             return None
-        except OSError:  # EINVAL/ENODATA/EACCES from a sensor that is off or locked: do not retry every tick
-            self._dead.add(path)
+        except OSError as exc:
+            if exc.errno in PERMANENT_ERRORS:
+                self._dead.add(path)
             return None
 
     def number(self, path: Path) -> float | None:
         value = self.text(path)
         try:
-            return float(value) if value else None
+            number = float(value) if value else None
         except ValueError:
             self._dead.add(path)
             return None
+        return number if number is None or math.isfinite(number) else None
+
+    @property
+    def retired(self) -> list[str]:
+        return sorted(str(path) for path in self._dead)
 
     # ----------------------------------------------------------------- thermal
     def thermal_zones(self) -> tuple[Sensor, ...]:
@@ -181,6 +194,8 @@ class SysfsSource:
         rails, fans = self.reader.rails(), self.reader.fans()
         reasons = [r for r in (clock_throttle(g.name, g.load_percent, g.clock_mhz, g.clock_max_mhz) for g in gpus) if r]
         notes = host.pop("notes")
+        if self.reader.retired:
+            notes += (f"skipped (unreadable): {', '.join(self.reader.retired)}",)
         if not gpus:
             notes += ("no GPU seen through devfreq or NVML: GPU load and clocks are absent",)
         return Snapshot(

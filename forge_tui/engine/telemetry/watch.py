@@ -20,7 +20,8 @@ def guard_settings(config: Config) -> GuardSettings:
 class ThermalWatch:
     """Opens the configured source (an explicitly named one that cannot open is an error), reads a
     first snapshot for the run's record, and runs the sampler only while the guard can act. What the
-    operator should know (a failed reading, a guard that cannot act) is left in `warnings`."""
+    operator should know (a failed reading, a guard that cannot act, readings lost and back) goes to
+    the `warn` callback given to `attach`; until then it waits in `warnings`."""
 
     def __init__(self, config: Config) -> None:
         telemetry = config.telemetry
@@ -28,6 +29,8 @@ class ThermalWatch:
         self.source_name = opened.source.name
         self.interval = telemetry.interval
         self.warnings: list[str] = []
+        self.warn: Callable[[str], None] = self.warnings.append
+        self._lost = False
         self.guard = ThermalGuard(guard_settings(config)) if config.thermal.guard else None
         try:
             self.first: Snapshot | None = opened.source.sample()
@@ -54,16 +57,35 @@ class ThermalWatch:
                 "thermal_headroom_c": headroom.celsius if headroom else None,
                 "thermal_guard": self.sampler is not None}
 
+    def attach(self, warn: Callable[[str], None]) -> None:
+        """Send warnings to `warn` from now on, the ones gathered so far first."""
+        for message in self.warnings:
+            warn(message)
+        self.warnings.clear()
+        self.warn = warn
+
+    def _reading(self, snapshot: Snapshot | None) -> Snapshot | None:
+        """Pass a fresh snapshot through, saying once when readings stop and once when they return."""
+        if (snapshot is None) != self._lost:
+            self._lost = snapshot is None
+            error = self.sampler.error if self.sampler else None
+            if self._lost:
+                self.warn(f"telemetry ({self.source_name}) stopped answering ({error or 'no reading'}): the thermal "
+                          "guard holds its state until readings return (a paused run stays paused; `forge-tui stop` ends it)")
+            else:
+                self.warn(f"telemetry ({self.source_name}) answering again")
+        return snapshot
+
     def check(self) -> Decision:
         if self.sampler is None or self.guard is None:
             return Decision("run")
-        return self.guard.decide(self.sampler.latest)
+        return self.guard.decide(self._reading(self.sampler.fresh()))
 
     def wait_until_cool(self, stop_requested: Callable[[], bool]) -> Decision:
         """Block while paused; returns resume, stop (the pause cap) or `operator` (a stop request)."""
         assert self.sampler is not None and self.guard is not None
         while True:
-            decision = self.guard.decide(self.sampler.wait(self.interval * 2))
+            decision = self.guard.decide(self._reading(self.sampler.wait(self.interval * 2)))
             if decision.action != "wait":
                 return decision
             if stop_requested():
