@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 import time
 
 from forge_tui.engine.telemetry import Fallback
@@ -9,6 +10,7 @@ from forge_tui.engine.telemetry.guard import describe
 from forge_tui.engine.telemetry.snapshot import Snapshot
 
 GIB = 1024**3
+WIDTH = 80  # an SSH console
 
 
 def _gib(value: int | None) -> str:
@@ -58,7 +60,8 @@ def _sensor_lines(snapshot: Snapshot) -> list[str]:
 
 def full_report(snapshot: Snapshot, fallbacks: list[Fallback]) -> list[str]:
     lines = [f"source: {snapshot.source}"]
-    lines += [f"  passed over {f.source}: {f.reason}" for f in fallbacks]
+    for fallback in fallbacks:
+        lines += textwrap.wrap(f"passed over {fallback.source}: {fallback.reason}", WIDTH, initial_indent="  ", subsequent_indent="    ")
     headroom = snapshot.headroom
     lines.append(f"thermal headroom: {describe(snapshot) if headroom else 'unknown (no sensor with a trip point)'}")
     if snapshot.sensors:
@@ -69,8 +72,10 @@ def full_report(snapshot: Snapshot, fallbacks: list[Fallback]) -> list[str]:
     lines.append(f"memory: {_memory(snapshot)}")
     lines += [f"GPU {line}" for line in _gpus(snapshot)]
     if snapshot.rails:
-        total = f"total {snapshot.power_total_watts:.1f} W; " if snapshot.power_total_watts is not None else ""
-        lines.append("power: " + total + ", ".join(f"{r.name} {r.watts:.1f} W" for r in snapshot.rails))
+        total = "-" if snapshot.power_total_watts is None else f"{snapshot.power_total_watts:.1f} W"
+        lines.append(f"power: total {total}")
+        lines += [f"  {r.name:<26} {r.watts:>6.1f} W" + ("" if r.limit_watts is None else f" of {r.limit_watts:.0f} W")
+                  for r in snapshot.rails]
     for fan in snapshot.fans or ():
         lines.append(f"fan {fan.name}: {'-' if fan.percent is None else f'{fan.percent:.0f}%'}"
                      + ("" if fan.rpm is None else f" {fan.rpm} rpm"))
@@ -79,20 +84,22 @@ def full_report(snapshot: Snapshot, fallbacks: list[Fallback]) -> list[str]:
         lines.append(f"power mode: {snapshot.power_mode or 'unknown'}; jetson_clocks: {clocks}")
     if snapshot.throttle is not None:
         lines.append("throttling: " + ("; ".join(snapshot.throttle.reasons) if snapshot.throttle.active else "no"))
-    lines.append("not available here: " + (", ".join(snapshot.absent) or "nothing"))
-    lines += [f"note: {note}" for note in snapshot.notes]
+    lines += textwrap.wrap("not available here: " + (", ".join(snapshot.absent) or "nothing"), WIDTH, subsequent_indent="  ")
+    for note in snapshot.notes:
+        lines += textwrap.wrap(f"note: {note}", WIDTH, subsequent_indent="  ")
     return lines
 
 
 def ticker(snapshot: Snapshot) -> str:
+    """One line per sample, within 80 columns."""
     headroom = snapshot.headroom
     parts = [time.strftime("%H:%M:%S", time.localtime(snapshot.time)),
-             f"headroom {headroom.celsius:.1f} °C ({headroom.sensor})" if headroom else "headroom -",
+             f"headroom {headroom.celsius:.1f}°C {headroom.sensor[:12]}" if headroom else "headroom -",
              f"cpu {_cpu(snapshot).split('%')[0]}%" if snapshot.cpu_percent else "cpu -",
-             f"ram {_gib(snapshot.memory.ram_used_bytes)}/{_gib(snapshot.memory.ram_total_bytes)} GiB" if snapshot.memory else "ram -"]
+             f"ram {_gib(snapshot.memory.ram_used_bytes)}/{_gib(snapshot.memory.ram_total_bytes)}G" if snapshot.memory else "ram -"]
     parts += [f"gpu {g.load_percent:.0f}%" for g in snapshot.gpus or () if g.load_percent is not None]
     if snapshot.power_total_watts is not None:
-        parts.append(f"power {snapshot.power_total_watts:.1f} W")
+        parts.append(f"{snapshot.power_total_watts:.1f}W")
     if snapshot.throttle is not None:
-        parts.append("THROTTLED" if snapshot.throttle.active else "no throttle")
+        parts.append("THROTTLED" if snapshot.throttle.active else "ok")
     return "  ".join(parts)
