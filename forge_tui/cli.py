@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -341,9 +342,11 @@ def cmd_doctor(args: argparse.Namespace, config: Config) -> int:
         _print_json([finding.to_json() for finding in findings])
     else:
         for finding in findings:
-            print(f"{finding.status.upper():<5} {finding.check:<19} {finding.detail}")
-            if finding.next_step:
-                print(f"{'':<25} next: {finding.next_step}")
+            text = finding.detail + (f"\nnext: {finding.next_step}" if finding.next_step else "")
+            lines = [line for part in text.splitlines() for line in textwrap.wrap(part, 79 - 26)]
+            print(f"{finding.status.upper():<5} {finding.check:<19} {lines[0]}")
+            for line in lines[1:]:
+                print(f"{'':<25} {line}")
     return EXIT_FAILURE if any(f.status == "fail" for f in findings) else EXIT_OK
 
 
