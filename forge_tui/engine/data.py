@@ -107,10 +107,22 @@ class DatasetError(BadInput):
 # --------------------------------------------------------------------------- discovery
 
 
+def is_telemetry_recording(path: Path) -> bool:
+    """A telemetry recording (JSONL too) announces itself on its first line; it is not training data."""
+    try:
+        with open(path, "rb") as handle:
+            first = json.loads(handle.readline(4096))
+    except (OSError, ValueError):
+        return False
+    return isinstance(first, dict) and first.get("recording") == "forge-telemetry"
+
+
 def dataset_files(path: Path) -> list[Path]:
-    """The data files a path names: the file itself, or the supported files in a folder (sorted)."""
+    """The data files a path names: the file itself, or the supported files in a folder (sorted),
+    leaving out telemetry recordings."""
     if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+        return sorted(p for p in path.rglob("*")
+                      if p.is_file() and p.suffix.lower() in SUFFIXES and not is_telemetry_recording(p))
     return [path]
 
 

@@ -151,3 +151,11 @@ def test_load_samples_raises_with_every_problem(write) -> None:
         load_samples(path)
     assert f"{path}:1:" in str(caught.value) and f"{path}:2:" in str(caught.value)
     assert caught.value.exit_code == 2
+
+
+def test_telemetry_recordings_are_not_offered_as_datasets() -> None:
+    from forge_tui.engine.data import discover_datasets
+    from tests.conftest import ROOT
+
+    found = [p.relative_to(ROOT / "sample_data").as_posix() for p in discover_datasets([ROOT / "sample_data"])]
+    assert found == ["waterworks/eval.jsonl", "waterworks/retention.jsonl", "waterworks/train.jsonl"]
