@@ -265,6 +265,59 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- benchmark
+
+
+def _bench_echo(event: dict[str, Any]) -> None:
+    if event["type"] == "bench_progress":
+        print(f"bench: {event['done']}/{event['total']} items answered by both models ({event['seconds']:.0f} s)",
+              file=sys.stderr, flush=True)
+
+
+def _bench_summary(result: dict[str, Any]) -> None:
+    from forge_tui.engine.scoring import SUBSCORES
+
+    def cell(value: float | None, sign: bool = False) -> str:
+        return "-" if value is None else (f"{value:+.1f}" if sign else f"{value:.1f}")
+
+    ci = result["ci95"]["delta"]
+    print(f"{'':<12} {'base':>7} {'tuned':>7} {'delta':>7}")
+    print(f"{'composite':<12} {result['base']['composite']:>7.1f} {result['tuned']['composite']:>7.1f} "
+          f"{result['delta']['composite']:>+7.1f}   95% CI of delta {ci[0]:+.1f}..{ci[1]:+.1f}")
+    for key in SUBSCORES:
+        print(f"{key:<12} {cell(result['base']['subscores'][key]):>7} {cell(result['tuned']['subscores'][key]):>7} "
+              f"{cell(result['delta']['subscores'][key], True):>7}")
+    for name, row in result["categories"].items():
+        print(f"  {name:<10} {row['base']['composite']:>7.1f} {row['tuned']['composite']:>7.1f} "
+              f"{row['tuned']['composite'] - row['base']['composite']:>+7.1f}   ({row['items']} items)")
+
+
+def cmd_bench(args: argparse.Namespace, config: Config) -> int:
+    from forge_tui.engine.bench import default_sets, run_bench, settings_from
+    from forge_tui.engine.bench_report import render
+    from forge_tui.engine.runs import find_run
+
+    if args.limit is not None and args.limit < 1:
+        raise BadInput(f"--limit must be at least 1, got {args.limit}")
+    run = find_run(args.run, config)
+    found_eval, found_retention = default_sets(run)
+    eval_path = args.eval or found_eval
+    if eval_path is None:
+        raise BadInput(f"{run.path}: no eval set beside the training data: pass --eval FILE")
+    retention = args.retention or found_retention
+    result = run_bench(run, eval_path, retention, settings_from(config), limit=args.limit, echo=_bench_echo)
+    report = render(result)
+    (run.path / "bench" / "report.md").write_text(report, encoding="utf-8")
+    if args.report:
+        args.report.write_text(report, encoding="utf-8")
+    if args.json:
+        _print_json(result)
+    else:
+        _bench_summary(result)
+        print(f"report: {args.report or run.path / 'bench' / 'report.md'}")
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- telemetry
 
 
@@ -430,6 +483,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run", help="run name or directory")
     export.add_argument("--merged", type=Path, required=True, metavar="DIR", help="new folder for the merged model")
     export.set_defaults(handler=cmd_export)
+
+    bench = commands.add_parser("bench", parents=[common], help="base vs tuned on held-out data: composite score 0-100")
+    bench.add_argument("run", help="run name or directory (a finished run)")
+    bench.add_argument("--eval", type=Path, help="eval file (default: eval.jsonl beside the training data)")
+    bench.add_argument("--retention", type=Path, help="general questions the base answers (default: retention.jsonl beside it)")
+    bench.add_argument("--limit", type=int, help="first N items of each file")
+    bench.add_argument("--json", action="store_true", help="print the whole result as one JSON object")
+    bench.add_argument("--report", type=Path, metavar="FILE.md", help="also write the Markdown report here")
+    bench.set_defaults(handler=cmd_bench)
 
     telemetry = commands.add_parser("telemetry", parents=[common], help="device readings: temperatures and headroom, load, power, memory")
     telemetry.add_argument("--once", action="store_true", help="one full report, then exit")

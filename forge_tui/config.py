@@ -49,6 +49,9 @@ class DataConfig:
     eval_fraction: float = _doc("Share of samples held out for eval loss (split by content hash).", 0.1)
     max_seq_len: int = _doc("Tokens per sample; longer samples are truncated (and reported).", 1024)
     max_record_mib: int = _doc("Largest single record a reader accepts, in MiB (bounds memory).", 8)
+    rehearsal: str = _doc('General conversations mixed into training against forgetting: "" (none), "general" '
+                          "(the built-in set) or a file.", "")
+    rehearsal_share: float = _doc("Share of the training split made of rehearsal conversations (repeated as needed).", 0.25)
 
     def problems(self) -> list[tuple[str, str]]:
         found = []
@@ -58,6 +61,8 @@ class DataConfig:
             found.append(("max_seq_len", f"must be between 16 and 131072, got {self.max_seq_len}"))
         if not 1 <= self.max_record_mib <= 1024:
             found.append(("max_record_mib", f"must be between 1 and 1024, got {self.max_record_mib}"))
+        if not 0.0 < self.rehearsal_share < 0.9:
+            found.append(("rehearsal_share", f"must be in (0, 0.9), got {self.rehearsal_share}"))
         return found
 
 
@@ -199,6 +204,21 @@ class ThermalConfig:
 
 
 @dataclass(frozen=True)
+class BenchConfig:
+    """The base-vs-tuned benchmark."""
+
+    max_new_tokens: int = _doc("Longest answer generated per item (greedy).", 48)
+    batch_size: int = _doc("Items answered together.", 16)
+    bootstrap: int = _doc("Resamples for the 95% confidence interval.", 1000)
+
+    def problems(self) -> list[tuple[str, str]]:
+        checks = [("max_new_tokens", 1 <= self.max_new_tokens <= 4096, "must be between 1 and 4096"),
+                  ("batch_size", 1 <= self.batch_size <= 1024, "must be between 1 and 1024"),
+                  ("bootstrap", 100 <= self.bootstrap <= 100000, "must be between 100 and 100000")]
+        return [(key, f"{message}, got {getattr(self, key)}") for key, ok, message in checks if not ok]
+
+
+@dataclass(frozen=True)
 class RunsConfig:
     """Where runs live."""
 
@@ -217,6 +237,7 @@ class Config:
     runs: RunsConfig = field(default_factory=RunsConfig)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     thermal: ThermalConfig = field(default_factory=ThermalConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
     preset: str = "standard"
     source: Path | None = None
 
@@ -232,14 +253,14 @@ def _plain(table: dict[str, Any]) -> dict[str, Any]:
 SECTIONS: dict[str, type] = {
     "model": ModelConfig, "models": ModelsConfig, "data": DataConfig,
     "lora": LoraConfig, "train": TrainConfig, "runs": RunsConfig,
-    "telemetry": TelemetryConfig, "thermal": ThermalConfig,
+    "telemetry": TelemetryConfig, "thermal": ThermalConfig, "bench": BenchConfig,
 }
 
 # Presets are layers under the config file: defaults < preset < file < command-line flags.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # A CPU demo on the embedded default: a few minutes on 2 cores, eval loss visibly lower.
     "quick": {
-        "data": {"max_seq_len": 256},
+        "data": {"max_seq_len": 256, "rehearsal": "general", "rehearsal_share": 0.3},
         "lora": {"r": 16, "alpha": 32, "dropout": 0.0},
         "train": {"epochs": 2.0, "micro_batch_size": 8, "grad_accum": 1, "learning_rate": 1e-3,
                   "warmup_ratio": 0.05, "eval_every": 20, "save_every": 20, "keep_checkpoints": 2},
@@ -249,7 +270,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # A 7B model on a Jetson AGX Orin 64GB: 4-bit NF4, bf16 compute, checkpointed activations.
     "orin-7b": {
         "model": {"device": "cuda", "quantization": "nf4", "compute_dtype": "bf16", "gradient_checkpointing": "on"},
-        "data": {"max_seq_len": 1024},
+        "data": {"max_seq_len": 1024, "rehearsal": "general"},
         "lora": {"r": 16, "alpha": 32, "dropout": 0.05},
         "train": {"epochs": 3.0, "micro_batch_size": 4, "grad_accum": 4, "learning_rate": 2e-4,
                   "eval_every": 25, "save_every": 25, "keep_checkpoints": 3},

@@ -138,6 +138,48 @@ class Finished(Event):
     peak_memory_bytes: int   # CUDA: max allocated on the device; CPU: the runner's peak RSS
 
 
+@dataclass(frozen=True)
+class BenchStarted(Event):
+    type: ClassVar[str] = "bench_started"
+    items: int
+    eval_file: str
+    retention_file: str | None
+
+
+@dataclass(frozen=True)
+class BenchItem(Event):
+    """One item answered by both models, with both answers and their scores."""
+
+    type: ClassVar[str] = "bench_item"
+    id: str
+    category: str
+    kind: str                 # eval | retention
+    question: str
+    reference: str
+    facts: list[str]
+    base: dict[str, Any]      # answer, facts, similarity, nll_sum, nll_tokens | correct
+    tuned: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BenchProgress(Event):
+    type: ClassVar[str] = "bench_progress"
+    done: int
+    total: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class BenchResult(Event):
+    type: ClassVar[str] = "bench_result"
+    base: float               # composites, 0-100
+    tuned: float
+    delta: float
+    ci95: list[float]         # of the delta
+    result: str               # RUN/bench/result.json
+    seconds: float
+
+
 class EventLog:
     """Append-only writer. Each event is one line, flushed at once; milestones are fsynced."""
 

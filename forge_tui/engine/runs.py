@@ -29,8 +29,8 @@ from platformdirs import user_data_path
 
 from forge_tui.config import Config, config_from_sections
 from forge_tui.engine.checkpoint import latest_checkpoint
-from forge_tui.engine.data import DatasetError
-from forge_tui.engine.datacheck import check_dataset
+from forge_tui.engine.data import DatasetError, load_samples
+from forge_tui.engine.datacheck import check_dataset, file_sha256
 from forge_tui.engine.events import read_events
 from forge_tui.engine.models import resolve_model
 from forge_tui.errors import BadInput
@@ -124,6 +124,27 @@ def dataset_manifest(path: Path, config: Config) -> dict[str, Any]:
     return {"path": str(path.resolve()), "manifest": report.manifest.to_json()}
 
 
+BUILTIN_REHEARSAL = {"general": Path(__file__).with_name("general_rehearsal.jsonl")}
+
+
+def rehearsal_file(spec: str) -> Path | None:
+    """The rehearsal set a config names: none, a built-in one, or a file."""
+    if not spec:
+        return None
+    return BUILTIN_REHEARSAL.get(spec) or Path(spec).expanduser().resolve()
+
+
+def _rehearsal_record(config: Config) -> dict[str, Any] | None:
+    """Path and hash of the rehearsal set, checked like any training data before the run exists."""
+    path = rehearsal_file(config.data.rehearsal)
+    if path is None:
+        return None
+    if not path.is_file():
+        raise BadInput(f"[data] rehearsal: {path}: no such file")
+    load_samples(path, config.data.max_record_mib * 1024 * 1024)
+    return {"path": str(path), "sha256": file_sha256(path)}
+
+
 def _absolute_replay(source: str) -> str:
     """A run records `replay:FILE` with an absolute path (a detached or resumed runner may start
     elsewhere), after checking the recording can be played (bad input is refused before the run exists)."""
@@ -143,6 +164,7 @@ def create_run(config: Config, dataset: Path, run_dir: Path | None = None) -> Ru
     resolve_model(config.model.name, config.models.paths)  # refuse a missing or pickle-only model now
     manifest = dataset_manifest(dataset, config)
     telemetry_source = _absolute_replay(config.telemetry.source)
+    rehearsal = _rehearsal_record(config)
     path = run_dir or runs_root(config) / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.preset}"
     if path.exists() and any(path.iterdir()):
         raise BadInput(f"{path}: already exists and is not empty; use `forge-tui resume` for an existing run")
@@ -150,6 +172,9 @@ def create_run(config: Config, dataset: Path, run_dir: Path | None = None) -> Ru
     sections = config.sections()
     sections["train"]["dataset"] = manifest["path"]
     sections["telemetry"]["source"] = telemetry_source
+    if rehearsal:
+        sections["data"]["rehearsal"] = rehearsal["path"]
+        manifest["rehearsal"] = rehearsal
     digest = config_sha256(sections)
     meta = {"name": path.name, "created": time.time(), "preset": config.preset,
             "config_sha256": digest, "dataset_sha256": manifest["manifest"]["sha256"]}
@@ -285,6 +310,9 @@ def ensure_resumable(run: RunDir) -> None:
         if len(recorded["files"]) != len(current["files"]):
             changed.append(f"files {len(recorded['files'])} -> {len(current['files'])}")
         raise BadInput(f"{run.path}: the dataset changed since the run started; refusing to resume:\n  " + "\n  ".join(changed))
+    rehearsal = dataset.get("rehearsal")
+    if rehearsal and (not Path(rehearsal["path"]).is_file() or file_sha256(Path(rehearsal["path"])) != rehearsal["sha256"]):
+        raise BadInput(f"{run.path}: its rehearsal set {rehearsal['path']} changed or is gone; refusing to resume")
     sections = json.loads((run.path / "config.json").read_text())["sections"]
     if config_sha256(sections) != run.meta()["config_sha256"]:
         raise BadInput(f"{run.path}/config.json changed since the run started (hash differs); refusing to resume")

@@ -30,7 +30,7 @@ from forge_tui.engine.datacheck import in_eval_split, sample_key
 from forge_tui.engine.fsutil import publish_dir
 from forge_tui.engine.memory import MemoryEstimate, estimate
 from forge_tui.engine.models import describe_directory, load_causal_lm, load_tokenizer, resolve_model
-from forge_tui.engine.runs import RunDir, RunnerLock
+from forge_tui.engine.runs import RunDir, RunnerLock, rehearsal_file
 from forge_tui.engine.telemetry.guard import Decision
 from forge_tui.engine.telemetry.watch import ThermalWatch
 from forge_tui.errors import BadInput, ForgeError
@@ -109,24 +109,28 @@ def torch_dtype(name: str) -> Any:
     return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
 
 
-def load_for_training(path: Path, plan: Plan) -> Any:
-
+def load_base(path: Path, plan: Plan) -> Any:
+    """The base model as the plan says: NF4 4-bit (bitsandbytes) or plain weights, on its device."""
     if plan.quantized:
-        from peft import prepare_model_for_kbit_training
         from transformers import BitsAndBytesConfig
 
         quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                                    bnb_4bit_compute_dtype=torch_dtype(plan.dtype))
         device_map = {"": 0} if plan.device == "cuda" else {"": "cpu"}
-        model = load_causal_lm(path, quantization_config=quant, dtype=torch_dtype(plan.dtype), device_map=device_map)
+        return load_causal_lm(path, quantization_config=quant, dtype=torch_dtype(plan.dtype), device_map=device_map)
+    return load_causal_lm(path, dtype=torch_dtype(plan.dtype)).to(plan.device)
+
+
+def load_for_training(path: Path, plan: Plan) -> Any:
+    model = load_base(path, plan)
+    if plan.quantized:
+        from peft import prepare_model_for_kbit_training
+
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=plan.checkpointing,
                                                 gradient_checkpointing_kwargs={"use_reentrant": False})
-    else:
-        model = load_causal_lm(path, dtype=torch_dtype(plan.dtype))
-        model.to(plan.device)
-        if plan.checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-            model.enable_input_require_grads()
+    elif plan.checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
     model.config.use_cache = False
     model.train()  # from_pretrained returns eval mode; checkpointing is silently off in it
     return model
@@ -190,12 +194,24 @@ class Trainer:
         for sample in samples:
             (held if in_eval_split(sample_key(sample), config.data.eval_fraction) else train).append(
                 encode_for_training(tokenizer, sample, config.data.max_seq_len))
+        rehearsal = rehearsal_file(config.data.rehearsal)
+        if rehearsal is not None and train:
+            train += self._rehearsal(tokenizer, rehearsal, len(train))
         truncated = sum(e.truncated for e in train + held)
         if truncated:
             self.emit(ev.Warning(f"{truncated} sample(s) longer than max_seq_len {config.data.max_seq_len} were truncated"))
         if not train:
             raise BadInput(f"{config.train.dataset}: no training samples left after the eval split")
         return train, held
+
+    def _rehearsal(self, tokenizer: Any, path: Path, domain: int) -> list[Encoded]:
+        """General conversations making up `rehearsal_share` of the training split (the set repeated
+        in file order as needed), against forgetting what the base model knew."""
+        data = self.config.data
+        general = [encode_for_training(tokenizer, sample, data.max_seq_len)
+                   for sample in load_samples(path, data.max_record_mib * 1024 * 1024)]
+        count = round(domain * data.rehearsal_share / (1 - data.rehearsal_share))
+        return [general[i % len(general)] for i in range(count)] if general else []
 
     def total_steps(self, train_samples: int) -> int:
         t = self.config.train

@@ -1,5 +1,5 @@
-"""End to end on the real embedded model: the quick preset lowers the eval loss; a detached runner
-outlives the terminal that started it."""
+"""End to end on the real embedded model: the quick preset lowers the eval loss and the benchmark
+runs on it; a detached runner outlives the terminal that started it."""
 
 from __future__ import annotations
 
@@ -23,6 +23,12 @@ def test_quick_preset_lowers_eval_loss_on_the_sample_data(embedded_model, tmp_pa
     evals = [e["eval_loss"] for e in read_events(run / "events.jsonl") if e["type"] == "eval"]
     assert len(evals) >= 2  # one before the first step, one at the end
     assert evals[-1] < 0.8 * evals[0], evals
+    bench = run_cli("bench", str(run), "--limit", "4", "--json")  # eval/retention found beside train.jsonl
+    assert bench.returncode == 0, bench.stderr
+    result = json.loads(bench.stdout)
+    # the retention items are ones the base model answers correctly: the scorer must see that
+    assert result["base"]["subscores"]["retention"] == 100.0
+    assert result["tuned"]["subscores"]["perplexity"] > result["base"]["subscores"]["perplexity"]
 
 
 def test_detached_runner_survives_the_terminal_hanging_up(tiny_config, tmp_path) -> None:
