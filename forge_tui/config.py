@@ -52,6 +52,8 @@ class DataConfig:
     rehearsal: str = _doc('General conversations mixed into training against forgetting: "" (none), "general" '
                           "(the built-in set) or a file.", "")
     rehearsal_share: float = _doc("Share of the training split made of rehearsal conversations (repeated as needed).", 0.25)
+    rehearsal_answers: str = _doc("base: the base model's own answers to the rehearsal questions (self-distillation); "
+                                  "file: the answers written in the file.", "base")
 
     def problems(self) -> list[tuple[str, str]]:
         found = []
@@ -61,6 +63,7 @@ class DataConfig:
             found.append(("max_seq_len", f"must be between 16 and 131072, got {self.max_seq_len}"))
         if not 1 <= self.max_record_mib <= 1024:
             found.append(("max_record_mib", f"must be between 1 and 1024, got {self.max_record_mib}"))
+        _choice(found, "rehearsal_answers", self.rehearsal_answers, ("base", "file"))
         if not 0.0 < self.rehearsal_share < 0.9:
             found.append(("rehearsal_share", f"must be in (0, 0.9), got {self.rehearsal_share}"))
         return found
@@ -157,7 +160,12 @@ class TrainConfig:
             ("keep_checkpoints", self.keep_checkpoints >= 1, "must be at least 1"),
             ("threads", 0 <= self.threads <= 1024, "must be between 0 and 1024"),
         ]
-        return [(key, f"{message}, got {getattr(self, key)}") for key, ok, message in checks if not ok]
+        return _failed(self, checks)
+
+
+def _failed(section: Any, checks: list[tuple[str, bool, str]]) -> list[tuple[str, str]]:
+    """(key, ok, message) checks -> the problems of those that failed, with the value found."""
+    return [(key, f"{message}, got {getattr(section, key)}") for key, ok, message in checks if not ok]
 
 
 TELEMETRY_SOURCES = ("auto", "jtop", "nvml", "sysfs")
@@ -212,10 +220,9 @@ class BenchConfig:
     bootstrap: int = _doc("Resamples for the 95% confidence interval.", 1000)
 
     def problems(self) -> list[tuple[str, str]]:
-        checks = [("max_new_tokens", 1 <= self.max_new_tokens <= 4096, "must be between 1 and 4096"),
-                  ("batch_size", 1 <= self.batch_size <= 1024, "must be between 1 and 1024"),
-                  ("bootstrap", 100 <= self.bootstrap <= 100000, "must be between 100 and 100000")]
-        return [(key, f"{message}, got {getattr(self, key)}") for key, ok, message in checks if not ok]
+        return _failed(self, [("max_new_tokens", 1 <= self.max_new_tokens <= 4096, "must be between 1 and 4096"),
+                              ("batch_size", 1 <= self.batch_size <= 1024, "must be between 1 and 1024"),
+                              ("bootstrap", 100 <= self.bootstrap <= 100000, "must be between 100 and 100000")])
 
 
 @dataclass(frozen=True)

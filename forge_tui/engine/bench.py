@@ -22,6 +22,7 @@ from forge_tui.engine import events as ev
 from forge_tui.engine.batches import IGNORE, Encoded, collate
 from forge_tui.engine.data import Sample, load_samples
 from forge_tui.engine.datacheck import file_sha256
+from forge_tui.engine.generation import generate, pad_id, prompt_ids
 from forge_tui.engine.runs import RunDir, RunnerLock, require_finished
 from forge_tui.engine.scoring import ItemScores, bootstrap, composite, fact_score, rouge_l, subscores
 from forge_tui.errors import BadInput
@@ -122,32 +123,13 @@ def load_bench_model(run: RunDir) -> tuple[Any, Any, str]:
     return model, load_tokenizer(model_dir), plan.device
 
 
-def _prompt_ids(tokenizer: Any, item: BenchItem) -> list[int]:
-    return list(tokenizer.apply_chat_template(list(item.prompt), tokenize=True, return_dict=False, add_generation_prompt=True))
-
-
 def reference_encoding(tokenizer: Any, item: BenchItem) -> Encoded:
     """The conversation through the reference, with labels on the reference answer only."""
     full = list(tokenizer.apply_chat_template([*item.prompt, {"role": "assistant", "content": item.reference}],
                                               tokenize=True, return_dict=False))
-    start = len(_prompt_ids(tokenizer, item))
+    start = len(prompt_ids(tokenizer, item.prompt))
     labels = [IGNORE] * start + full[start:]
     return Encoded(tuple(full), tuple(labels), False)
-
-
-def generate(model: Any, tokenizer: Any, items: Sequence[BenchItem], device: str, max_new_tokens: int) -> list[str]:
-    """Greedy answers for a batch of prompts (left-padded so every answer starts at the same column)."""
-    import torch
-
-    prompts = [_prompt_ids(tokenizer, item) for item in items]
-    width = max(map(len, prompts))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
-    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
-    with torch.no_grad():
-        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                             pad_token_id=pad, eos_token_id=tokenizer.eos_token_id)
-    return [tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in out]
 
 
 def reference_nll(model: Any, tokenizer: Any, items: Sequence[BenchItem], device: str) -> list[tuple[float, int]]:
@@ -156,8 +138,7 @@ def reference_nll(model: Any, tokenizer: Any, items: Sequence[BenchItem], device
     import torch.nn.functional as F
 
     encoded = [reference_encoding(tokenizer, item) for item in items]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    batch = {k: v.to(device) for k, v in collate(encoded, pad).items()}
+    batch = {k: v.to(device) for k, v in collate(encoded, pad_id(tokenizer)).items()}
     with torch.no_grad():
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
     targets = batch["labels"][:, 1:]
@@ -276,10 +257,11 @@ def _bench(run: RunDir, adapter: Path, items: list[BenchItem], files: tuple[Path
     for start in range(0, len(items), settings.batch_size):
         chunk = items[start:start + settings.batch_size]
         torch.manual_seed(settings.seed)
+        prompts = [item.prompt for item in chunk]
         with model.disable_adapter():
-            base_answers = generate(model, tokenizer, chunk, device, settings.max_new_tokens)
+            base_answers = generate(model, tokenizer, prompts, device, settings.max_new_tokens)
             base_nll = reference_nll(model, tokenizer, chunk, device)
-        tuned_answers = generate(model, tokenizer, chunk, device, settings.max_new_tokens)
+        tuned_answers = generate(model, tokenizer, prompts, device, settings.max_new_tokens)
         tuned_nll = reference_nll(model, tokenizer, chunk, device)
         for i, item in enumerate(chunk):
             pair = (score(item, base_answers[i], base_nll[i]), score(item, tuned_answers[i], tuned_nll[i]))

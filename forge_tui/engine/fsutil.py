@@ -30,3 +30,14 @@ def publish_dir(staging: Path, final: Path) -> Path:
     fsync_path(final.parent)
     shutil.rmtree(aside, ignore_errors=True)
     return final
+
+
+def write_durably(path: Path, text: str) -> None:
+    """Write a small file so that after a crash it is either absent or complete."""
+    staging = path.with_name(f".tmp-{path.name}")
+    with open(staging, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    staging.rename(path)
+    fsync_path(path.parent)

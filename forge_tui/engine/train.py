@@ -9,6 +9,7 @@ eval loss on the held-out split, one seed for everything.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -16,7 +17,7 @@ import shutil
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,10 @@ from forge_tui.config import Config
 from forge_tui.engine import events as ev
 from forge_tui.engine.batches import Encoded, batch_at, collate, encode_for_training, micro_batches, steps_per_epoch
 from forge_tui.engine.checkpoint import TrainState, latest_checkpoint, restore, save_checkpoint
-from forge_tui.engine.data import load_samples
+from forge_tui.engine.data import Message, Sample, load_samples
+from forge_tui.engine.generation import generate
 from forge_tui.engine.datacheck import in_eval_split, sample_key
-from forge_tui.engine.fsutil import publish_dir
+from forge_tui.engine.fsutil import publish_dir, write_durably
 from forge_tui.engine.memory import MemoryEstimate, estimate
 from forge_tui.engine.models import describe_directory, load_causal_lm, load_tokenizer, resolve_model
 from forge_tui.engine.runs import RunDir, RunnerLock, rehearsal_file
@@ -150,6 +152,19 @@ def add_adapter(model: Any, config: Config) -> Any:
     return model
 
 
+REHEARSAL_BATCH = 16
+REHEARSAL_TOKENS = 64
+
+
+def whole_sentences(text: str) -> str:
+    """An answer cut off by the token limit, trimmed back to its last complete sentence."""
+    text = text.strip()
+    if not text or text[-1] in ".!?":
+        return text
+    end = max(text.rfind(mark) for mark in ".!?")
+    return text[: end + 1] if end >= 8 else text
+
+
 def peak_memory(device: str) -> int:
     import resource
 
@@ -194,9 +209,6 @@ class Trainer:
         for sample in samples:
             (held if in_eval_split(sample_key(sample), config.data.eval_fraction) else train).append(
                 encode_for_training(tokenizer, sample, config.data.max_seq_len))
-        rehearsal = rehearsal_file(config.data.rehearsal)
-        if rehearsal is not None and train:
-            train += self._rehearsal(tokenizer, rehearsal, len(train))
         truncated = sum(e.truncated for e in train + held)
         if truncated:
             self.emit(ev.Warning(f"{truncated} sample(s) longer than max_seq_len {config.data.max_seq_len} were truncated"))
@@ -204,14 +216,37 @@ class Trainer:
             raise BadInput(f"{config.train.dataset}: no training samples left after the eval split")
         return train, held
 
-    def _rehearsal(self, tokenizer: Any, path: Path, domain: int) -> list[Encoded]:
+    def _rehearsal(self, tokenizer: Any, model: Any, device: str, domain: int) -> list[Encoded]:
         """General conversations making up `rehearsal_share` of the training split (the set repeated
         in file order as needed), against forgetting what the base model knew."""
         data = self.config.data
-        general = [encode_for_training(tokenizer, sample, data.max_seq_len)
-                   for sample in load_samples(path, data.max_record_mib * 1024 * 1024)]
+        path = rehearsal_file(data.rehearsal)
+        if path is None or domain == 0:
+            return []
+        samples = load_samples(path, data.max_record_mib * 1024 * 1024)
+        if data.rehearsal_answers == "base":
+            samples = self._distilled(samples, model, tokenizer, device)
+        general = [encode_for_training(tokenizer, sample, data.max_seq_len) for sample in samples]
         count = round(domain * data.rehearsal_share / (1 - data.rehearsal_share))
         return [general[i % len(general)] for i in range(count)] if general else []
+
+    def _distilled(self, samples: list[Sample], model: Any, tokenizer: Any, device: str) -> list[Sample]:
+        """The rehearsal questions with the base model's own greedy answers (self-distillation: the
+        run rehearses what the model already says, not new facts). Written once into the run
+        directory, so a resumed run trains on exactly the same conversations."""
+        cache = self.run.path / "rehearsal-answers.jsonl"
+        if cache.is_file():
+            answers = [json.loads(line)["answer"] for line in cache.read_text(encoding="utf-8").splitlines()]
+        else:
+            model.eval()
+            with model.disable_adapter():
+                answers = [answer for start in range(0, len(samples), REHEARSAL_BATCH)
+                           for answer in generate(model, tokenizer, [s.as_dicts()[:-1] for s in samples[start:start + REHEARSAL_BATCH]],
+                                                  device, REHEARSAL_TOKENS)]
+            model.train()
+            write_durably(cache, "".join(json.dumps({"answer": a}, ensure_ascii=False) + "\n" for a in answers))
+        return [replace(sample, messages=(*sample.messages[:-1], Message("assistant", whole_sentences(answer))))
+                for sample, answer in zip(samples, answers, strict=True) if answer.strip()]
 
     def total_steps(self, train_samples: int) -> int:
         t = self.config.train
@@ -304,6 +339,7 @@ class Trainer:
         train, held = self._split(tokenizer)
         memory = self._check_memory(model_dir, plan, max(len(e.input_ids) for e in train + held))
         model = add_adapter(load_for_training(model_dir, plan), config)
+        train = train + self._rehearsal(tokenizer, model, plan.device, len(train))
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=config.train.learning_rate, weight_decay=config.train.weight_decay)
         session = Session(model=model, optimizer=optimizer, trainable=trainable, train=train, held=held, pad_id=pad_id,

@@ -9,6 +9,7 @@ from forge_tui.engine.data import load_samples
 from forge_tui.engine.events import read_events
 from forge_tui.engine.runs import BUILTIN_REHEARSAL
 from forge_tui.engine.scoring import fact_score
+from forge_tui.engine.train import whole_sentences
 from tests.conftest import SAMPLE
 from tests.engine.test_training import _run_dir, _train
 
@@ -35,6 +36,15 @@ def test_rehearsal_joins_the_training_split_and_is_recorded(tiny_config: Path, t
     assert started["train_samples"] == 2 * plain["train_samples"] and started["eval_samples"] == plain["eval_samples"]
     assert json.loads((run / "config.json").read_text())["sections"]["data"]["rehearsal"] == str(general.resolve())
     assert json.loads((run / "dataset.json").read_text())["rehearsal"]["path"] == str(general.resolve())
+    # self-distilled: the base model's own answers, written once into the run for an exact resume
+    answers = (run / "rehearsal-answers.jsonl").read_text().splitlines()
+    assert len(answers) == 3 and all(json.loads(line)["answer"] != f"Answer {i}." for i, line in enumerate(answers))
+
+
+def test_answers_cut_by_the_token_limit_end_at_their_last_sentence() -> None:
+    assert whole_sentences("The sky is blue. It scatters light and the") == "The sky is blue."
+    assert whole_sentences("Short and cut") == "Short and cut"
+    assert whole_sentences("Done!") == "Done!"
 
 
 def test_a_bad_rehearsal_file_is_refused_before_the_run_exists(tiny_config: Path, tmp_path: Path) -> None:
