@@ -11,6 +11,7 @@ normalised tokens appear, in order and contiguous, among the answer's.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -119,8 +120,6 @@ class ItemScores:
 def subscores(items: Sequence[ItemScores]) -> dict[str, float | None]:
     """Each subscore 0-100 over items (None when no item measures it). Perplexity is reported as
     100 x exp(-mean NLL per reference token): the geometric-mean probability of the reference."""
-    import math
-
     def mean(values: list[float]) -> float | None:
         return 100 * sum(values) / len(values) if values else None
 

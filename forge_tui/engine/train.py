@@ -27,7 +27,7 @@ from forge_tui.engine import events as ev
 from forge_tui.engine.batches import Encoded, batch_at, collate, encode_for_training, micro_batches, steps_per_epoch
 from forge_tui.engine.checkpoint import TrainState, latest_checkpoint, restore, save_checkpoint
 from forge_tui.engine.data import Message, Sample, load_samples
-from forge_tui.engine.generation import generate
+from forge_tui.engine.generation import generate, pad_id
 from forge_tui.engine.datacheck import in_eval_split, sample_key
 from forge_tui.engine.fsutil import publish_dir, write_durably
 from forge_tui.engine.memory import MemoryEstimate, estimate
@@ -335,14 +335,13 @@ class Trainer:
         torch.set_num_threads(threads)
         random.seed(config.train.seed)
         tokenizer = load_tokenizer(model_dir)
-        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         train, held = self._split(tokenizer)
         memory = self._check_memory(model_dir, plan, max(len(e.input_ids) for e in train + held))
         model = add_adapter(load_for_training(model_dir, plan), config)
         train = train + self._rehearsal(tokenizer, model, plan.device, len(train))
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=config.train.learning_rate, weight_decay=config.train.weight_decay)
-        session = Session(model=model, optimizer=optimizer, trainable=trainable, train=train, held=held, pad_id=pad_id,
+        session = Session(model=model, optimizer=optimizer, trainable=trainable, train=train, held=held, pad_id=pad_id(tokenizer),
                           plan=plan, threads=threads, total=self.total_steps(len(train)))
         self.micro_batch, self.grad_accum = config.train.micro_batch_size, config.train.grad_accum
         if checkpoint is not None:
