@@ -52,8 +52,11 @@ class DataConfig:
     rehearsal: str = _doc('General conversations mixed into training against forgetting: "" (none), "general" '
                           "(the built-in set) or a file.", "")
     rehearsal_share: float = _doc("Share of the training split made of rehearsal conversations (repeated as needed).", 0.25)
-    rehearsal_answers: str = _doc("base: the base model's own answers to the rehearsal questions (self-distillation); "
+    rehearsal_answers: str = _doc("base: the base model's own answers to the rehearsal questions, scored by KL from the base "
+                                  "model's distribution (self-distillation); "
                                   "file: the answers written in the file.", "base")
+    rehearsal_weight: float = _doc("Weight of the self-distilled rehearsal's KL term against the domain's cross-entropy "
+                                   "(per token; higher holds general behaviour closer to the base model).", 1.0)
 
     def problems(self) -> list[tuple[str, str]]:
         found = []
@@ -64,6 +67,8 @@ class DataConfig:
         if not 1 <= self.max_record_mib <= 1024:
             found.append(("max_record_mib", f"must be between 1 and 1024, got {self.max_record_mib}"))
         _choice(found, "rehearsal_answers", self.rehearsal_answers, ("base", "file"))
+        if not 0.0 < self.rehearsal_weight <= 100.0:
+            found.append(("rehearsal_weight", f"must be in (0, 100], got {self.rehearsal_weight}"))
         if not 0.0 < self.rehearsal_share < 0.9:
             found.append(("rehearsal_share", f"must be in (0, 0.9), got {self.rehearsal_share}"))
         return found
@@ -89,9 +94,12 @@ class ModelConfig:
     quantization: str = _doc("auto (4-bit NF4 on CUDA, none on CPU), nf4 or none.", "auto")
     compute_dtype: str = _doc("auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16.", "auto")
     gradient_checkpointing: str = _doc("auto (on for CUDA), on or off.", "auto")
+    compile: str = _doc("torch.compile the decoder layers: auto (on for CUDA; on a CPU the compile costs more "
+                        "than a short run saves), on or off.", "auto")
 
     def problems(self) -> list[tuple[str, str]]:
         found: list[tuple[str, str]] = []
+        _choice(found, "compile", self.compile, CHOICES_SWITCH)
         _choice(found, "device", self.device, CHOICES_DEVICE)
         _choice(found, "quantization", self.quantization, CHOICES_QUANT)
         _choice(found, "compute_dtype", self.compute_dtype, CHOICES_DTYPE)
@@ -267,7 +275,7 @@ SECTIONS: dict[str, type] = {
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # A CPU demo on the embedded default: a few minutes on 2 cores, eval loss visibly lower.
     "quick": {
-        "data": {"max_seq_len": 256, "rehearsal": "general", "rehearsal_share": 0.3},
+        "data": {"max_seq_len": 256, "rehearsal": "general", "rehearsal_share": 0.3, "rehearsal_weight": 10.0},
         "lora": {"r": 16, "alpha": 32, "dropout": 0.0},
         "train": {"epochs": 2.0, "micro_batch_size": 8, "grad_accum": 1, "learning_rate": 1e-3,
                   "warmup_ratio": 0.05, "eval_every": 20, "save_every": 20, "keep_checkpoints": 2},

@@ -25,6 +25,7 @@ class Encoded:
     input_ids: tuple[int, ...]
     labels: tuple[int, ...]
     truncated: bool
+    distill: bool = False  # scored against the base model's distribution rather than the labels
 
     @property
     def label_tokens(self) -> int:
@@ -97,7 +98,9 @@ def micro_batches(indices: Sequence[int], micro_batch_size: int) -> list[list[in
 
 
 def collate(encoded: Sequence[Encoded], pad_id: int) -> dict[str, Any]:
-    """Right-pad to the longest sample in the micro-batch; pads carry no loss and no attention."""
+    """Right-pad to the longest sample in the micro-batch; pads carry no loss and no attention.
+    The positions that carry loss are worked out here, on the CPU, so the loss never waits on
+    the accelerator to learn how many there are."""
     import torch
 
     width = max(len(e.input_ids) for e in encoded)
@@ -109,4 +112,16 @@ def collate(encoded: Sequence[Encoded], pad_id: int) -> dict[str, Any]:
         ids[row, :n] = torch.tensor(item.input_ids)
         labels[row, :n] = torch.tensor(item.labels)
         mask[row, :n] = 1
-    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    distill = torch.tensor([item.distill for item in encoded], dtype=torch.bool)
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask, **label_positions(labels, distill)}
+
+
+def label_positions(labels: Any, distill: Any | None = None) -> dict[str, Any]:
+    """Flat indices into the (rows x (width - 1)) next-token grid of the positions that carry loss:
+    `hard` ones score against their label, `soft` ones (rows where `distill` is set) against the
+    base model's distribution."""
+    import torch
+
+    labelled = labels[:, 1:] != IGNORE
+    soft = labelled & distill[:, None] if distill is not None else torch.zeros_like(labelled)
+    return {"hard": (labelled & ~soft).flatten().nonzero().squeeze(1), "soft": soft.flatten().nonzero().squeeze(1)}

@@ -28,6 +28,7 @@ from forge_tui.engine.batches import Encoded, batch_at, collate, encode_for_trai
 from forge_tui.engine.checkpoint import TrainState, latest_checkpoint, restore, save_checkpoint
 from forge_tui.engine.data import Message, Sample, load_samples
 from forge_tui.engine.generation import generate, pad_id
+from forge_tui.engine.loss import token_loss_sum
 from forge_tui.engine.datacheck import in_eval_split, sample_key
 from forge_tui.engine.fsutil import publish_dir, write_durably
 from forge_tui.engine.memory import MemoryEstimate, estimate
@@ -46,6 +47,7 @@ class Plan:
     quantized: bool
     dtype: str
     checkpointing: bool
+    compiled: bool = False
 
     @property
     def mode(self) -> str:
@@ -53,7 +55,8 @@ class Plan:
 
     @property
     def precision(self) -> str:
-        return f"nf4 weights, {self.dtype} compute" if self.quantized else self.dtype
+        precision = f"nf4 weights, {self.dtype} compute" if self.quantized else self.dtype
+        return precision + (", compiled" if self.compiled else "")
 
 
 @dataclass
@@ -91,7 +94,8 @@ def resolve_plan(config: Config) -> Plan:
     quantized = model.quantization == "nf4" or (model.quantization == "auto" and device == "cuda")
     dtype = ("bf16" if device == "cuda" else "fp32") if model.compute_dtype == "auto" else model.compute_dtype
     checkpointing = model.gradient_checkpointing == "on" or (model.gradient_checkpointing == "auto" and device == "cuda")
-    return Plan(device, quantized, dtype, checkpointing)
+    compiled = model.compile == "on" or (model.compile == "auto" and device == "cuda")
+    return Plan(device, quantized, dtype, checkpointing, compiled)
 
 
 def get_lr(step: int, total: int, config: Config) -> float:
@@ -124,18 +128,31 @@ def load_base(path: Path, plan: Plan) -> Any:
 
 
 def load_for_training(path: Path, plan: Plan) -> Any:
-    model = load_base(path, plan)
-    if plan.quantized:
-        from peft import prepare_model_for_kbit_training
+    """The base model ready for an adapter: frozen, checkpointed as planned, in train mode.
 
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=plan.checkpointing,
-                                                gradient_checkpointing_kwargs={"use_reentrant": False})
-    elif plan.checkpointing:
+    No `prepare_model_for_kbit_training`: it upcasts norms, embeddings and head to fp32, which puts
+    the whole residual stream and attention in fp32 (twice the activation memory, no bf16 attention
+    kernels). Here compute stays in the plan's dtype; the adapter's own weights are fp32 (peft's
+    default), so its updates keep their precision.
+    """
+    model = load_base(path, plan)
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    if plan.checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
     model.config.use_cache = False
     model.train()  # from_pretrained returns eval mode; checkpointing is silently off in it
     return model
+
+
+def compile_layers(model: Any) -> None:
+    """torch.compile each decoder layer with dynamic shapes (batch lengths vary). The layers share
+    one code object and their parameters are graph inputs, so one compile serves them all; it
+    fuses the norms, activations and casts between the matmuls, and cuts the Python overhead of
+    the adapter's many small modules, which otherwise bounds a GPU step."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    for layer in base.get_decoder().layers:
+        layer.compile(dynamic=True)
 
 
 def add_adapter(model: Any, config: Config) -> Any:
@@ -154,6 +171,13 @@ def add_adapter(model: Any, config: Config) -> Any:
 
 REHEARSAL_BATCH = 16
 REHEARSAL_TOKENS = 64
+
+
+def distilled(encoded: Encoded) -> Encoded:
+    """A self-distilled rehearsal row: scored by KL from the base model at every position, prompt
+    included, so the adapter is held to the base model's reading of general text, not only to its
+    answers."""
+    return replace(encoded, labels=encoded.input_ids, distill=True)
 
 
 def whole_sentences(text: str) -> str:
@@ -175,14 +199,25 @@ def peak_memory(device: str) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
-def token_loss_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
-    """Sum of next-token cross-entropy over labelled positions, and how many there were."""
-    import torch.nn.functional as F
+def train_batch(model: Any, optimizer: Any, trainable: list[Any], batch: list[Encoded], *, micro_batch: int,
+                device: str, pad: int, max_grad_norm: float, kl_weight: float = 1.0) -> tuple[float, int]:
+    """One optimizer step over an effective batch: token-weighted gradient accumulation over
+    micro-batches (each padded only to its own longest sample), clip, step. Returns the mean loss
+    per labelled token and the batch's tokens."""
+    import torch
 
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    targets = batch["labels"][:, 1:]
-    loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=-100, reduction="sum")
-    return loss, int((targets != -100).sum())
+    labelled = sum(max(0, e.label_tokens - (e.labels[0] != -100)) for e in batch)
+    total_loss = torch.zeros((), device=device)
+    for chunk in micro_batches(batch, micro_batch):
+        tensors = {k: v.to(device, non_blocking=True) for k, v in collate(chunk, pad).items()}
+        loss_sum, _ = token_loss_sum(model, tensors, kl_weight)
+        (loss_sum / max(1, labelled)).backward()
+        total_loss += loss_sum.detach()
+    if max_grad_norm:
+        torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(total_loss) / max(1, labelled), sum(len(e.input_ids) for e in batch)
 
 
 class Trainer:
@@ -224,9 +259,11 @@ class Trainer:
         if path is None or domain == 0:
             return []
         samples = load_samples(path, data.max_record_mib * 1024 * 1024)
-        if data.rehearsal_answers == "base":
+        self_distilled = data.rehearsal_answers == "base"
+        if self_distilled:
             samples = self._distilled(samples, model, tokenizer, device)
         general = [encode_for_training(tokenizer, sample, data.max_seq_len) for sample in samples]
+        general = [distilled(e) for e in general] if self_distilled else general
         count = round(domain * data.rehearsal_share / (1 - data.rehearsal_share))
         return [general[i % len(general)] for i in range(count)] if general else []
 
@@ -339,6 +376,8 @@ class Trainer:
         memory = self._check_memory(model_dir, plan, max(len(e.input_ids) for e in train + held))
         model = add_adapter(load_for_training(model_dir, plan), config)
         train = train + self._rehearsal(tokenizer, model, plan.device, len(train))
+        if plan.compiled:
+            compile_layers(model)  # after the rehearsal answers: generation runs uncompiled
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=config.train.learning_rate, weight_decay=config.train.weight_decay)
         session = Session(model=model, optimizer=optimizer, trainable=trainable, train=train, held=held, pad_id=pad_id(tokenizer),
@@ -405,21 +444,9 @@ class Trainer:
                                      f"gradient accumulation {self.grad_accum} (effective batch unchanged)", step=session.step))
 
     def _accumulate(self, session: Session, batch: list[Encoded]) -> tuple[float, int]:
-        """Token-weighted gradient accumulation over micro-batches, then clip and step."""
-        import torch
-
-        labelled = sum(max(0, e.label_tokens - (e.labels[0] != -100)) for e in batch)
-        total_loss = 0.0
-        for chunk in micro_batches(batch, self.micro_batch):
-            tensors = {k: v.to(session.plan.device) for k, v in collate(chunk, session.pad_id).items()}
-            loss_sum, _ = token_loss_sum(session.model, tensors)
-            (loss_sum / max(1, labelled)).backward()
-            total_loss += float(loss_sum.detach())
-        if self.config.train.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(session.trainable, self.config.train.max_grad_norm)
-        session.optimizer.step()
-        session.optimizer.zero_grad(set_to_none=True)
-        return total_loss / max(1, labelled), sum(len(e.input_ids) for e in batch)
+        return train_batch(session.model, session.optimizer, session.trainable, batch, micro_batch=self.micro_batch,
+                           device=session.plan.device, pad=session.pad_id, max_grad_norm=self.config.train.max_grad_norm,
+                           kl_weight=self.config.data.rehearsal_weight)
 
     def _evaluate(self, session: Session) -> float:
         """Mean token loss on the held-out split, dropout off; consumes no random numbers."""

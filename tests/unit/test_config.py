@@ -58,3 +58,19 @@ def test_booleans_are_not_numbers(tmp_path) -> None:
 def test_explicit_missing_file_is_bad_input(tmp_path) -> None:
     with pytest.raises(BadInput, match="config file not found"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_compile_and_rehearsal_weight_are_checked(write) -> None:
+    path = write("c.toml", '[model]\ncompile = "yes"\n[data]\nrehearsal_weight = 0\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert sorted(p.line for p in caught.value.problems) == [2, 4]
+    assert "rehearsal_weight: must be in (0, 100], got 0.0" in str(caught.value)
+
+
+def test_compile_is_on_for_cuda_only_unless_asked(write) -> None:
+    from forge_tui.engine.train import resolve_plan
+
+    assert not resolve_plan(load_config(write("a.toml", '[model]\ndevice = "cpu"\n'))).compiled
+    on = resolve_plan(load_config(write("b.toml", '[model]\ndevice = "cpu"\ncompile = "on"\n')))
+    assert on.compiled and on.precision == "fp32, compiled"
