@@ -94,8 +94,8 @@ class ModelConfig:
     quantization: str = _doc("auto (4-bit NF4 on CUDA, none on CPU), nf4 or none.", "auto")
     compute_dtype: str = _doc("auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16.", "auto")
     gradient_checkpointing: str = _doc("auto (on for CUDA), on or off.", "auto")
-    compile: str = _doc("torch.compile the decoder layers: auto (on for CUDA; on a CPU the compile costs more "
-                        "than a short run saves), on or off.", "auto")
+    compile: str = _doc("torch.compile the decoder layers: auto (on for CUDA where triton is installed; on a CPU "
+                        "the compile costs more than a short run saves), on or off.", "auto")
 
     def problems(self) -> list[tuple[str, str]]:
         found: list[tuple[str, str]] = []

@@ -10,10 +10,17 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 import forge_tui  # noqa: F401 - sets the offline variables before anything imports transformers
 from forge_tui.engine.events import read_events
 from forge_tui.engine.models import embedded_path, is_provisioned
+
+# Property tests draw the same examples on every run (a suite that passes stays passing); set
+# HYPOTHESIS_PROFILE=explore to draw new ones when hunting bugs.
+settings.register_profile("suite", derandomize=True)
+settings.register_profile("explore", max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_data" / "waterworks"

@@ -23,7 +23,10 @@ from typing import Any
 WEIGHTS = {"facts": 0.4, "similarity": 0.2, "perplexity": 0.2, "retention": 0.2}
 SUBSCORES = tuple(WEIGHTS)
 
-_UNITS = [
+# A word boundary in the tokenizer's sense (letters and digits only: "min_" ends a word, which \b
+# would not see), so that normalising the tokens again gives the same tokens.
+_B = r"(?:(?<![a-z0-9])(?=[a-z0-9])|(?<=[a-z0-9])(?![a-z0-9]))"
+_UNITS = [(pattern.replace(r"\b", _B), replacement) for pattern, replacement in [
     (r"°\s*c\b|\bdeg(?:rees?)?\s*c(?:elsius)?\b|\bcelsius\b", "degc"),
     (r"%|\bper\s*cent\b", " percent"),
     (r"\bmilligrams?\s+per\s+lit(?:re|er)\b|\bmg\s+per\s+l\b", "mg/l"),
@@ -31,7 +34,7 @@ _UNITS = [
     (r"\b(?:minutes|mins|min)\b", "minute"),
     (r"\b(?:seconds|secs|sec)\b", "second"),
     (r"\b(?:metres|meters|metre|meter)\b", "m"),
-]
+]]
 _ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
          "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
 _TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
@@ -59,7 +62,7 @@ def normalize(text: str) -> list[str]:
     for pattern, replacement in _UNITS:
         text = re.sub(pattern, replacement, text)
     text = re.sub(r"(?<![a-z0-9.])(\d+(?:\.\d+)?)-?([a-z]+)(?![a-z0-9])", r"\1 \2", text)  # 0.3ntu, 15-minute
-    text = re.sub(r"\b(twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)-([a-z]+)\b", r"\1 \2", text)
+    text = re.sub(rf"{_B}(twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)-([a-z]+){_B}", r"\1 \2", text)
     tokens = [_canonical(t) for t in _TOKEN.findall(text)]
     return _join_tens(tokens)
 

@@ -9,6 +9,7 @@ eval loss on the held-out split, one seed for everything.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -94,7 +95,7 @@ def resolve_plan(config: Config) -> Plan:
     quantized = model.quantization == "nf4" or (model.quantization == "auto" and device == "cuda")
     dtype = ("bf16" if device == "cuda" else "fp32") if model.compute_dtype == "auto" else model.compute_dtype
     checkpointing = model.gradient_checkpointing == "on" or (model.gradient_checkpointing == "auto" and device == "cuda")
-    compiled = model.compile == "on" or (model.compile == "auto" and device == "cuda")
+    compiled = model.compile == "on" or (model.compile == "auto" and device == "cuda" and has_triton())
     return Plan(device, quantized, dtype, checkpointing, compiled)
 
 
@@ -145,11 +146,20 @@ def load_for_training(path: Path, plan: Plan) -> Any:
     return model
 
 
+def has_triton() -> bool:
+    """Inductor's GPU code generator; some Jetson torch builds ship without it."""
+    return importlib.util.find_spec("triton") is not None
+
+
 def compile_layers(model: Any) -> None:
     """torch.compile each decoder layer with dynamic shapes (batch lengths vary). The layers share
     one code object and their parameters are graph inputs, so one compile serves them all; it
     fuses the norms, activations and casts between the matmuls, and cuts the Python overhead of
-    the adapter's many small modules, which otherwise bounds a GPU step."""
+    the adapter's many small modules, which otherwise bounds a GPU step. A layer that fails to
+    compile runs eagerly (suppress_errors) rather than ending the run."""
+    import torch._dynamo
+
+    torch._dynamo.config.suppress_errors = True
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     for layer in base.get_decoder().layers:
         layer.compile(dynamic=True)
