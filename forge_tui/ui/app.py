@@ -1,38 +1,110 @@
-"""The Forge TUI application."""
+"""The Forge TUI application: one screen per step of the cycle, each one key away."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import sys
 from pathlib import Path
 
+from textual import work
 from textual.app import App
 from textual.binding import Binding
 
 from forge_tui.config import Config
 from forge_tui.engine.models import EMBEDDED, describe_directory, embedded_path
+from forge_tui.engine.runs import RunDir, list_runs
+from forge_tui.engine.telemetry import Sampler, open_source
+from forge_tui.errors import ForgeError
 from forge_tui.ui.screens.datasets import DatasetsScreen
 from forge_tui.ui.screens.help import HelpScreen
+from forge_tui.ui.screens.monitor import MonitorScreen
+from forge_tui.ui.screens.runs import RunsScreen
+
+TERMINAL_CHECK_SECONDS = 2.0
 
 
 class ForgeApp(App):
-    """Operator console: one screen per step of the fine-tuning cycle."""
+    """Operator console. Training runs in a detached runner process; this process only reads its
+    event log and the telemetry sampler, so closing it (or losing the SSH link) never stops a run."""
 
     TITLE = "Forge TUI"
     CSS_PATH = "app.tcss"
     BINDINGS = [
-        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+        Binding("1", "switch_mode('datasets')", "Datasets", id="app.datasets"),
+        Binding("3", "switch_mode('monitor')", "Monitor", id="app.monitor"),
+        Binding("5", "switch_mode('runs')", "Runs", id="app.runs"),
         Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
     ]
 
     def __init__(self, config: Config, dataset: Path | None = None) -> None:
         super().__init__()
         self.config = config
         self.dataset = dataset
+        self.sampler: Sampler | None = None
+        self.telemetry_problem: str | None = None
+        self.monitor: MonitorScreen | None = None
 
     def on_mount(self) -> None:
         model = describe_directory(embedded_path(), name=EMBEDDED.name, embedded=True)
         state = "ready" if model.provisioned else "not provisioned: run forge-tui models fetch"
         self.title = f"Forge TUI  model {model.name} ({state})"
-        self.push_screen(DatasetsScreen(self.config, self.dataset))
+        self.monitor = MonitorScreen(self.config)
+        self.add_mode("datasets", lambda: DatasetsScreen(self.config, self.dataset))
+        self.add_mode("monitor", lambda: self.monitor)
+        self.add_mode("runs", lambda: RunsScreen(self.config))
+        self.switch_mode("datasets")
+        self.start_telemetry()
+        self.attach_latest()
+        self._watch_terminal()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
+
+    def attach(self, run: RunDir) -> None:
+        """Follow `run` on the Monitor and show it."""
+        self.monitor.attach(run)
+        self.switch_mode("monitor")
+
+    @work(thread=True, group="startup", exit_on_error=False)
+    def start_telemetry(self) -> None:
+        """Open the configured source off the UI thread (jtop's client takes a moment to connect)."""
+        telemetry = self.config.telemetry
+        try:
+            opened = open_source(telemetry.source, interval=telemetry.interval, speed=telemetry.replay_speed)
+        except ForgeError as exc:
+            self.telemetry_problem = str(exc)
+            return
+        self.sampler = Sampler(opened.source, telemetry.interval).start()
+
+    @work(thread=True, group="startup", exit_on_error=False)
+    def attach_latest(self) -> None:
+        """Reopened while a run is going (the console closed, the SSH link dropped): follow it."""
+        live = [s for s in list_runs(self.config) if s["state"] in ("running", "paused")]
+        if live:
+            run = RunDir(Path(max(live, key=lambda s: s.get("created") or "")["path"]))
+            self.call_from_thread(self.monitor.attach, run)
+
+    def _watch_terminal(self) -> None:
+        """Exit when the terminal goes away. A hang-up (SSH drop, closed window) sends SIGHUP; a
+        terminal that vanished without one leaves stdin at EOF. Either way nobody is watching, and
+        the run goes on in its own process."""
+        if sys.__stdin__ is None or not sys.__stdin__.isatty():
+            return  # headless (tests, textual-serve): no terminal to lose
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.exit)
+        fd = sys.__stdin__.fileno()
+        self.set_interval(TERMINAL_CHECK_SECONDS, lambda: None if _terminal_alive(fd) else self.exit())
+
+    def on_unmount(self) -> None:
+        if self.sampler is not None:
+            self.sampler.stop()
+
+
+def _terminal_alive(fd: int) -> bool:
+    try:
+        os.ttyname(fd)
+        return os.isatty(fd)
+    except OSError:
+        return False

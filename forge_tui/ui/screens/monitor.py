@@ -1,0 +1,132 @@
+"""Monitor: the attached run's progress and loss beside the device's telemetry, and the event log.
+
+The run's events are tailed from its log file by a thread worker (a closed console reattaches by
+reading the same file); telemetry is read from the app's sampler thread once a second, and the
+latest reading replaces the last one, so nothing queues behind a slow screen.
+"""
+
+from __future__ import annotations
+
+import time
+
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Header, ProgressBar, RichLog, Static
+from textual.worker import get_current_worker
+from textual_plotext import PlotextPlot
+
+from forge_tui.config import Config
+from forge_tui.engine.events import EventTail
+from forge_tui.engine.runs import RunDir, is_running
+from forge_tui.engine.telemetry.snapshot import Snapshot
+from forge_tui.ui.runview import RunView
+from forge_tui.ui.telemetry_view import telemetry_markup
+
+TAIL_SECONDS = 0.5
+LIVENESS_SECONDS = 2.0
+
+
+class RunEvents(Message):
+    """A batch of new events from the attached run's log."""
+
+    def __init__(self, run: RunDir, events: list[dict], alive: bool) -> None:
+        super().__init__()
+        self.run, self.events, self.alive = run, events, alive
+
+
+class MonitorScreen(Screen):
+    """Loss, progress and telemetry; with no run attached, telemetry alone."""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__()
+        self.config = config
+        self.run: RunDir | None = None
+        self.view: RunView | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="run-panel"):
+            yield Static("no run attached: press 5 for Runs, pick one, enter", id="run-headline")
+            yield ProgressBar(id="run-progress", show_eta=False)
+            yield Static("", id="run-figures")
+        with Horizontal(id="monitor-body"):
+            yield PlotextPlot(id="loss-chart")
+            yield Static("waiting for the first reading ...", id="telemetry")
+        yield RichLog(id="event-log", max_lines=200, wrap=True, markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "Monitor"
+        self.set_interval(self.config.telemetry.interval, self.show_telemetry)
+        self.show_telemetry()
+        self._draw_chart()
+        if self.run is not None:
+            self.tail(self.run)
+
+    # ------------------------------------------------------------------ the run
+    def attach(self, run: RunDir) -> None:
+        """Follow `run` from the start of its log (so a reopened console shows the whole story);
+        before the screen is first shown, it starts following when it is."""
+        self.run, self.view = run, RunView(run.name)
+        if self.is_mounted:
+            self.query_one("#event-log", RichLog).clear()
+            self.tail(run)
+
+    @work(thread=True, exclusive=True, group="tail", exit_on_error=False)
+    def tail(self, run: RunDir) -> None:
+        worker, tail = get_current_worker(), EventTail(run.events)
+        checked, alive = 0.0, is_running(run)
+        while not worker.is_cancelled:
+            if time.monotonic() - checked > LIVENESS_SECONDS:
+                checked, alive = time.monotonic(), is_running(run)
+            events = tail.poll()
+            if events or not alive:
+                self.post_message(RunEvents(run, events, alive))
+            time.sleep(TAIL_SECONDS)
+
+    def on_run_events(self, message: RunEvents) -> None:
+        if message.run != self.run or self.view is None:
+            return  # a late batch from a run no longer attached
+        view = self.view
+        logged = len(view.log)
+        view.apply(message.events)
+        if not message.alive and view.state in ("running", "paused"):
+            view.state = "interrupted"  # the runner is gone without a last word: kill -9, power loss
+        self._show_run(view, view.log[logged:] if len(view.log) >= logged else view.log)
+
+    def _show_run(self, view: RunView, new_lines: list[str]) -> None:
+        self.query_one("#run-headline", Static).update(view.headline())
+        progress = self.query_one("#run-progress", ProgressBar)
+        progress.update(total=view.total, progress=view.step)
+        figures = view.figures()
+        if view.guard:
+            figures += f"\n{view.guard}"
+        if view.error:
+            figures += f"\nfailed: {view.error}"
+        self.query_one("#run-figures", Static).update(figures)
+        log = self.query_one("#event-log", RichLog)
+        for line in new_lines:
+            log.write(line)
+        self._draw_chart()
+
+    def _draw_chart(self) -> None:
+        chart = self.query_one("#loss-chart", PlotextPlot)
+        plt = chart.plt
+        plt.clear_data()
+        plt.title("loss")
+        view = self.view
+        if view and view.losses:
+            plt.plot([s for s, _ in view.losses], [v for _, v in view.losses], label="train")
+        if view and view.evals:
+            plt.plot([s for s, _ in view.evals], [v for _, v in view.evals], label="eval", marker="dot")
+        chart.refresh()
+
+    # ------------------------------------------------------------------ telemetry
+    def show_telemetry(self) -> None:
+        sampler = getattr(self.app, "sampler", None)
+        snapshot: Snapshot | None = sampler.fresh() if sampler else None
+        problem = getattr(self.app, "telemetry_problem", None)
+        self.query_one("#telemetry", Static).update(telemetry_markup(snapshot, self.config.thermal, problem))

@@ -1,0 +1,121 @@
+"""Runs: every run with its state; attach to one, stop it, resume it.
+
+The table is refreshed from the run directories every few seconds by a thread worker (each row
+reads a run's event log). Stopping writes the run's stop request, which the runner honours at the
+next step after a checkpoint; resuming starts a detached runner, which outlives this console.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from forge_tui.config import Config
+from forge_tui.engine.runs import RunDir, list_runs
+from forge_tui.ui.jobs import cli_command
+
+REFRESH_SECONDS = 3.0
+COLUMNS = ("run", "state", "step", "loss", "eval", "note")
+
+
+def row(status: dict[str, Any]) -> tuple[str, ...]:
+    """One table row, short enough for 80 columns."""
+    total = status.get("total_steps")
+    step = f"{status.get('step', 0)}/{total}" if total else "-"
+    note = status.get("error") or status.get("reason") or status.get("preset") or ""
+    return (status["name"], status["state"], step, _num(status.get("loss")), _num(status.get("eval_loss")), str(note)[:40])
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+class RunsScreen(Screen):
+    BINDINGS = [
+        Binding("a", "attach", "Attach", id="runs.attach"),
+        Binding("s", "stop", "Stop", id="runs.stop"),
+        Binding("r", "resume", "Resume", id="runs.resume"),
+    ]
+
+    def __init__(self, config: Config) -> None:
+        super().__init__()
+        self.config = config
+        self.statuses: list[dict[str, Any]] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="runs-message")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "Runs"
+        self.query_one(DataTable).add_columns(*COLUMNS)
+        self.refresh_runs()
+        self.set_interval(REFRESH_SECONDS, self.refresh_runs)
+
+    @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
+    def refresh_runs(self) -> None:
+        statuses = list_runs(self.config)
+        self.app.call_from_thread(self._show, statuses)
+
+    def _show(self, statuses: list[dict[str, Any]]) -> None:
+        table = self.query_one(DataTable)
+        cursor = table.cursor_row
+        self.statuses = statuses
+        table.clear()
+        for status in statuses:
+            table.add_row(*row(status), key=status["path"])
+        if statuses:
+            table.move_cursor(row=min(cursor, len(statuses) - 1))
+        else:
+            self.say("no runs yet: pick a dataset (1), then train (forge-tui train --preset quick ...)")
+
+    def selected(self) -> dict[str, Any] | None:
+        table = self.query_one(DataTable)
+        if not self.statuses or table.cursor_row >= len(self.statuses):
+            return None
+        return self.statuses[table.cursor_row]
+
+    def say(self, text: str) -> None:
+        self.query_one("#runs-message", Static).update(text)
+
+    def on_data_table_row_selected(self, _: DataTable.RowSelected) -> None:
+        self.action_attach()  # enter on a row
+
+    def action_attach(self) -> None:
+        status = self.selected()
+        if status:
+            self.app.attach(RunDir(Path(status["path"])))
+
+    def action_stop(self) -> None:
+        status = self.selected()
+        if status is None:
+            return
+        if status["state"] not in ("running", "paused"):
+            self.say(f"{status['name']} is {status['state']}: nothing to stop")
+            return
+        RunDir(Path(status["path"])).request_stop()
+        self.say(f"stop asked: {status['name']} checkpoints and stops at its next step (resumable)")
+
+    def action_resume(self) -> None:
+        status = self.selected()
+        if status is not None:
+            self.say(f"resuming {status['name']} ...")
+            self.resume(Path(status["path"]))
+
+    @work(thread=True, group="resume", exit_on_error=False)
+    def resume(self, path: Path) -> None:
+        """`forge-tui resume RUN --detach` (it refuses a running or finished run, with the reason)."""
+        done = subprocess.run(cli_command(self.config, "resume", str(path), "--detach"),
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        lines = (done.stdout if done.returncode == 0 else done.stderr).strip().splitlines()
+        self.app.call_from_thread(self.say, lines[-1] if lines else f"resume exited with {done.returncode}")
+        self.app.call_from_thread(self.refresh_runs)

@@ -1,0 +1,96 @@
+"""Pilot tests of the Monitor and Runs screens over real run directories: a live run (its runner's
+lock held, its events written through the engine's EventLog) is attached on start and followed as
+it goes; a run whose runner vanished shows as interrupted; telemetry comes from a replayed
+recording; stop writes the run's stop request."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from textual.widgets import DataTable, Static
+
+from forge_tui.config import Config, RunsConfig, TelemetryConfig
+from forge_tui.engine import events as ev
+from forge_tui.engine.runs import RunnerLock, create_run
+from forge_tui.ui.app import ForgeApp
+from forge_tui.ui.screens.monitor import MonitorScreen
+from forge_tui.ui.screens.runs import RunsScreen
+from tests.conftest import ROOT, SAMPLE
+from tests.ui.test_datasets_screen import _wait_for
+
+HOT = ROOT / "sample_data" / "telemetry" / "orin-agx-hot-enclosure.jsonl"
+
+
+def _config(tmp_path: Path) -> Config:
+    return Config(runs=RunsConfig(dir=str(tmp_path / "runs")),
+                  telemetry=TelemetryConfig(source=f"replay:{HOT}", interval=0.2, replay_speed=50.0))
+
+
+def _started(total: int = 10) -> ev.RunStarted:
+    return ev.RunStarted(run="r", mode="lora", device="cpu", precision="fp32", model="m", total_steps=total,
+                         start_step=0, train_samples=80, eval_samples=8, effective_batch=8, threads=2,
+                         trainable_parameters=1, memory_estimate_bytes=1, memory_available_bytes=2)
+
+
+def _step(step: int, loss: float, total: int = 10) -> ev.Step:
+    return ev.Step(step=step, total_steps=total, epoch=step / total, loss=loss, lr=1e-3, tokens=100,
+                   tokens_per_second=50.0, eta_seconds=30.0)
+
+
+def _text(app: ForgeApp, selector: str) -> str:
+    return str(app.screen.query_one(selector, Static).render())
+
+
+async def test_a_live_run_is_attached_on_start_and_followed(embedded_model, tmp_path) -> None:
+    config = _config(tmp_path)
+    run = create_run(config, SAMPLE / "train.jsonl")
+    lock, log = RunnerLock(run), ev.EventLog(run.events)
+    log.emit(_started())
+    log.emit(_step(1, 2.5))
+    app = ForgeApp(config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        assert isinstance(app.screen, MonitorScreen)
+        await _wait_for(pilot, lambda: "step 1/10" in _text(app, "#run-headline"))
+        assert "RUNNING" in _text(app, "#run-headline") and "loss 2.500" in _text(app, "#run-figures")
+        log.emit(_step(2, 1.9))
+        log.emit(ev.Eval(step=2, eval_loss=2.0, eval_tokens=10))
+        log.emit(ev.Paused(step=2, reason="3.1 °C headroom on cpu, resumes at 10.0 °C"))
+        await _wait_for(pilot, lambda: "PAUSED" in _text(app, "#run-headline"))
+        assert "step 2/10" in _text(app, "#run-headline")
+        assert "paused: 3.1 °C headroom" in _text(app, "#run-figures") and "eval 2.000" in _text(app, "#run-figures")
+        await _wait_for(pilot, lambda: "HEADROOM" in _text(app, "#telemetry"))
+        assert "source replay" in _text(app, "#telemetry")
+        lock.release()  # the runner dies without a last event (kill -9, power loss)
+        await _wait_for(pilot, lambda: "INTERRUPTED" in _text(app, "#run-headline"))
+    log.close()
+
+
+async def test_runs_lists_attaches_and_stops(embedded_model, tmp_path) -> None:
+    config = _config(tmp_path)
+    done = create_run(config, SAMPLE / "train.jsonl", tmp_path / "runs" / "a-done")
+    log = ev.EventLog(done.events)
+    log.emit(_started(2))
+    log.emit(_step(2, 0.5, total=2))
+    log.emit(ev.Finished(step=2, adapter="x", train_loss=0.5, eval_loss=0.6, seconds=1.0, peak_memory_bytes=1))
+    log.close()
+    live = create_run(config, SAMPLE / "train.jsonl", tmp_path / "runs" / "b-live")
+    lock = RunnerLock(live)
+    app = ForgeApp(replace(config))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("5")
+        assert isinstance(app.screen, RunsScreen)
+        table = app.screen.query_one(DataTable)
+        await _wait_for(pilot, lambda: table.row_count == 2)
+        assert [table.get_row_at(i)[:2] for i in range(2)] == [["a-done", "finished"], ["b-live", "running"]]
+        await pilot.press("s")  # the finished run: nothing to stop
+        assert "finished: nothing to stop" in _text(app, "#runs-message")
+        await pilot.press("down", "s")
+        assert live.stop_requested() and "stop asked" in _text(app, "#runs-message")
+        await pilot.press("up", "enter")
+        assert isinstance(app.screen, MonitorScreen)
+        await _wait_for(pilot, lambda: "a-done  FINISHED  step 2/2" in _text(app, "#run-headline"))
+        log_widget = app.screen.query_one("#event-log")
+        await _wait_for(pilot, lambda: any("finished at step 2" in line.text for line in log_widget.lines))
+    lock.release()
