@@ -408,8 +408,12 @@ def cmd_doctor(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_tui(args: argparse.Namespace, config: Config) -> int:
     from forge_tui.ui.app import ForgeApp
+    from forge_tui.ui.themes import load_themes
 
-    ForgeApp(config=config, dataset=args.dataset).run()
+    themes = load_themes()
+    if config.ui.theme not in {theme.name for theme in themes}:
+        raise BadInput(f"[ui] theme = {config.ui.theme!r}: no such theme (known: {', '.join(t.name for t in themes)})")
+    ForgeApp(config=config, dataset=args.dataset, themes=themes).run()
     return EXIT_OK
 
 

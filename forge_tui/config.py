@@ -234,6 +234,14 @@ class BenchConfig:
 
 
 @dataclass(frozen=True)
+class UiConfig:
+    """The console."""
+
+    theme: str = _doc("A theme from themes/*.toml: forge-dark, forge-high-contrast (sunlight) or forge-night "
+                      "(red, keeps night vision); the command palette switches themes for the session.", "forge-dark")
+
+
+@dataclass(frozen=True)
 class RunsConfig:
     """Where runs live."""
 
@@ -253,6 +261,7 @@ class Config:
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     thermal: ThermalConfig = field(default_factory=ThermalConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
+    ui: UiConfig = field(default_factory=UiConfig)
     preset: str = "standard"
     source: Path | None = None
 
@@ -268,7 +277,7 @@ def _plain(table: dict[str, Any]) -> dict[str, Any]:
 SECTIONS: dict[str, type] = {
     "model": ModelConfig, "models": ModelsConfig, "data": DataConfig,
     "lora": LoraConfig, "train": TrainConfig, "runs": RunsConfig,
-    "telemetry": TelemetryConfig, "thermal": ThermalConfig, "bench": BenchConfig,
+    "telemetry": TelemetryConfig, "thermal": ThermalConfig, "bench": BenchConfig, "ui": UiConfig,
 }
 
 # Presets are layers under the config file: defaults < preset < file < command-line flags.

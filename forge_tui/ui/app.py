@@ -11,6 +11,7 @@ from pathlib import Path
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.theme import Theme
 
 from forge_tui.config import Config
 from forge_tui.engine.models import EMBEDDED, describe_directory, embedded_path
@@ -21,6 +22,7 @@ from forge_tui.ui.screens.datasets import DatasetsScreen
 from forge_tui.ui.screens.help import HelpScreen
 from forge_tui.ui.screens.monitor import MonitorScreen
 from forge_tui.ui.screens.runs import RunsScreen
+from forge_tui.ui.themes import load_themes
 
 TERMINAL_CHECK_SECONDS = 2.0
 
@@ -39,10 +41,13 @@ class ForgeApp(App):
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
     ]
 
-    def __init__(self, config: Config, dataset: Path | None = None) -> None:
+    def __init__(self, config: Config, dataset: Path | None = None, themes: list[Theme] | None = None) -> None:
         super().__init__()
         self.config = config
         self.dataset = dataset
+        for theme in load_themes() if themes is None else themes:
+            self.register_theme(theme)
+        self.theme = config.ui.theme
         self.sampler: Sampler | None = None
         self.telemetry_problem: str | None = None
         self.monitor: MonitorScreen | None = None

@@ -11,6 +11,7 @@ import time
 
 from textual import work
 from textual.app import ComposeResult
+from textual.color import Color
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
@@ -118,10 +119,12 @@ class MonitorScreen(Screen):
         plt.clear_data()
         plt.title("loss")
         view = self.view
+        theme = self.app.current_theme  # line colours follow the theme (the night theme stays red)
+        train, held = (Color.parse(c).rgb for c in (theme.primary, theme.accent or theme.primary))
         if view and view.losses:
-            plt.plot([s for s, _ in view.losses], [v for _, v in view.losses], label="train")
+            plt.plot([s for s, _ in view.losses], [v for _, v in view.losses], label="train", color=train)
         if view and view.evals:
-            plt.plot([s for s, _ in view.evals], [v for _, v in view.evals], label="eval", marker="dot")
+            plt.plot([s for s, _ in view.evals], [v for _, v in view.evals], label="eval", marker="dot", color=held)
         chart.refresh()
 
     # ------------------------------------------------------------------ telemetry

@@ -1,0 +1,47 @@
+"""Themes load from themes/*.toml, bad files are refused with their line, and every theme renders."""
+
+from __future__ import annotations
+
+import pytest
+
+from forge_tui.config import Config, UiConfig
+from forge_tui.errors import BadInput
+from forge_tui.ui.app import ForgeApp
+from forge_tui.ui.screens.monitor import MonitorScreen
+from forge_tui.ui.themes import DEFAULT_THEME, load_theme, load_themes
+from tests.conftest import run_cli
+
+NAMES = ["forge-dark", "forge-high-contrast", "forge-night"]
+
+
+def test_the_three_themes_load() -> None:
+    themes = {theme.name: theme for theme in load_themes()}
+    assert sorted(themes) == NAMES and DEFAULT_THEME in themes
+    assert themes["forge-night"].primary.startswith("#A0")  # red only: night vision
+
+
+@pytest.mark.parametrize(("body", "where"), [
+    ('name = "x"\nprimary = "#fff"\ncolour = "red"\n', ":3: colour: unknown key"),
+    ('name = "x"\nprimary = "not-a-colour"\n', ":2: primary: not a colour"),
+    ('name = "x"\nprimary = "#fff"\ndark = "yes"\n', ":3: dark: expected true or false"),
+])
+def test_a_bad_theme_file_names_its_line(write, body: str, where: str) -> None:
+    path = write("bad.toml", body)
+    with pytest.raises(BadInput) as caught:
+        load_theme(path)
+    assert f"{path}{where}" in str(caught.value)
+
+
+@pytest.mark.parametrize("name", NAMES)
+async def test_every_theme_renders_the_monitor(name: str) -> None:
+    app = ForgeApp(Config(ui=UiConfig(theme=name)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        assert isinstance(app.screen, MonitorScreen) and app.theme == name
+        await pilot.pause(0.2)
+
+
+def test_an_unknown_theme_is_bad_input(write) -> None:
+    config = write("c.toml", '[ui]\ntheme = "neon"\n')
+    result = run_cli("--config", str(config))
+    assert result.returncode == 2 and "no such theme (known: forge-dark" in result.stderr
