@@ -64,6 +64,7 @@ class MonitorScreen(Screen):
         self.set_interval(self.config.telemetry.interval, self.show_telemetry)
         self.show_telemetry()
         self._draw_chart()
+        self.query_one("#run-progress").display = self.run is not None  # no idle animation without a run
         if self.run is not None:
             self.tail(self.run)
 
@@ -101,6 +102,7 @@ class MonitorScreen(Screen):
     def _show_run(self, view: RunView, new_lines: list[str]) -> None:
         self.query_one("#run-headline", Static).update(view.headline())
         progress = self.query_one("#run-progress", ProgressBar)
+        progress.display = True
         progress.update(total=view.total, progress=view.step)
         figures = view.figures()
         if view.guard:
