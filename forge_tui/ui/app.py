@@ -6,16 +6,18 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from textual import work
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.screen import Screen
 from textual.theme import Theme
 
 from forge_tui.config import Config
 from forge_tui.engine.models import EMBEDDED, describe_directory, embedded_path
-from forge_tui.engine.runs import RunDir, list_runs
+from forge_tui.engine.runs import RunDir, is_running, list_runs
 from forge_tui.engine.telemetry import Sampler, open_source
 from forge_tui.errors import ForgeError
 from forge_tui.ui.screens.datasets import DatasetsScreen
@@ -67,6 +69,16 @@ class ForgeApp(App):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The main actions in the command palette (ctrl+p), besides Textual's own (themes, keys)."""
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Datasets", "Browse, check and preview datasets (1)", lambda: self.switch_mode("datasets"))
+        yield SystemCommand("Monitor", "The attached run beside the device's telemetry (3)", lambda: self.switch_mode("monitor"))
+        yield SystemCommand("Runs", "Every run: attach, stop, resume (5)", lambda: self.switch_mode("runs"))
+        run = self.monitor.run if self.monitor else None
+        if run is not None and is_running(run):
+            yield SystemCommand(f"Stop {run.name}", "Checkpoint, then stop (resumable)", run.request_stop)
 
     def attach(self, run: RunDir) -> None:
         """Follow `run` on the Monitor and show it."""

@@ -94,3 +94,20 @@ async def test_runs_lists_attaches_and_stops(embedded_model, tmp_path) -> None:
         log_widget = app.screen.query_one("#event-log")
         await _wait_for(pilot, lambda: any("finished at step 2" in line.text for line in log_widget.lines))
     lock.release()
+
+
+async def test_the_palette_reaches_every_screen_and_stops_the_attached_run(embedded_model, tmp_path) -> None:
+    config = _config(tmp_path)
+    run = create_run(config, SAMPLE / "train.jsonl")
+    lock = RunnerLock(run)
+    app = ForgeApp(config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _wait_for(pilot, lambda: app.monitor.run is not None)  # the live run is attached on start
+        titles = {command.title: command for command in app.get_system_commands(app.screen)}
+        assert {"Datasets", "Monitor", "Runs", f"Stop {run.name}"} <= set(titles)
+        titles["Runs"].callback()
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen)
+        titles[f"Stop {run.name}"].callback()
+        assert run.stop_requested()
+    lock.release()
