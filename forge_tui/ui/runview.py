@@ -35,17 +35,20 @@ class RunView:
     evals: list[tuple[int, float]] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
 
-    def apply(self, events: list[dict[str, Any]]) -> None:
+    def apply(self, events: list[dict[str, Any]]) -> list[str]:
+        """Fold a batch of events in; returns the log lines they added."""
+        added = []
         for event in events:
             handler = _HANDLERS.get(event.get("type", ""))
             if handler:
                 handler(self, event)
             line = log_line(event)
             if line:
-                self.log.append(line)
-        del self.log[:-LOG_LINES]
+                added.append(line)
+        self.log = (self.log + added)[-LOG_LINES:]
         if len(self.losses) > MAX_POINTS:
             self.losses = self.losses[::2]
+        return added
 
     @property
     def progress(self) -> float | None:

@@ -52,3 +52,13 @@ def test_headroom_is_coloured_against_the_guard_thresholds() -> None:
 def test_no_reading_says_why() -> None:
     assert "sensors not answering" in telemetry_markup(None, ThermalConfig())
     assert "no such file" in telemetry_markup(None, ThermalConfig(), "replay: no such file")
+
+
+def test_a_full_log_still_hands_over_each_new_line() -> None:
+    from forge_tui.ui.runview import LOG_LINES
+
+    view = RunView("r")
+    view.apply([{"type": "warning", "time": 0, "message": f"w{i}"} for i in range(LOG_LINES)])
+    added = view.apply([{"type": "warning", "time": 0, "message": "late"}])
+    assert [line.split(" ", 1)[1] for line in added] == ["warning: late"]
+    assert len(view.log) == LOG_LINES and view.log[-1].endswith("warning: late")

@@ -80,24 +80,24 @@ class MonitorScreen(Screen):
     @work(thread=True, exclusive=True, group="tail", exit_on_error=False)
     def tail(self, run: RunDir) -> None:
         worker, tail = get_current_worker(), EventTail(run.events)
-        checked, alive = 0.0, is_running(run)
+        checked, alive, told = 0.0, True, None
         while not worker.is_cancelled:
             if time.monotonic() - checked > LIVENESS_SECONDS:
                 checked, alive = time.monotonic(), is_running(run)
             events = tail.poll()
-            if events or not alive:
+            if events or alive != told:  # nothing new, nothing posted: a finished run costs no redraws
                 self.post_message(RunEvents(run, events, alive))
+                told = alive
             time.sleep(TAIL_SECONDS)
 
     def on_run_events(self, message: RunEvents) -> None:
         if message.run != self.run or self.view is None:
             return  # a late batch from a run no longer attached
         view = self.view
-        logged = len(view.log)
-        view.apply(message.events)
+        added = view.apply(message.events)
         if not message.alive and view.state in ("running", "paused"):
             view.state = "interrupted"  # the runner is gone without a last word: kill -9, power loss
-        self._show_run(view, view.log[logged:] if len(view.log) >= logged else view.log)
+        self._show_run(view, added)
 
     def _show_run(self, view: RunView, new_lines: list[str]) -> None:
         self.query_one("#run-headline", Static).update(view.headline())

@@ -58,11 +58,17 @@ class RunsScreen(Screen):
     def on_mount(self) -> None:
         self.sub_title = "Runs"
         self.query_one(DataTable).add_columns(*COLUMNS)
-        self.refresh_runs()
         self.set_interval(REFRESH_SECONDS, self.refresh_runs)
+
+    def on_screen_resume(self) -> None:
+        self.refresh_runs()
 
     @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
     def refresh_runs(self) -> None:
+        """Re-read every run (each one's whole event log), only while this screen is shown: the
+        console must not read logs behind the operator's back while a run trains."""
+        if not self.is_current:
+            return
         statuses = list_runs(self.config)
         self.app.call_from_thread(self._show, statuses)
 
