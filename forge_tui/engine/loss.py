@@ -22,9 +22,14 @@ HEAD_CHUNK = 1024
 _HEAD_EXTRAS = ("final_logit_softcapping", "logit_scale", "logits_scaling")
 
 
+def base_model(model: Any) -> Any:
+    """The transformers model under a peft wrapper (or the model itself)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def _parts(model: Any) -> tuple[Any, Any] | None:
     """(decoder, output head) when the logits are exactly head(decoder(x)); else None."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     if any(getattr(base.config, key, None) for key in _HEAD_EXTRAS):
         return None
     decoder, head = base.get_decoder(), base.get_output_embeddings()

@@ -29,7 +29,7 @@ from forge_tui.engine.batches import Encoded, batch_at, collate, encode_for_trai
 from forge_tui.engine.checkpoint import TrainState, latest_checkpoint, restore, save_checkpoint
 from forge_tui.engine.data import Message, Sample, load_samples
 from forge_tui.engine.generation import generate, pad_id
-from forge_tui.engine.loss import token_loss_sum
+from forge_tui.engine.loss import base_model, token_loss_sum
 from forge_tui.engine.datacheck import in_eval_split, sample_key
 from forge_tui.engine.fsutil import publish_dir, write_durably
 from forge_tui.engine.memory import MemoryEstimate, estimate
@@ -160,8 +160,7 @@ def compile_layers(model: Any) -> None:
     import torch._dynamo
 
     torch._dynamo.config.suppress_errors = True
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    for layer in base.get_decoder().layers:
+    for layer in base_model(model).get_decoder().layers:
         layer.compile(dynamic=True)
 
 
