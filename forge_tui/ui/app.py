@@ -52,13 +52,12 @@ class ForgeApp(App):
         self.theme = config.ui.theme
         self.sampler: Sampler | None = None
         self.telemetry_problem: str | None = None
-        self.monitor: MonitorScreen | None = None
+        self.monitor = MonitorScreen(config)  # one for the app's life: it keeps following its run
 
     def on_mount(self) -> None:
         model = describe_directory(embedded_path(), name=EMBEDDED.name, embedded=True)
         state = "ready" if model.provisioned else "not provisioned: run forge-tui models fetch"
         self.title = f"Forge TUI  model {model.name} ({state})"
-        self.monitor = MonitorScreen(self.config)
         self.add_mode("datasets", lambda: DatasetsScreen(self.config, self.dataset))
         self.add_mode("monitor", lambda: self.monitor)
         self.add_mode("runs", lambda: RunsScreen(self.config))
@@ -76,7 +75,7 @@ class ForgeApp(App):
         yield SystemCommand("Datasets", "Browse, check and preview datasets (1)", lambda: self.switch_mode("datasets"))
         yield SystemCommand("Monitor", "The attached run beside the device's telemetry (3)", lambda: self.switch_mode("monitor"))
         yield SystemCommand("Runs", "Every run: attach, stop, resume (5)", lambda: self.switch_mode("runs"))
-        run = self.monitor.run if self.monitor else None
+        run = self.monitor.run
         if run is not None and is_running(run):
             yield SystemCommand(f"Stop {run.name}", "Checkpoint, then stop (resumable)", run.request_stop)
 
