@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from forge_tui import __version__
-from forge_tui.config import Config, load_config
+from forge_tui.config import Config, load_config, parse_assignments
 from forge_tui.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, BadInput, ForgeError
 
 Handler = Callable[[argparse.Namespace, Config], int]
@@ -137,11 +137,15 @@ def cmd_data_check(args: argparse.Namespace, config: Config) -> int:
 
 
 def _train_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """`--set` settings, then the dedicated flags over them."""
+    overrides = parse_assignments(args.set or [])
     flags = {"max_steps": args.max_steps, "save_every": args.save_every, "seed": args.seed}
     train = {key: value for key, value in flags.items() if value is not None}
     if args.dataset is not None:
         train["dataset"] = str(args.dataset)
-    return {"train": train} if train else {}
+    if train:
+        overrides["train"] = {**overrides.get("train", {}), **train}
+    return overrides
 
 
 def _device_line(event: dict[str, Any]) -> str:
@@ -216,8 +220,29 @@ def cmd_train(args: argparse.Namespace, config: Config) -> int:
     config = load_config(args.config, args.preset, _train_overrides(args))
     if not config.train.dataset:
         raise BadInput("no dataset: pass --dataset PATH or set [train] dataset in the config")
+    if args.dry_run:
+        return _dry_run(config, Path(config.train.dataset), as_json=args.json)
     run = create_run(config, Path(config.train.dataset), args.run_dir)
     return _launch(run, args, fresh=True)
+
+
+def _dry_run(config: Config, dataset: Path, *, as_json: bool) -> int:
+    from forge_tui.engine.doctor import preflight
+
+    found = preflight(config, dataset)
+    if as_json:
+        _print_json(found)
+    else:
+        for line in found["problems"]:
+            print(line, file=sys.stderr)
+        plan, memory = found["plan"], found["memory"]
+        if plan:
+            print(f"plan: {plan['device']} {plan['dtype']}{', 4-bit NF4' if plan['quantized'] else ''}"
+                  f"{', checkpointed activations' if plan['checkpointing'] else ''}")
+        if memory:
+            print(f"memory ({memory['verdict']}): {memory['describe']}")
+        print("ready to launch" if found["ok"] else "not ready: nothing was created")
+    return EXIT_OK if found["ok"] else EXIT_BAD_INPUT
 
 
 def cmd_resume(args: argparse.Namespace, config: Config) -> int:
@@ -292,6 +317,22 @@ def _bench_summary(result: dict[str, Any]) -> None:
               f"{row['tuned']['composite'] - row['base']['composite']:>+7.1f}   ({row['items']} items)")
 
 
+def _bench_detached(run: Any, args: argparse.Namespace, eval_path: Path, retention: Path | None) -> int:
+    """The benchmark in its own session (the console that asked may close); its events go to the
+    run's log, which the Compare screen tails."""
+    from forge_tui.engine.runs import is_running, require_finished, start_detached
+
+    require_finished(run)
+    if is_running(run):
+        raise BadInput(f"{run.path}: busy (a runner or a benchmark holds it)")
+    command = ["bench", str(run.path), "--eval", str(eval_path)]
+    command += ["--retention", str(retention)] if retention else []
+    command += ["--limit", str(args.limit)] if args.limit else []
+    pid = start_detached(run, args.config, *command, log_name="bench.log")
+    print(f"benchmark pid {pid} started in its own session; output in {run.path / 'bench.log'}")
+    return EXIT_OK
+
+
 def cmd_bench(args: argparse.Namespace, config: Config) -> int:
     from forge_tui.engine.bench import default_sets, run_bench, settings_from
     from forge_tui.engine.bench_report import render
@@ -305,6 +346,8 @@ def cmd_bench(args: argparse.Namespace, config: Config) -> int:
     if eval_path is None:
         raise BadInput(f"{run.path}: no eval set beside the training data: pass --eval FILE")
     retention = args.retention or found_retention
+    if args.detach:
+        return _bench_detached(run, args, eval_path, retention)
     result = run_bench(run, eval_path, retention, settings_from(config), limit=args.limit, echo=_bench_echo)
     report = render(result)
     (run.path / "bench" / "report.md").write_text(report, encoding="utf-8")
@@ -467,7 +510,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--save-every", type=int, help="steps between checkpoints")
     train.add_argument("--seed", type=int, help="seed for adapter init, dropout and data order")
     train.add_argument("--run-dir", type=Path, help="run directory (default: a new one under the runs folder)")
+    train.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                       help="override one config setting (repeatable), e.g. --set lora.r=8")
     train.add_argument("--detach", action="store_true", help="run in a new session that survives this terminal")
+    train.add_argument("--dry-run", action="store_true",
+                       help="check the dataset, model and memory estimate, then stop (creates nothing)")
+    train.add_argument("--json", action="store_true", help="with --dry-run: machine-readable output")
     train.set_defaults(handler=cmd_train)
 
     resume = commands.add_parser("resume", parents=[common], help="continue an interrupted or stopped run from its last checkpoint")
@@ -495,6 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--limit", type=int, help="first N items of each file")
     bench.add_argument("--json", action="store_true", help="print the whole result as one JSON object")
     bench.add_argument("--report", type=Path, metavar="FILE.md", help="also write the Markdown report here")
+    bench.add_argument("--detach", action="store_true", help="run in a new session that survives this terminal")
     bench.set_defaults(handler=cmd_bench)
 
     telemetry = commands.add_parser("telemetry", parents=[common], help="device readings: temperatures and headroom, load, power, memory")

@@ -307,6 +307,7 @@ class ConfigProblem:
     file: Path
     line: int | None
     message: str
+    key: str | None = None  # "section.key" the problem is about (the Train form marks that field)
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else f"{self.file}"
@@ -388,18 +389,18 @@ def _build_section(
     for key, value in table.items():
         line = lines.get((name, key))
         if key not in known:
-            problems.append(ConfigProblem(file, line, f"[{name}] unknown key {key!r} (known: {', '.join(sorted(known))})"))
+            problems.append(ConfigProblem(file, line, f"[{name}] unknown key {key!r} (known: {', '.join(sorted(known))})", f"{name}.{key}"))
             continue
         converted, problem = _coerce(value, hints[key])
         if problem:
-            problems.append(ConfigProblem(file, line, f"[{name}] {key}: {problem}"))
+            problems.append(ConfigProblem(file, line, f"[{name}] {key}: {problem}", f"{name}.{key}"))
         else:
             values[key] = converted
     section = cls(**values)
     check = getattr(section, "problems", None)
     if check is not None:
         for key, message in check():
-            problems.append(ConfigProblem(file, lines.get((name, key)), f"[{name}] {key}: {message}"))
+            problems.append(ConfigProblem(file, lines.get((name, key)), f"[{name}] {key}: {message}", f"{name}.{key}"))
     return section, problems
 
 
@@ -440,15 +441,51 @@ def parse_config(text: str, file: Path, preset: str | None = None,
             )
             continue
         sections[section], found = _build_section(section, cls, table, file, lines)
-        problems.extend(found)
+        problems.extend(_blame_overrides(found, overrides or {}))
     if problems:
         raise ConfigError(problems)
     return Config(**sections, preset=name, source=file if text else None)
 
 
+def _blame_overrides(problems: list[ConfigProblem], overrides: dict[str, dict[str, Any]]) -> list[ConfigProblem]:
+    """A bad value given on the command line (`--set`, a flag) is reported as such, not as the file's."""
+    def given(problem: ConfigProblem) -> bool:
+        section, _, key = (problem.key or "").partition(".")
+        return key in overrides.get(section, {})
+
+    return [dataclasses.replace(p, file=Path("--set"), line=None) if given(p) else p for p in problems]
+
+
 def config_from_sections(sections: dict[str, dict[str, Any]], file: Path, preset: str = "standard") -> Config:
     """Rebuild a Config from `Config.sections()` (a run's recorded settings), validating it again."""
     return dataclasses.replace(parse_config("", file, "standard", sections), preset=preset, source=None)
+
+
+def toml_value(value: bool | int | float | str) -> str:
+    """A setting written as a TOML value, as `parse_assignments` reads it back."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\u{ord(m.group()):04x}", escaped) + '"'
+
+
+def parse_assignments(items: list[str]) -> dict[str, dict[str, Any]]:
+    """`section.key=value` settings (`--set`) -> override tables. The value is read as a TOML value
+    (`8`, `2e-4`, `true`, `"text"`), and as a plain string when it is not one (`nf4`)."""
+    tables: dict[str, dict[str, Any]] = {}
+    for item in items:
+        name, equals, raw = item.partition("=")
+        section, dot, key = name.strip().partition(".")
+        if not (equals and dot and section and key):
+            raise BadInput(f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. lora.r=8")
+        try:
+            value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()
+        tables.setdefault(section, {})[key.strip()] = value
+    return tables
 
 
 def load_config(path: Path | None = None, preset: str | None = None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from hypothesis import settings
 import forge_tui  # noqa: F401 - sets the offline variables before anything imports transformers
 from forge_tui.engine.events import read_events
 from forge_tui.engine.models import embedded_path, is_provisioned
+
+# The operator's own config file must not change what the suite sees (nor its child processes).
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="forge-tui-test-config-")
 
 # Property tests draw the same examples on every run (a suite that passes stays passing); set
 # HYPOTHESIS_PROFILE=explore to draw new ones when hunting bugs.

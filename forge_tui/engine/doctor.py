@@ -147,7 +147,8 @@ def check_model(config: Config) -> Finding:
     return Finding("model", "ok", f"{path.name}: {parameters / 1e6:.1f} M parameters, safetensors, local")
 
 
-def check_memory(config: Config) -> Finding:
+def memory_estimate(config: Config) -> tuple[Any, Any]:
+    """(plan, estimate) for `config` at its full max_seq_len: the worst case a batch can reach."""
     from forge_tui.engine.memory import estimate
     from forge_tui.engine.train import resolve_plan
 
@@ -155,11 +156,47 @@ def check_memory(config: Config) -> Finding:
     plan = resolve_plan(config)
     found = estimate(path, parameters, device=plan.device, quantized=plan.quantized, dtype=plan.dtype, r=config.lora.r,
                      micro_batch=config.train.micro_batch_size, seq_len=config.data.max_seq_len, checkpointing=plan.checkpointing)
-    if found.total > found.available:
-        return Finding("memory", "fail", found.describe(), "lower [train] micro_batch_size or [data] max_seq_len, or use 4-bit")
-    if found.total > 0.85 * found.available:
-        return Finding("memory", "warn", found.describe(), "tight: close other programs or lower micro_batch_size")
-    return Finding("memory", "ok", found.describe())
+    return plan, found
+
+
+def memory_verdict(found: Any) -> str:
+    """ok, warn (over 85% of what is available) or fail (over all of it)."""
+    return "fail" if found.total > found.available else "warn" if found.total > 0.85 * found.available else "ok"
+
+
+def check_memory(config: Config) -> Finding:
+    _, found = memory_estimate(config)
+    verdict = memory_verdict(found)
+    advice = {"fail": "lower [train] micro_batch_size or [data] max_seq_len, or use 4-bit",
+              "warn": "tight: close other programs or lower micro_batch_size", "ok": None}[verdict]
+    return Finding("memory", verdict, found.describe(), advice)
+
+
+def preflight(config: Config, dataset: Path) -> dict[str, Any]:
+    """What `train --dry-run` reports (and the Train screen shows): the dataset's check, the plan and
+    the memory estimate against the device's memory, and every reason the run could not start."""
+    from forge_tui.engine.datacheck import check_dataset
+
+    problems: list[str] = []
+    report = check_dataset([dataset], eval_fraction=config.data.eval_fraction,
+                           max_record_bytes=config.data.max_record_mib * 1024 * 1024)
+    problems += [str(p) for p in report.problems]
+    hidden = report.problem_count - len(report.problems)
+    if hidden:
+        problems.append(f"... and {hidden} more dataset problems")
+    plan = memory = None
+    try:
+        found_plan, found = memory_estimate(config)
+    except ForgeError as exc:
+        problems.append(str(exc))
+    else:
+        plan = asdict(found_plan)
+        memory = {"verdict": memory_verdict(found), "total": found.total, "available": found.available,
+                  "describe": found.describe()}
+        if memory["verdict"] == "fail":
+            problems.append(f"not enough memory: {found.describe()}")
+    return {"ok": not problems, "problems": problems, "dataset": {"path": str(dataset), "samples": report.samples,
+            "problem_count": report.problem_count, "split": report.split}, "plan": plan, "memory": memory}
 
 
 def check_disk(config: Config) -> Finding:

@@ -232,7 +232,8 @@ def run_status(run: RunDir) -> dict[str, Any]:
     latest = next((e for e in reversed(events) if e["type"] in TERMINAL or e["type"] == "run_started"), None)
     pause = next((e for e in reversed(events) if e["type"] in ("paused", "resumed", "run_started")), None)
     if is_running(run):
-        state = "paused" if pause and pause["type"] == "paused" else "running"
+        finished = latest is not None and latest["type"] == "finished"  # only a benchmark runs on a finished run
+        state = "benchmarking" if finished else "paused" if pause and pause["type"] == "paused" else "running"
     elif latest is None:
         state = "created"
     else:
@@ -249,7 +250,15 @@ def run_status(run: RunDir) -> dict[str, Any]:
         "error": last_of.get("error", {}).get("message") if state == "failed" else None,
         "adapter": str(run.adapter) if state == "finished" else None,
         "reason": _state_reason(state, pause, last_of.get("stopped")),
+        "bench": _bench_summary(last_of.get("bench_result")),
     }
+
+
+def _bench_summary(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The last benchmark's composites, when there was one."""
+    if result is None:
+        return None
+    return {key: result[key] for key in ("base", "tuned", "delta", "ci95", "result")}
 
 
 def _state_reason(state: str, pause: dict[str, Any] | None, stopped: dict[str, Any] | None) -> str | None:
@@ -275,14 +284,15 @@ def list_runs(config: Config) -> list[dict[str, Any]]:
     return found
 
 
-def start_detached(run: RunDir, config_file: Path | None) -> int:
-    """Start `forge-tui resume RUN` in a new session: it outlives the terminal and its hang-up."""
-    command = [sys.executable, "-m", "forge_tui"]
+def start_detached(run: RunDir, config_file: Path | None, *command: str, log_name: str = "runner.log") -> int:
+    """Start `forge-tui COMMAND` (by default `resume RUN`) in a new session: it outlives the
+    terminal and its hang-up. Its output goes to RUN/LOG_NAME."""
+    argv = [sys.executable, "-m", "forge_tui"]
     if config_file is not None:
-        command += ["--config", str(config_file)]
-    command += ["resume", str(run.path)]
-    with open(run.path / "runner.log", "ab") as log:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+        argv += ["--config", str(config_file)]
+    argv += list(command) or ["resume", str(run.path)]
+    with open(run.path / log_name, "ab") as log:
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                    start_new_session=True, close_fds=True)
     return process.pid
 

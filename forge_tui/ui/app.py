@@ -20,10 +20,12 @@ from forge_tui.engine.models import EMBEDDED, describe_directory, embedded_path
 from forge_tui.engine.runs import RunDir, is_running, list_runs
 from forge_tui.engine.telemetry import Sampler, open_source
 from forge_tui.errors import ForgeError
+from forge_tui.ui.screens.compare import CompareScreen
 from forge_tui.ui.screens.datasets import DatasetsScreen
 from forge_tui.ui.screens.help import HelpScreen
 from forge_tui.ui.screens.monitor import MonitorScreen
 from forge_tui.ui.screens.runs import RunsScreen
+from forge_tui.ui.screens.train import TrainScreen
 from forge_tui.ui.themes import load_themes
 
 TERMINAL_CHECK_SECONDS = 2.0
@@ -37,7 +39,9 @@ class ForgeApp(App):
     CSS_PATH = "app.tcss"
     BINDINGS = [
         Binding("1", "switch_mode('datasets')", "Datasets", id="app.datasets"),
+        Binding("2", "switch_mode('train')", "Train", id="app.train"),
         Binding("3", "switch_mode('monitor')", "Monitor", id="app.monitor"),
+        Binding("4", "switch_mode('compare')", "Compare", id="app.compare"),
         Binding("5", "switch_mode('runs')", "Runs", id="app.runs"),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
@@ -52,14 +56,17 @@ class ForgeApp(App):
         self.theme = config.ui.theme
         self.sampler: Sampler | None = None
         self.telemetry_problem: str | None = None
-        self.monitor = MonitorScreen(config)  # one for the app's life: it keeps following its run
+        self.monitor = MonitorScreen(config)  # one each for the app's life: they keep following their run
+        self.comparison = CompareScreen(config)
 
     def on_mount(self) -> None:
         model = describe_directory(embedded_path(), name=EMBEDDED.name, embedded=True)
         state = "ready" if model.provisioned else "not provisioned: run forge-tui models fetch"
         self.title = f"Forge TUI  model {model.name} ({state})"
         self.add_mode("datasets", lambda: DatasetsScreen(self.config, self.dataset))
+        self.add_mode("train", lambda: TrainScreen(self.config))
         self.add_mode("monitor", lambda: self.monitor)
+        self.add_mode("compare", lambda: self.comparison)
         self.add_mode("runs", lambda: RunsScreen(self.config))
         self.switch_mode("datasets")
         self.start_telemetry()
@@ -73,8 +80,10 @@ class ForgeApp(App):
         """The main actions in the command palette (ctrl+p), besides Textual's own (themes, keys)."""
         yield from super().get_system_commands(screen)
         yield SystemCommand("Datasets", "Browse, check and preview datasets (1)", lambda: self.switch_mode("datasets"))
+        yield SystemCommand("Train", "Settings for a new run, and its launch (2)", lambda: self.switch_mode("train"))
         yield SystemCommand("Monitor", "The attached run beside the device's telemetry (3)", lambda: self.switch_mode("monitor"))
-        yield SystemCommand("Runs", "Every run: attach, stop, resume (5)", lambda: self.switch_mode("runs"))
+        yield SystemCommand("Compare", "Base vs tuned on the benchmark, item by item (4)", lambda: self.switch_mode("compare"))
+        yield SystemCommand("Runs", "Every run: attach, stop, resume, export, benchmark (5)", lambda: self.switch_mode("runs"))
         run = self.monitor.run
         if run is not None and is_running(run):
             yield SystemCommand(f"Stop {run.name}", "Checkpoint, then stop (resumable)", run.request_stop)
@@ -83,6 +92,11 @@ class ForgeApp(App):
         """Follow `run` on the Monitor and show it."""
         self.monitor.attach(run)
         self.switch_mode("monitor")
+
+    def compare(self, run: RunDir) -> None:
+        """Show `run`'s benchmark on Compare."""
+        self.comparison.open(run)
+        self.switch_mode("compare")
 
     @work(thread=True, group="startup", exit_on_error=False)
     def start_telemetry(self) -> None:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from forge_tui.config import ThermalConfig
+from forge_tui.engine.bench import BenchItem as Item
+from forge_tui.engine.bench import Settings, summarise
 from forge_tui.engine.telemetry.snapshot import Memory, Sensor, Snapshot, Throttle, Trip
-from forge_tui.ui.runview import MAX_POINTS, RunView, duration
+from forge_tui.ui.benchview import BenchView, item_scores, verdict
+from forge_tui.ui.runview import LOG_LINES, MAX_POINTS, RunView, duration
 from forge_tui.ui.telemetry_view import headroom_colour, telemetry_markup
 
 
@@ -55,10 +62,49 @@ def test_no_reading_says_why() -> None:
 
 
 def test_a_full_log_still_hands_over_each_new_line() -> None:
-    from forge_tui.ui.runview import LOG_LINES
 
     view = RunView("r")
     view.apply([{"type": "warning", "time": 0, "message": f"w{i}"} for i in range(LOG_LINES)])
     added = view.apply([{"type": "warning", "time": 0, "message": "late"}])
     assert [line.split(" ", 1)[1] for line in added] == ["warning: late"]
     assert len(view.log) == LOG_LINES and view.log[-1].endswith("warning: late")
+
+
+def _item(index: int, base: dict, tuned: dict, kind: str = "eval") -> dict:
+    return {"type": "bench_item", "time": 0, "id": f"i{index}", "category": "c", "kind": kind, "question": "q?",
+            "reference": "r", "facts": ["f"], "base": {"answer": "b", **base}, "tuned": {"answer": "t", **tuned}}
+
+
+ITEMS = [
+    _item(0, {"facts": 0.0, "similarity": 0.2, "nll_sum": 9.0, "nll_tokens": 3},
+          {"facts": 1.0, "similarity": 0.8, "nll_sum": 3.0, "nll_tokens": 3}),
+    _item(1, {"facts": 1.0, "similarity": 0.9, "nll_sum": 1.0, "nll_tokens": 2},
+          {"facts": 0.0, "similarity": 0.3, "nll_sum": 5.0, "nll_tokens": 2}),
+    _item(2, {"correct": 1.0}, {"correct": 1.0}, kind="retention"),
+]
+
+
+def test_a_running_benchmark_scores_the_items_so_far_with_the_engines_scoring(tmp_path) -> None:
+    view = BenchView()
+    view.apply([{"type": "bench_started", "time": 0, "items": 3, "eval_file": "e", "retention_file": None}, *ITEMS[:2],
+                {"type": "bench_progress", "time": 0, "done": 2, "total": 3, "seconds": 1.0}])
+    assert (view.state, view.done, view.total) == ("running", 2, 3)
+    view.apply([ITEMS[2]])
+    items = [Item(id=e["id"], category="c", kind=e["kind"], prompt=(), reference="r", facts=("f",)) for e in ITEMS]
+    engine = summarise(items, [item_scores(e["base"]) for e in ITEMS], [item_scores(e["tuned"]) for e in ITEMS],
+                       Settings(48, 16, 100, 0))
+    rows = {name: (base, tuned) for name, base, tuned in view.summary()}
+    assert rows["composite"] == (pytest.approx(engine["base"]["composite"], abs=0.01),
+                                 pytest.approx(engine["tuned"]["composite"], abs=0.01))
+    assert rows["retention"] == (100.0, 100.0)
+    assert [verdict(e) for e in ITEMS] == ["improved", "regressed", "same"]
+    assert [e["id"] for e in view.shown_items("regressed")] == ["i1"] and len(view.shown_items("all")) == 3
+    result = tmp_path / "result.json"
+    result.write_text(json.dumps({**engine, "items": []}))
+    view.apply([{"type": "bench_result", "time": 0, "base": 1.0, "tuned": 2.0, "delta": 1.0, "ci95": [0, 2],
+                 "result": str(result), "seconds": 3.0}])
+    assert view.state == "done" and view.interval().startswith("95% CI of the composite's change")
+    view.apply([{"type": "bench_started", "time": 0, "items": 5, "eval_file": "e", "retention_file": None}])
+    assert (view.state, view.items, view.result, view.summary()) == ("running", [], None, [])
+    view.apply([{"type": "warning", "time": 0, "message": "benchmark failed: out of memory"}])
+    assert view.state == "failed" and view.error == "benchmark failed: out of memory"

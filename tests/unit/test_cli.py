@@ -77,3 +77,34 @@ def test_models_list_json_shows_the_embedded_default(embedded_model, write) -> N
     assert result.returncode == 0 and rows[0]["embedded"] and rows[0]["provisioned"]
     assert rows[0]["parameters"] == 134_515_008 and rows[0]["format"] == "safetensors" and rows[0]["size_bytes"] > 5e8
     assert rows[1]["provisioned"] is False and rows[1]["format"] == "missing"
+
+
+def test_train_dry_run_reports_plan_and_memory_and_creates_nothing(tiny_config, tmp_path) -> None:
+    result = run_cli("--config", str(tiny_config), "train", "--dry-run", "--json", "--set", "lora.r=8")
+    found = json.loads(result.stdout)
+    assert result.returncode == 0 and found["ok"] and found["problems"] == []
+    assert found["plan"]["device"] == "cpu" and found["memory"]["verdict"] == "ok"
+    assert 0 < found["memory"]["total"] < found["memory"]["available"]
+    assert found["dataset"]["samples"] == 96 and sum(found["dataset"]["split"].values()) == 96
+    bigger = json.loads(run_cli("--config", str(tiny_config), "train", "--dry-run", "--json",
+                                "--set", "train.micro_batch_size=64").stdout)
+    assert bigger["memory"]["total"] > found["memory"]["total"]  # the estimate follows the settings
+    assert not (tmp_path / "runs").exists()
+
+
+def test_train_refuses_a_dataset_with_errors_naming_file_and_line(tiny_config, write, tmp_path) -> None:
+    bad = write("bad.jsonl", '{"prompt": "p", "completion": "c"}\n{oops\n')
+    before = bad.read_bytes()
+    dry = run_cli("--config", str(tiny_config), "train", "--dry-run", "--dataset", str(bad))
+    assert dry.returncode == 2 and f"{bad}:2: malformed JSON" in dry.stderr and "nothing was created" in dry.stdout
+    launch = run_cli("--config", str(tiny_config), "train", "--detach", "--dataset", str(bad))
+    assert launch.returncode == 2 and f"{bad}:2: malformed JSON" in launch.stderr and "Traceback" not in launch.stderr
+    assert bad.read_bytes() == before and not (tmp_path / "runs").exists()
+
+
+def test_bad_set_values_exit_2_naming_the_flag(tiny_config) -> None:
+    result = run_cli("--config", str(tiny_config), "train", "--dry-run", "--set", "lora.r=0", "--set", "lora.dropout=x")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--set: [lora] r: must be between 1 and 1024, got 0" in result.stderr
+    assert "--set: [lora] dropout: expected a number, got string" in result.stderr
+    assert run_cli("train", "--set", "lora").returncode == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from forge_tui.config import Config, ConfigError, load_config, parse_config
+from forge_tui.config import Config, ConfigError, load_config, parse_assignments, parse_config
 from forge_tui.errors import BadInput
 
 
@@ -74,3 +74,25 @@ def test_compile_is_on_for_cuda_only_unless_asked(write) -> None:
     assert not resolve_plan(load_config(write("a.toml", '[model]\ndevice = "cpu"\n'))).compiled
     on = resolve_plan(load_config(write("b.toml", '[model]\ndevice = "cpu"\ncompile = "on"\n')))
     assert on.compiled and on.precision == "fp32, compiled"
+
+
+def test_set_assignments_are_typed_like_toml() -> None:
+    found = parse_assignments(["lora.r=8", "train.learning_rate=2e-4", "thermal.guard=false",
+                               'model.name="123"', "model.quantization=nf4", " data.max_seq_len = 64 "])
+    assert found == {"lora": {"r": 8}, "train": {"learning_rate": 2e-4}, "thermal": {"guard": False},
+                     "model": {"name": "123", "quantization": "nf4"}, "data": {"max_seq_len": 64}}
+
+
+@pytest.mark.parametrize("item", ["lora", "lora=8", ".r=8", "lora.=8", "r8"])
+def test_a_malformed_set_is_bad_input(item: str) -> None:
+    with pytest.raises(BadInput, match="SECTION.KEY=VALUE"):
+        parse_assignments([item])
+
+
+def test_problems_with_set_values_name_the_flag_and_the_setting(write) -> None:
+    path = write("forge.toml", "[lora]\nalpha = 0\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, "quick", parse_assignments(["lora.r=0", "lora.bogus=1"]))
+    found = {(str(p.file), p.line, p.key) for p in caught.value.problems}
+    assert found == {(str(path), 2, "lora.alpha"), ("--set", None, "lora.r"), ("--set", None, "lora.bogus")}
+    assert "--set: [lora] r: must be between 1 and 1024, got 0" in str(caught.value)

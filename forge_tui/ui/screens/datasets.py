@@ -30,7 +30,7 @@ def dataset_roots(config: Config) -> list[Path]:
     return [sample_data_dir(), *(Path(d).expanduser() for d in config.data.dirs)]
 
 
-def _label(path: Path) -> str:
+def dataset_label(path: Path) -> str:
     """Short enough for the 80-column list: the path below sample_data/, else folder/file."""
     root = sample_data_dir()
     return str(path.relative_to(root)) if path.is_relative_to(root) else f"{path.parent.name}/{path.name}"
@@ -40,7 +40,7 @@ def render_preview(samples: list[Sample]) -> str:
     blocks = []
     for sample in samples:
         turns = "\n".join(f"  [b]{m.role}[/b]: {escape(m.content)}" for m in sample.messages)
-        blocks.append(f"[dim]{escape(_label(sample.file))}:{sample.line}[/dim]\n{turns}")
+        blocks.append(f"[dim]{escape(dataset_label(sample.file))}:{sample.line}[/dim]\n{turns}")
     return "\n\n".join(blocks) or "no samples could be read (see Check)"
 
 
@@ -49,8 +49,8 @@ def _where(problem: dict) -> str:
 
 
 def render_check(report: dict) -> str:
-    status = "[b green]OK[/]" if report["ok"] else f"[b red]{report['problem_count']} problem(s)[/]"
-    problems = [f"[red]{escape(_where(p))}[/]: {escape(p['message'])}" for p in report["problems"]]
+    status = "[b $success]OK[/]" if report["ok"] else f"[b $error]{report['problem_count']} problem(s)[/]"
+    problems = [f"[$error]{escape(_where(p))}[/]: {escape(p['message'])}" for p in report["problems"]]
     hidden = report["problem_count"] - len(report["problems"])
     if hidden:
         problems.append(f"... and {hidden} more")
@@ -65,6 +65,7 @@ class DatasetsScreen(Screen):
     BINDINGS = [
         Binding("r", "recheck", "Re-check", id="datasets.recheck"),
         Binding("p", "toggle_tab", "Check/Preview", id="datasets.toggle"),
+        Binding("t", "train", "Train on it", id="datasets.train"),
     ]
 
     def __init__(self, config: Config, selected: Path | None = None) -> None:
@@ -89,7 +90,7 @@ class DatasetsScreen(Screen):
         if self.selected and self.selected not in files:
             files.insert(0, self.selected)
         listing = self.query_one(ListView)
-        listing.extend(ListItem(Label(_label(f)), name=str(f)) for f in files)
+        listing.extend(ListItem(Label(dataset_label(f)), name=str(f)) for f in files)
         if files:
             listing.index = files.index(self.selected) if self.selected in files else 0
             listing.focus()
@@ -98,15 +99,20 @@ class DatasetsScreen(Screen):
     def _highlighted(self, event: ListView.Highlighted) -> None:
         if event.item is not None and event.item.name:
             self.selected = Path(event.item.name)
+            self.app.dataset = self.selected  # what the Train screen will train on
             self.action_recheck()
 
     def action_recheck(self) -> None:
         if self.selected is None:
             return
-        self.query_one("#check", Static).update(f"checking {escape(_label(self.selected))} ...")
+        self.query_one("#check", Static).update(f"checking {escape(dataset_label(self.selected))} ...")
         self.query_one("#preview", Static).update("reading ...")
         self.check(self.selected)
         self.preview(self.selected)
+
+    def action_train(self) -> None:
+        if self.selected is not None:
+            self.app.switch_mode("train")
 
     def action_toggle_tab(self) -> None:
         tabs = self.query_one(TabbedContent)
@@ -117,7 +123,7 @@ class DatasetsScreen(Screen):
         try:
             text = render_check(run_data_check(self.config, path))
         except (RuntimeError, ValueError) as exc:
-            text = f"[b red]check failed[/]: {escape(str(exc))}"
+            text = f"[b $error]check failed[/]: {escape(str(exc))}"
         self.app.call_from_thread(self._show, "#check", path, text)
 
     @work(thread=True, exclusive=True, group="preview", exit_on_error=False)

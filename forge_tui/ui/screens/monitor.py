@@ -1,44 +1,27 @@
 """Monitor: the attached run's progress and loss beside the device's telemetry, and the event log.
 
-The run's events are tailed from its log file by a thread worker (a closed console reattaches by
-reading the same file); telemetry is read from the app's sampler thread once a second, and the
-latest reading replaces the last one, so nothing queues behind a slow screen.
+The run's events are tailed from its log file by a thread worker (ui.tailing); telemetry is read
+from the app's sampler thread once a second, and the latest reading replaces the last one, so
+nothing queues behind a slow screen.
 """
 
 from __future__ import annotations
 
-import time
-
-from textual import work
 from textual.app import ComposeResult
 from textual.color import Color
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Footer, Header, ProgressBar, RichLog, Static
-from textual.worker import get_current_worker
 from textual_plotext import PlotextPlot
 
 from forge_tui.config import Config
-from forge_tui.engine.events import EventTail
-from forge_tui.engine.runs import RunDir, is_running
+from forge_tui.engine.runs import RunDir
 from forge_tui.engine.telemetry.snapshot import Snapshot
 from forge_tui.ui.runview import RunView
+from forge_tui.ui.tailing import FollowingScreen, RunEvents
 from forge_tui.ui.telemetry_view import telemetry_markup
 
-TAIL_SECONDS = 0.5
-LIVENESS_SECONDS = 2.0
 
-
-class RunEvents(Message):
-    """A batch of new events from the attached run's log."""
-
-    def __init__(self, run: RunDir, events: list[dict], alive: bool) -> None:
-        super().__init__()
-        self.run, self.events, self.alive = run, events, alive
-
-
-class MonitorScreen(Screen):
+class MonitorScreen(FollowingScreen):
     """Loss, progress and telemetry; with no run attached, telemetry alone."""
 
     def __init__(self, config: Config) -> None:
@@ -76,19 +59,6 @@ class MonitorScreen(Screen):
         if self.is_mounted:
             self.query_one("#event-log", RichLog).clear()
             self.tail(run)
-
-    @work(thread=True, exclusive=True, group="tail", exit_on_error=False)
-    def tail(self, run: RunDir) -> None:
-        worker, tail = get_current_worker(), EventTail(run.events)
-        checked, alive, told = 0.0, True, None
-        while not worker.is_cancelled:
-            if time.monotonic() - checked > LIVENESS_SECONDS:
-                checked, alive = time.monotonic(), is_running(run)
-            events = tail.poll()
-            if events or alive != told:  # nothing new, nothing posted: a finished run costs no redraws
-                self.post_message(RunEvents(run, events, alive))
-                told = alive
-            time.sleep(TAIL_SECONDS)
 
     def on_run_events(self, message: RunEvents) -> None:
         if message.run != self.run or self.view is None:

@@ -1,4 +1,4 @@
-"""Runs: every run with its state; attach to one, stop it, resume it.
+"""Runs: every run with its state; attach to one, stop it, resume it, export it, open its benchmark.
 
 The table is refreshed from the run directories every few seconds by a thread worker (each row
 reads a run's event log). Stopping writes the run's stop request, which the runner honours at the
@@ -7,7 +7,6 @@ next step after a checkpoint; resuming starts a detached runner, which outlives 
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from forge_tui.config import Config
 from forge_tui.engine.runs import RunDir, list_runs
-from forge_tui.ui.jobs import cli_command
+from forge_tui.ui.jobs import last_line, run_cli
 
 REFRESH_SECONDS = 3.0
 COLUMNS = ("run", "state", "step", "loss", "eval", "note")
@@ -29,7 +28,9 @@ def row(status: dict[str, Any]) -> tuple[str, ...]:
     """One table row, short enough for 80 columns."""
     total = status.get("total_steps")
     step = f"{status.get('step', 0)}/{total}" if total else "-"
-    note = status.get("error") or status.get("reason") or status.get("preset") or ""
+    bench = status.get("bench")
+    scored = f"bench {bench['base']:.1f} -> {bench['tuned']:.1f}" if bench else None
+    note = status.get("error") or status.get("reason") or scored or status.get("preset") or ""
     return (status["name"], status["state"], step, _num(status.get("loss")), _num(status.get("eval_loss")), str(note)[:40])
 
 
@@ -42,6 +43,8 @@ class RunsScreen(Screen):
         Binding("a", "attach", "Attach", id="runs.attach"),
         Binding("s", "stop", "Stop", id="runs.stop"),
         Binding("r", "resume", "Resume", id="runs.resume"),
+        Binding("b", "bench", "Benchmark", id="runs.bench"),
+        Binding("e", "export", "Export", id="runs.export"),
     ]
 
     def __init__(self, config: Config) -> None:
@@ -82,7 +85,7 @@ class RunsScreen(Screen):
         if statuses:
             table.move_cursor(row=min(cursor, len(statuses) - 1))
         else:
-            self.say("no runs yet: pick a dataset (1), then train (forge-tui train --preset quick ...)")
+            self.say("no runs yet: pick a dataset (1), then Train (2)")
 
     def selected(self) -> dict[str, Any] | None:
         table = self.query_one(DataTable)
@@ -111,17 +114,34 @@ class RunsScreen(Screen):
         RunDir(Path(status["path"])).request_stop()
         self.say(f"stop asked: {status['name']} checkpoints and stops at its next step (resumable)")
 
+    def action_bench(self) -> None:
+        status = self.selected()
+        if status:
+            self.app.compare(RunDir(Path(status["path"])))
+
+    def action_export(self) -> None:
+        """A merged full model in RUN/merged, for serving without peft."""
+        status = self.selected()
+        if status is None:
+            return
+        if status["state"] != "finished":
+            self.say(f"{status['name']} is {status['state']}: only a finished run can be exported")
+            return
+        target = Path(status["path"]) / "merged"
+        self.say(f"exporting {status['name']} to {target} ...")
+        self.in_child("export", status["path"], "--merged", str(target), done=f"merged model written to {target}")
+
     def action_resume(self) -> None:
         status = self.selected()
         if status is not None:
             self.say(f"resuming {status['name']} ...")
-            self.resume(Path(status["path"]))
+            self.in_child("resume", status["path"], "--detach")
 
-    @work(thread=True, group="resume", exit_on_error=False)
-    def resume(self, path: Path) -> None:
-        """`forge-tui resume RUN --detach` (it refuses a running or finished run, with the reason)."""
-        done = subprocess.run(cli_command(self.config, "resume", str(path), "--detach"),
-                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        lines = (done.stdout if done.returncode == 0 else done.stderr).strip().splitlines()
-        self.app.call_from_thread(self.say, lines[-1] if lines else f"resume exited with {done.returncode}")
+    @work(thread=True, group="child", exit_on_error=False)
+    def in_child(self, *command: str, done: str | None = None) -> None:
+        """A forge-tui command in a child process (resume refuses a running or finished run, export
+        an unfinished one, each with the reason), its last word shown below the table."""
+        result = run_cli(self.config, *command)
+        said = done if done and result.returncode == 0 else last_line(result)
+        self.app.call_from_thread(self.say, said)
         self.app.call_from_thread(self.refresh_runs)

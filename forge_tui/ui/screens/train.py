@@ -1,0 +1,223 @@
+"""Train: the run's settings as a form, checked as they are typed, then a detached launch.
+
+Every change is validated at once by the config loader (in this process: no heavy imports); a valid
+form is then checked as `forge-tui train --dry-run` would (dataset, device plan, memory estimate
+against the device's memory) in a child process, half a second after the last keystroke. Launch runs
+`forge-tui train --detach`: the runner lives in its own session, so closing this console, or losing
+the SSH link, does not stop it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.markup import escape
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
+
+from forge_tui.config import PRESETS, Config, load_config
+from forge_tui.engine.models import list_models
+from forge_tui.engine.runs import RunDir
+from forge_tui.errors import ForgeError
+from forge_tui.ui.jobs import launch_training, preflight
+from forge_tui.ui.screens.datasets import dataset_label
+from forge_tui.ui.trainform import FIELDS, Checked, Field, check_form, form_values
+
+GIB = 1024**3
+PREFLIGHT_DELAY = 0.5
+DETACHED_NOTE = "The run goes on in its own process if this console closes or the SSH link drops; reopen to attach."
+
+
+def memory_markup(memory: dict[str, Any]) -> str:
+    """'5.5 of 22.9 GiB' with a bar, coloured by the verdict."""
+    colour = {"ok": "$success", "warn": "$warning", "fail": "$error"}[memory["verdict"]]
+    share = min(1.0, memory["total"] / max(1, memory["available"]))
+    bar = "█" * round(20 * share) + "░" * (20 - round(20 * share))
+    return (f"memory [{colour}]{memory['total'] / GIB:.1f}[/] of {memory['available'] / GIB:.1f} GiB available\n"
+            f"[{colour}]{bar}[/] {memory['verdict']}")
+
+
+def plan_markup(found: dict[str, Any]) -> str:
+    plan = found["plan"]
+    lines = []
+    if plan:
+        extras = [x for x, on_ in (("4-bit NF4", plan["quantized"]), ("checkpointed", plan["checkpointing"]),
+                                   ("compiled", plan["compiled"])) if on_]
+        lines.append(f"device {plan['device']} {plan['dtype']}" + (f", {', '.join(extras)}" if extras else ""))
+    if found["memory"]:
+        lines.append(memory_markup(found["memory"]))
+    data = found["dataset"]
+    lines.append(f"dataset {data['samples']} samples: {data['split']['train']} train / {data['split']['eval']} eval")
+    return "\n".join(lines)
+
+
+class TrainScreen(Screen):
+    """Settings for a new run, and its launch."""
+
+    BINDINGS = [
+        Binding("ctrl+l", "launch", "Launch", id="train.launch", priority=True),
+        Binding("escape", "leave_field", "Leave field", id="train.leave"),
+        Binding("ctrl+r", "reset", "Preset values", id="train.reset", priority=True),
+    ]
+
+    def __init__(self, config: Config) -> None:
+        super().__init__()
+        self.config = config
+        self.dataset: Path | None = None
+        self.checked: Checked | None = None
+        self.found: dict[str, Any] | None = None    # the last dry run's answer, for the form as it is now
+        self.launching = False
+        self._pending: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="train-body"):
+            with VerticalScroll(id="train-form"):
+                yield Static("", id="train-dataset")
+                yield self._row(Field("preset", "preset", tuple(PRESETS)), self.config.preset)
+                values = form_values(self.config)
+                for field in FIELDS:
+                    yield self._row(field, values[field.key])
+            with Vertical(id="train-side"):
+                yield Static("", id="train-plan")
+                yield Static("", id="train-problems")
+                yield Button("Launch  ctrl+l", id="launch", variant="primary", compact=True)
+                yield Static(DETACHED_NOTE, id="train-note")
+        yield Footer()
+
+    def _row(self, field: Field, value: str) -> Horizontal:
+        if field.key == "model.name":
+            names = [m.name for m in list_models(self.config.models.paths)]
+            choices = names if value in names else [value, *names]
+            widget: Input | Select[str] = Select([(n, n) for n in choices], value=value, allow_blank=False,
+                                                 compact=True, id=field.id)
+        elif isinstance(field.kind, tuple):
+            widget = Select([(c, c) for c in field.kind], value=value, allow_blank=False, compact=True, id=field.id)
+        else:
+            widget = Input(value, compact=True, id=field.id, type="integer" if field.kind is int else "text")
+        return Horizontal(Label(field.label, classes="field-label"), widget, classes="field-row")
+
+    def on_mount(self) -> None:
+        self.sub_title = "Train"
+        self.set_focus(None)  # the screen keys (1-5) work until a field is entered (tab)
+
+    def on_screen_resume(self) -> None:
+        chosen = getattr(self.app, "dataset", None)
+        if chosen != self.dataset or self.checked is None:
+            self.dataset = chosen
+            label = escape(dataset_label(chosen)) if chosen else "none: pick one on Datasets (1)"
+            self.query_one("#train-dataset", Static).update(f"[b]dataset[/b] {label}")
+            self.revalidate()
+
+    # ------------------------------------------------------------------ checking
+    def values(self) -> dict[str, str]:
+        found = {}
+        for field in FIELDS:
+            widget = self.query_one(f"#{field.id}")
+            found[field.key] = str(widget.value)
+        return found
+
+    def preset(self) -> str:
+        return str(self.query_one("#f-preset", Select).value)
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    def _changed(self, event: Input.Changed | Select.Changed) -> None:
+        if event.control.id == "f-preset":
+            self.action_reset()
+        else:
+            self.revalidate()
+
+    def action_reset(self) -> None:
+        """Every field back to the preset's value (under the config file)."""
+        try:
+            values = form_values(load_config(self.config.source, self.preset()))
+        except ForgeError as exc:
+            self._show_problems([str(exc)])
+            return
+        for field in FIELDS:
+            self.query_one(f"#{field.id}").value = values[field.key]
+        self.revalidate()
+
+    def revalidate(self) -> None:
+        """Check the form now; schedule the dry run once typing pauses."""
+        self.checked = checked = check_form(self.values(), self.config.source, self.preset())
+        self.found = None
+        for field in FIELDS:
+            row = self.query_one(f"#{field.id}").parent
+            assert row is not None
+            row.set_class(field.key in checked.errors, "invalid")
+        problems = [f"{f.label}: {checked.errors[f.key]}" for f in FIELDS if f.key in checked.errors] + checked.general
+        if self.dataset is None:
+            problems.append("no dataset chosen: pick one on Datasets (1)")
+        self._show_problems(problems)
+        self.query_one("#train-plan", Static).update("")
+        if self._pending is not None:
+            self._pending.stop()
+        if checked.ok and self.dataset is not None:
+            self.query_one("#train-plan", Static).update("checking dataset, device and memory ...")
+            self._pending = self.set_timer(PREFLIGHT_DELAY, lambda: self.dry_run(self.dataset, checked))
+
+    def _show_problems(self, problems: list[str]) -> None:
+        text = "\n".join(f"[$error]•[/] {escape(p)}" for p in problems)
+        self.query_one("#train-problems", Static).update(text)
+        self.query_one("#launch", Button).disabled = bool(problems) or self.launching
+
+    @work(thread=True, exclusive=True, group="preflight", exit_on_error=False)
+    def dry_run(self, dataset: Path, checked: Checked) -> None:
+        try:
+            found = preflight(self.config, dataset, self.preset(), checked.settings())
+        except (RuntimeError, ValueError) as exc:
+            found = {"ok": False, "problems": [f"the check failed: {exc}"], "plan": None, "memory": None,
+                     "dataset": {"samples": 0, "split": {"train": 0, "eval": 0}}}
+        self.app.call_from_thread(self._show_found, checked, found)
+
+    def _show_found(self, checked: Checked, found: dict[str, Any]) -> None:
+        if checked is not self.checked:
+            return  # the form changed while this was checked
+        self.found = found
+        self.query_one("#train-plan", Static).update(plan_markup(found))
+        self._show_problems(found["problems"])
+
+    # ------------------------------------------------------------------ launching
+    def action_leave_field(self) -> None:
+        self.set_focus(None)
+
+    @on(Button.Pressed, "#launch")
+    def action_launch(self) -> None:
+        checked, dataset = self.checked, self.dataset
+        if self.launching or checked is None or not checked.ok or dataset is None:
+            self.notify("fix the marked settings first" if dataset else "pick a dataset first (1)", severity="warning")
+            return
+        if self.found is not None and not self.found["ok"]:
+            self.notify("this run cannot start: " + self.found["problems"][0], severity="error")
+            return
+        self.launching = True
+        self.query_one("#launch", Button).disabled = True
+        self.query_one("#train-note", Static).update("launching ...")
+        self.launch(dataset, checked)
+
+    @work(thread=True, group="launch", exit_on_error=False)
+    def launch(self, dataset: Path, checked: Checked) -> None:
+        try:
+            run = RunDir(launch_training(self.config, dataset, self.preset(), checked.settings()))
+        except RuntimeError as exc:
+            self.app.call_from_thread(self._launched, None, str(exc))
+            return
+        self.app.call_from_thread(self._launched, run, None)
+
+    def _launched(self, run: RunDir | None, problem: str | None) -> None:
+        self.launching = False
+        self.query_one("#train-note", Static).update(DETACHED_NOTE)
+        self.query_one("#launch", Button).disabled = False
+        if run is None:
+            self._show_problems([f"launch refused: {problem}"])
+            return
+        self.notify(f"{run.name} started in its own process", title="Launched")
+        self.app.attach(run)

@@ -1,0 +1,88 @@
+"""Pilot tests of Train and Compare over a tiny real model: the form checked as it is typed, a dataset
+with errors refused, a launch that starts a detached runner and follows it to the end, then a
+benchmark started from Compare that fills the table as results arrive."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from textual.widgets import Button, DataTable, Input
+
+from forge_tui.config import load_config
+from forge_tui.ui.app import ForgeApp
+from forge_tui.ui.benchview import verdict
+from forge_tui.ui.screens.compare import CompareScreen
+from forge_tui.ui.screens.monitor import MonitorScreen
+from forge_tui.ui.screens.runs import RunsScreen
+from forge_tui.ui.screens.train import TrainScreen
+from tests.conftest import ROOT, SAMPLE
+from tests.ui.test_datasets_screen import _text, _wait_for
+
+REPLAY = ROOT / "sample_data" / "telemetry" / "orin-agx-training.jsonl"
+
+
+def _console_config(tiny_config: Path) -> Path:
+    """The tiny run, short answers in the benchmark, replayed telemetry."""
+    with tiny_config.open("a", encoding="utf-8") as handle:
+        handle.write(f'[bench]\nmax_new_tokens = 8\nbatch_size = 64\n[telemetry]\nsource = "replay:{REPLAY}"\nreplay_speed = 20.0\n')
+    return tiny_config
+
+
+async def test_the_form_marks_bad_values_and_a_dataset_with_errors_cannot_launch(tiny_config, write, tmp_path) -> None:
+    bad = write("bad.jsonl", '{"prompt": "p", "completion": "c"}\n{oops\n')
+    app = ForgeApp(load_config(_console_config(tiny_config)), dataset=bad)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        assert isinstance(app.screen, TrainScreen)
+        await _wait_for(pilot, lambda: f"{bad}:2: malformed JSON" in _text(app, "#train-problems"), tries=600)
+        assert app.screen.query_one("#launch", Button).disabled
+        await pilot.press("ctrl+l")
+        await pilot.pause(0.5)
+        assert not (tmp_path / "runs").exists() and isinstance(app.screen, TrainScreen)
+        app.screen.query_one("#f-lora-r", Input).value = "0"
+        await _wait_for(pilot, lambda: "LoRA rank: must be between 1 and 1024, got 0" in _text(app, "#train-problems"))
+        assert app.screen.query_one("#f-lora-r").parent.has_class("invalid")
+        await pilot.press("ctrl+r")  # back to the preset's values
+        await _wait_for(pilot, lambda: "LoRA rank" not in _text(app, "#train-problems"))
+        assert app.screen.query_one("#f-lora-r", Input).value == "4"
+
+
+async def test_launch_follow_to_the_end_then_benchmark_from_compare(tiny_config, tmp_path) -> None:
+    config = load_config(_console_config(tiny_config))
+    data = Path(config.train.dataset)
+    for name in ("eval.jsonl", "retention.jsonl"):  # the sets the benchmark finds beside the training data
+        shutil.copy(SAMPLE / name, data.parent / name)
+    app = ForgeApp(config, dataset=data)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        await _wait_for(pilot, lambda: "device cpu" in _text(app, "#train-plan"), tries=600)
+        assert "memory" in _text(app, "#train-plan") and "96 samples" in _text(app, "#train-plan")
+        await pilot.press("ctrl+l")
+        await _wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.is_mounted, tries=600)
+        await _wait_for(pilot, lambda: "FINISHED  step 8/8" in _text(app, "#run-headline"), tries=2400)
+        assert len(app.monitor.view.losses) == 8 and app.monitor.view.evals
+        run = app.monitor.run
+
+        await pilot.press("4")
+        assert isinstance(app.screen, CompareScreen)
+        await _wait_for(pilot, lambda: "no benchmark yet" in _text(app, "#bench-headline"))
+        await pilot.press("b")
+        await _wait_for(pilot, lambda: "benchmark of 113 items" in _text(app, "#bench-headline"), tries=3600)
+        result = json.loads((run.path / "bench" / "result.json").read_text())
+        summary = app.screen.query_one("#bench-summary", DataTable)
+        assert summary.get_row_at(0) == ["composite", f"{result['base']['composite']:.1f}",
+                                         f"{result['tuned']['composite']:.1f}", f"{result['delta']['composite']:+.1f}"]
+        assert "95% CI" in _text(app, "#bench-interval")
+        items = app.screen.query_one("#bench-items", DataTable)
+        assert items.row_count == 113 and result["items"][0]["question"] in _text(app, "#bench-question")
+        await pilot.press("f")
+        assert items.row_count == sum(verdict(item) == "improved" for item in result["items"])
+        assert "filter: improved" in _text(app, "#bench-headline")
+
+        await pilot.press("5")
+        assert isinstance(app.screen, RunsScreen)
+        table = app.screen.query_one(DataTable)
+        await _wait_for(pilot, lambda: table.row_count == 1 and "bench" in table.get_row_at(0)[5])
+        assert table.get_row_at(0)[:2] == [run.name, "finished"]
