@@ -13,15 +13,11 @@ from the run's own step events, after the first WARMUP steps. The last line is o
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
-import struct
 import subprocess
 import sys
 import tempfile
-import termios
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from terminal import Terminal  # noqa: E402
 from forge_tui.engine.events import read_events  # noqa: E402
 
 WARMUP = 5
@@ -57,41 +54,6 @@ def wait_for(path: Path, kind: str, timeout: float = 300) -> None:
     raise SystemExit(f"no {kind} event in {path} after {timeout:.0f} s")
 
 
-class Tui:
-    """The app on a pseudo-terminal of 80x24, its output drained by a thread."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        master, slave = os.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-        self.master = master
-        self.process = subprocess.Popen(forge(), stdin=slave, stdout=slave, stderr=slave, env=env,
-                                        start_new_session=True, cwd=ROOT)
-        os.close(slave)
-        self.bytes = 0
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self) -> None:
-        while True:
-            try:
-                chunk = os.read(self.master, 65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            self.bytes += len(chunk)
-
-    def press(self, key: str) -> None:
-        os.write(self.master, key.encode())
-
-    def close(self) -> None:
-        self.press("\x11")  # ctrl+q
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        os.close(self.master)
-
-
 def throughput(events: Path) -> float:
     steps = [e for e in read_events(events) if e["type"] == "step"][WARMUP:]
     tokens = sum(e["tokens"] for e in steps)
@@ -108,7 +70,7 @@ def one_run(work: Path, index: int, steps: int, with_tui: bool) -> dict[str, Any
     tui = None
     if with_tui:
         wait_for(run / "events.jsonl", "run_started")
-        tui = Tui(env)
+        tui = Terminal(forge(), env, ROOT)
         time.sleep(3)  # the app opens and attaches to the live run
         tui.press("3")
     _, stderr = trainer.communicate()

@@ -460,6 +460,17 @@ def cmd_tui(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    from forge_tui.ui.serve import serve
+
+    if not 1 <= args.port <= 65535:
+        raise BadInput(f"--port must be between 1 and 65535, got {args.port}")
+    if args.dataset is not None and not args.dataset.exists():
+        raise BadInput(f"{args.dataset}: no such dataset")
+    serve(config.source, args.dataset, args.host, args.port)
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -555,6 +566,12 @@ def build_parser() -> argparse.ArgumentParser:
     telemetry.add_argument("--record", type=Path, metavar="FILE", help="also write the snapshots to a new recording FILE")
     telemetry.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
     telemetry.set_defaults(handler=cmd_telemetry)
+
+    served = commands.add_parser("serve", parents=[common], help="the console in a web browser (textual-serve), for demos")
+    served.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    served.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    served.add_argument("--dataset", type=Path, help="dataset to open")
+    served.set_defaults(handler=cmd_serve)
 
     doctor = commands.add_parser("doctor", parents=[common], help="pre-flight report: GPU, 4-bit, jtop, telemetry, memory, disk, offline")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
