@@ -35,14 +35,15 @@ class ForgeApp(App):
     """Operator console. Training runs in a detached runner process; this process only reads its
     event log and the telemetry sampler, so closing it (or losing the SSH link) never stops a run."""
 
-    TITLE = "Forge TUI"
+    TITLE = "Forge"
     CSS_PATH = "app.tcss"
+    SCREENS_GROUP = Binding.Group("screens", compact=True)
     BINDINGS = [
-        Binding("1", "switch_mode('datasets')", "Datasets", id="app.datasets"),
-        Binding("2", "switch_mode('train')", "Train", id="app.train"),
-        Binding("3", "switch_mode('monitor')", "Monitor", id="app.monitor"),
-        Binding("4", "switch_mode('compare')", "Compare", id="app.compare"),
-        Binding("5", "switch_mode('runs')", "Runs", id="app.runs"),
+        Binding("1", "switch_mode('datasets')", "Datasets", id="app.datasets", group=SCREENS_GROUP),
+        Binding("2", "switch_mode('train')", "Train", id="app.train", group=SCREENS_GROUP),
+        Binding("3", "switch_mode('monitor')", "Monitor", id="app.monitor", group=SCREENS_GROUP),
+        Binding("4", "switch_mode('compare')", "Compare", id="app.compare", group=SCREENS_GROUP),
+        Binding("5", "switch_mode('runs')", "Runs", id="app.runs", group=SCREENS_GROUP),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
     ]
@@ -61,8 +62,9 @@ class ForgeApp(App):
 
     def on_mount(self) -> None:
         model = describe_directory(embedded_path(), name=EMBEDDED.name, embedded=True)
-        state = "ready" if model.provisioned else "not provisioned: run forge-tui models fetch"
-        self.title = f"Forge TUI  model {model.name} ({state})"
+        if not model.provisioned:
+            self.notify(f"{model.name} is not provisioned: run `forge-tui models fetch` before training",
+                        title="No model yet", severity="error", timeout=30)
         self.add_mode("datasets", lambda: DatasetsScreen(self.config, self.dataset))
         self.add_mode("train", lambda: TrainScreen(self.config))
         self.add_mode("monitor", lambda: self.monitor)

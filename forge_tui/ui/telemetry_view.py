@@ -7,10 +7,56 @@ The headline is the thermal headroom, coloured against the guard's own threshold
 
 from __future__ import annotations
 
+from collections import deque
+from dataclasses import dataclass, field
+
 from forge_tui.config import ThermalConfig
 from forge_tui.engine.telemetry.snapshot import Snapshot
 
 GIB = 1024**3
+HISTORY = 24          # readings in each history graph (one per sampling interval)
+BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], low: float | None = None, high: float | None = None) -> str:
+    """One character per value, scaled between low and high (default: the values' own range)."""
+    if not values:
+        return ""
+    low = min(values) if low is None else low
+    high = max(values) if high is None else high
+    span = high - low
+    return "".join(BARS[0 if span <= 0 else min(len(BARS) - 1, max(0, int((v - low) / span * len(BARS))))] for v in values)
+
+
+def _load_percent(snapshot: Snapshot) -> float | None:
+    loads = [g.load_percent for g in snapshot.gpus or () if g.load_percent is not None]
+    if loads:
+        return max(loads)
+    cores = [c for c in snapshot.cpu_percent or () if c is not None]
+    return sum(cores) / len(cores) if cores else None
+
+
+@dataclass
+class TelemetryHistory:
+    """The last readings of headroom, load and power, for the Monitor's short history graphs."""
+
+    headroom: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    load: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    power: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    last_time: float | None = None
+
+    def add(self, snapshot: Snapshot) -> None:
+        if snapshot.time == self.last_time:
+            return  # the same reading shown again: not a new point
+        self.last_time = snapshot.time
+        for series, value in ((self.headroom, snapshot.headroom.celsius if snapshot.headroom else None),
+                              (self.load, _load_percent(snapshot)), (self.power, snapshot.power_total_watts)):
+            if value is not None:
+                series.append(value)
+
+    def lines(self) -> list[str]:
+        graphs = [("room", self.headroom, None, None), ("load", self.load, 0.0, 100.0), ("watt", self.power, 0.0, None)]
+        return [f"{name} [$accent]{sparkline(list(series), low, high)}[/]" for name, series, low, high in graphs if len(series) > 1]
 
 
 def headroom_colour(celsius: float, thermal: ThermalConfig) -> str:
@@ -58,11 +104,13 @@ def _load(snapshot: Snapshot) -> list[str]:
     return lines
 
 
-def telemetry_markup(snapshot: Snapshot | None, thermal: ThermalConfig, problem: str | None = None) -> str:
+def telemetry_markup(snapshot: Snapshot | None, thermal: ThermalConfig, problem: str | None = None,
+                     history: TelemetryHistory | None = None) -> str:
     """Panel text for the latest fresh snapshot; None says the sensors stopped answering."""
     if snapshot is None:
         return f"[b $error]no telemetry[/]\n{problem}" if problem else "[b $warning]no fresh reading[/]\n(sensors not answering)"
-    lines = _headline(snapshot, thermal) + _hottest(snapshot, thermal) + _load(snapshot)
+    graphs = history.lines() if history else []
+    lines = _headline(snapshot, thermal) + graphs + _hottest(snapshot, thermal) + _load(snapshot)
     throttle = snapshot.throttle
     if throttle is not None:
         lines.append("[b $error]THROTTLED[/] " + ", ".join(throttle.reasons) if throttle.active else "throttle: no")

@@ -8,11 +8,12 @@ passes the same settings to `forge-tui train --set KEY=VALUE`.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from forge_tui.config import CHOICES_QUANT, Config, ConfigError, load_config, toml_value
+from forge_tui.config import CHOICES_QUANT, SECTIONS, Config, ConfigError, load_config, toml_value
 
 SWITCH = ("on", "off")
 
@@ -43,6 +44,13 @@ FIELDS = (
     Field("thermal.pause_below", "pause below (°C)", float),
     Field("thermal.resume_above", "resume above (°C)", float),
 )
+
+
+def field_doc(key: str) -> str:
+    """The setting's one-line documentation (the README's config table says the same)."""
+    section, name = key.split(".")
+    found = {f.name: f for f in dataclasses.fields(SECTIONS[section])}
+    return str(found[name].metadata.get("doc", ""))
 
 
 def setting(config: Config, key: str) -> Any:

@@ -108,3 +108,25 @@ def test_a_running_benchmark_scores_the_items_so_far_with_the_engines_scoring(tm
     assert (view.state, view.items, view.result, view.summary()) == ("running", [], None, [])
     view.apply([{"type": "warning", "time": 0, "message": "benchmark failed: out of memory"}])
     assert view.state == "failed" and view.error == "benchmark failed: out of memory"
+
+
+def test_sparklines_scale_between_bounds() -> None:
+    from forge_tui.ui.telemetry_view import sparkline
+
+    assert sparkline([0, 50, 100], 0, 100) == "▁▅█" and sparkline([3, 3]) == "▁▁" and sparkline([]) == ""
+    assert sparkline([-5, 150], 0, 100) == "▁█"  # out of range is clamped
+
+
+def test_history_graphs_take_each_reading_once() -> None:
+    from dataclasses import replace as changed
+
+    from forge_tui.ui.telemetry_view import HISTORY, TelemetryHistory
+
+    history = TelemetryHistory()
+    for index in range(HISTORY + 5):
+        reading = changed(_snapshot(60.0 + index), time=float(index))
+        history.add(reading)
+        history.add(reading)  # shown twice, counted once
+    assert len(history.headroom) == HISTORY and history.headroom[-1] == pytest.approx(95.0 - 60.0 - HISTORY - 4)
+    markup = telemetry_markup(reading, ThermalConfig(), history=history)
+    assert "room [$accent]" in markup and markup.index("room") < markup.index("RAM")

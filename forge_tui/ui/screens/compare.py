@@ -16,15 +16,16 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
+from textual.widgets import DataTable, Header, ProgressBar, Static
 
 from forge_tui.config import Config
 from forge_tui.engine.runs import RunDir, list_runs
 from forge_tui.ui.benchview import FILTERS, BenchView, item_composite, verdict
+from forge_tui.ui.chrome import footer, nav
 from forge_tui.ui.jobs import last_line, run_cli
 from forge_tui.ui.tailing import FollowingScreen, RunEvents
 
-MARKS = {"improved": "[$success]▲ better[/]", "regressed": "[$error]▼ worse[/]", "same": "= same"}
+MARKS = {"improved": "▲ better", "regressed": "▼ worse", "same": "= same"}  # no colour needed to read it
 
 
 def _cell(value: float | None, sign: bool = False) -> str:
@@ -79,10 +80,10 @@ class CompareScreen(FollowingScreen):
                     yield Static("", id="bench-base")
                 with VerticalScroll():
                     yield Static("", id="bench-tuned")
-        yield Footer()
+        yield footer()
 
     def on_mount(self) -> None:
-        self.sub_title = "Compare"
+        self.sub_title = nav("compare")
         self.query_one("#bench-summary", DataTable).add_columns("score", "base", "tuned", "change")
         self.query_one("#bench-items", DataTable).add_columns("item", "kind", "base", "tuned", "Δ", "")
         self.query_one("#bench-progress").display = False

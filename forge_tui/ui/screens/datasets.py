@@ -15,12 +15,21 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Label, ListItem, ListView, Static, TabbedContent, TabPane
+from textual.widgets import (
+    Header,
+    Label,
+    ListItem,
+    ListView,
+    Static,
+    TabbedContent,
+    TabPane,
+)
 
 from forge_tui.config import Config
 from forge_tui.engine.data import Sample, discover_datasets, read_dataset
 from forge_tui.engine.datacheck import summary_lines
 from forge_tui.paths import sample_data_dir
+from forge_tui.ui.chrome import footer, nav
 from forge_tui.ui.jobs import run_data_check
 
 PREVIEW_SAMPLES = 12
@@ -82,10 +91,10 @@ class DatasetsScreen(Screen):
                     yield Static("pick a dataset on the left", id="check")
                 with TabPane("Preview", id="tab-preview"), VerticalScroll():
                     yield Static("", id="preview")
-        yield Footer()
+        yield footer()
 
     def on_mount(self) -> None:
-        self.sub_title = "Datasets"
+        self.sub_title = nav("datasets")
         files = discover_datasets(dataset_roots(self.config))
         if self.selected and self.selected not in files:
             files.insert(0, self.selected)

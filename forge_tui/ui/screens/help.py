@@ -14,22 +14,36 @@ HELP = """\
 | key | does |
 |---|---|
 | 1 | **Datasets**: browse, check and preview datasets |
+| 2 | **Train**: settings for a new run, and its launch |
 | 3 | **Monitor**: the attached run's loss and progress beside the device's telemetry |
+| 4 | **Compare**: base vs tuned on the benchmark, item by item |
 | 5 | **Runs**: every run and its state |
-| ? | this help |
-| ctrl+q | quit (a run goes on in its own process) |
-| ctrl+p | command palette |
+| ? | this help (escape closes it) |
+| ctrl+q | quit (a run, or a benchmark, goes on in its own process) |
+| ctrl+p | command palette: screens, themes, stopping the attached run |
 
 **Datasets**: up / down choose a dataset, `p` switches between its check and a preview of its
-samples, `r` checks it again (after editing the file). A dataset with problems lists each as
-`FILE:LINE: what is wrong`; it cannot be trained on until they are fixed. Files are never modified.
+samples, `r` checks it again (after editing the file), `t` trains on it. A dataset with problems
+lists each as `FILE:LINE: what is wrong`; it cannot be trained on until they are fixed. Files are
+never modified.
+
+**Train**: `tab` moves through the settings, `escape` leaves a field (so that 1-5 switch screens
+again), `ctrl+r` puts every field back to the preset's value, `ctrl+l` launches. A setting the
+run would refuse is marked as it is typed; the memory estimate is checked against the device's
+memory. The run starts in its own process: it goes on if this console closes or the SSH link drops.
+
+**Monitor**: `s` asks the attached run to stop after a checkpoint (resumable). The thermal
+headroom is the distance from the hottest sensor to its throttle trip point; it turns yellow below
+the guard's resume threshold and red below its pause threshold.
+
+**Compare**: `b` benchmarks the run (finished runs only; it runs in its own process and the table
+fills as items are answered), `f` shows all items, the improved ones or the regressed ones; up /
+down show an item's question, reference and both answers side by side.
 
 **Runs**: up / down choose a run, enter or `a` attaches the Monitor to it, `s` asks it to stop
 (after a checkpoint: it can be resumed), `r` resumes a stopped or interrupted run in the
-background. Reopening the console attaches to the run still going.
-
-**Monitor**: the thermal headroom is the distance from the hottest sensor to its throttle trip
-point; it turns yellow below the guard's resume threshold and red below its pause threshold.
+background, `b` opens its benchmark, `e` exports a finished run as a merged model in RUN/merged.
+Reopening the console attaches to the run still going.
 """
 
 

@@ -8,27 +8,32 @@ nothing queues behind a slow screen.
 from __future__ import annotations
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.color import Color
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Header, ProgressBar, RichLog, Static
+from textual.widgets import Header, ProgressBar, RichLog, Static
 from textual_plotext import PlotextPlot
 
 from forge_tui.config import Config
 from forge_tui.engine.runs import RunDir
 from forge_tui.engine.telemetry.snapshot import Snapshot
+from forge_tui.ui.chrome import footer, nav
 from forge_tui.ui.runview import RunView
 from forge_tui.ui.tailing import FollowingScreen, RunEvents
-from forge_tui.ui.telemetry_view import telemetry_markup
+from forge_tui.ui.telemetry_view import TelemetryHistory, telemetry_markup
 
 
 class MonitorScreen(FollowingScreen):
     """Loss, progress and telemetry; with no run attached, telemetry alone."""
+
+    BINDINGS = [Binding("s", "stop", "Stop run", id="monitor.stop")]
 
     def __init__(self, config: Config) -> None:
         super().__init__()
         self.config = config
         self.run: RunDir | None = None
         self.view: RunView | None = None
+        self.history = TelemetryHistory()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -40,10 +45,10 @@ class MonitorScreen(FollowingScreen):
             yield PlotextPlot(id="loss-chart")
             yield Static("waiting for the first reading ...", id="telemetry")
         yield RichLog(id="event-log", max_lines=200, wrap=True, markup=False)
-        yield Footer()
+        yield footer()
 
     def on_mount(self) -> None:
-        self.sub_title = "Monitor"
+        self.sub_title = nav("monitor")
         self.set_interval(self.config.telemetry.interval, self.show_telemetry)
         self.show_telemetry()
         self._draw_chart()
@@ -99,9 +104,18 @@ class MonitorScreen(FollowingScreen):
             plt.plot([s for s, _ in view.evals], [v for _, v in view.evals], label="eval", marker="dot", color=held)
         chart.refresh()
 
+    def action_stop(self) -> None:
+        if self.run is None or self.view is None or self.view.state not in ("running", "paused"):
+            self.notify("no running run attached", severity="warning")
+            return
+        self.run.request_stop()
+        self.notify(f"{self.run.name} checkpoints and stops at its next step (resumable)", title="Stop asked")
+
     # ------------------------------------------------------------------ telemetry
     def show_telemetry(self) -> None:
         sampler = getattr(self.app, "sampler", None)
         snapshot: Snapshot | None = sampler.fresh() if sampler else None
+        if snapshot is not None:
+            self.history.add(snapshot)
         problem = getattr(self.app, "telemetry_problem", None)
-        self.query_one("#telemetry", Static).update(telemetry_markup(snapshot, self.config.thermal, problem))
+        self.query_one("#telemetry", Static).update(telemetry_markup(snapshot, self.config.thermal, problem, self.history))

@@ -14,10 +14,11 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from forge_tui.config import Config
 from forge_tui.engine.runs import RunDir, list_runs
+from forge_tui.ui.chrome import footer, nav
 from forge_tui.ui.jobs import last_line, run_cli
 
 REFRESH_SECONDS = 3.0
@@ -56,10 +57,10 @@ class RunsScreen(Screen):
         yield Header()
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="runs-message")
-        yield Footer()
+        yield footer()
 
     def on_mount(self) -> None:
-        self.sub_title = "Runs"
+        self.sub_title = nav("runs")
         self.query_one(DataTable).add_columns(*COLUMNS)
         self.set_interval(REFRESH_SECONDS, self.refresh_runs)
 

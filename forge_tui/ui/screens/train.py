@@ -13,21 +13,22 @@ from pathlib import Path
 from typing import Any
 
 from rich.markup import escape
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
+from textual.widgets import Button, Header, Input, Label, Select, Static
 
 from forge_tui.config import PRESETS, Config, load_config
 from forge_tui.engine.models import list_models
 from forge_tui.engine.runs import RunDir
 from forge_tui.errors import ForgeError
+from forge_tui.ui.chrome import footer, nav
 from forge_tui.ui.jobs import launch_training, preflight
 from forge_tui.ui.screens.datasets import dataset_label
-from forge_tui.ui.trainform import FIELDS, Checked, Field, check_form, form_values
+from forge_tui.ui.trainform import FIELDS, Checked, Field, check_form, field_doc, form_values
 
 GIB = 1024**3
 PREFLIGHT_DELAY = 0.5
@@ -60,6 +61,7 @@ def plan_markup(found: dict[str, Any]) -> str:
 class TrainScreen(Screen):
     """Settings for a new run, and its launch."""
 
+    AUTO_FOCUS = None  # the screen keys (1-5) work until a field is entered (tab)
     BINDINGS = [
         Binding("ctrl+l", "launch", "Launch", id="train.launch", priority=True),
         Binding("escape", "leave_field", "Leave field", id="train.leave"),
@@ -89,7 +91,8 @@ class TrainScreen(Screen):
                 yield Static("", id="train-problems")
                 yield Button("Launch  ctrl+l", id="launch", variant="primary", compact=True)
                 yield Static(DETACHED_NOTE, id="train-note")
-        yield Footer()
+                yield Static("", id="train-help")
+        yield footer()
 
     def _row(self, field: Field, value: str) -> Horizontal:
         if field.key == "model.name":
@@ -104,8 +107,7 @@ class TrainScreen(Screen):
         return Horizontal(Label(field.label, classes="field-label"), widget, classes="field-row")
 
     def on_mount(self) -> None:
-        self.sub_title = "Train"
-        self.set_focus(None)  # the screen keys (1-5) work until a field is entered (tab)
+        self.sub_title = nav("train")
 
     def on_screen_resume(self) -> None:
         chosen = getattr(self.app, "dataset", None)
@@ -114,6 +116,12 @@ class TrainScreen(Screen):
             label = escape(dataset_label(chosen)) if chosen else "none: pick one on Datasets (1)"
             self.query_one("#train-dataset", Static).update(f"[b]dataset[/b] {label}")
             self.revalidate()
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        """The focused setting's documentation under the plan."""
+        fields = {f.id: f for f in FIELDS}
+        field = fields.get(event.widget.id or "")
+        self.query_one("#train-help", Static).update(f"{field.label}: {escape(field_doc(field.key))}" if field else "")
 
     # ------------------------------------------------------------------ checking
     def values(self) -> dict[str, str]:

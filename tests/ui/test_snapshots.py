@@ -1,0 +1,148 @@
+"""Snapshots of every screen at 80x24 and 160x48 in each theme (pytest-textual-snapshot).
+
+The console is set up to look the same on every machine: runs written with fixed times, telemetry
+replayed from a recording slowed so that its first reading stays, times shown in UTC. The one seam
+replaced is the Train screen's dry run (a child process whose memory figures are this machine's).
+Review a changed snapshot with the HTML report pytest prints; accept it with --snapshot-update.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from forge_tui.config import Config, RunsConfig, TelemetryConfig, UiConfig
+from forge_tui.engine import events as ev
+from forge_tui.engine.bench import BenchItem, Settings, summarise
+from forge_tui.engine.runs import RunDir, create_run
+from forge_tui.ui.app import ForgeApp
+from forge_tui.ui.benchview import item_scores
+from forge_tui.ui.screens import train as train_screen
+from forge_tui.ui.themes import load_themes
+from tests.conftest import ROOT, SAMPLE
+
+RECORDING = ROOT / "sample_data" / "telemetry" / "orin-agx-training.jsonl"
+T0 = 1_790_000_000.0
+SIZES = {"80x24": (80, 24), "160x48": (160, 48)}
+SCREENS = ("datasets", "train", "monitor", "compare", "runs", "help")
+DRY_RUN = {"ok": True, "problems": [], "plan": {"device": "cuda", "quantized": True, "dtype": "bf16",
+                                                 "checkpointing": True, "compiled": True},
+           "memory": {"verdict": "ok", "total": 9 * 2**30, "available": 52 * 2**30, "describe": ""},
+           "dataset": {"path": "", "samples": 623, "split": {"train": 570, "eval": 53}}}
+ANSWERS = [  # (question, reference, fact, base answer, tuned answer, base scores, tuned scores)
+    ("What turbidity triggers a filter backwash?", "Backwash when turbidity exceeds 0.3 NTU.", "0.3 NTU",
+     "Filters are cleaned regularly.", "Backwash when turbidity exceeds 0.3 NTU.",
+     {"facts": 0.0, "similarity": 0.2, "nll_sum": 30.0, "nll_tokens": 10}, {"facts": 1.0, "similarity": 0.9, "nll_sum": 4.0, "nll_tokens": 10}),
+    ("How long is the chlorine contact time?", "At least 30 minutes of contact time.", "30 minutes",
+     "About 30 minutes.", "Contact time is 45 minutes.",
+     {"facts": 1.0, "similarity": 0.4, "nll_sum": 12.0, "nll_tokens": 8}, {"facts": 0.0, "similarity": 0.3, "nll_sum": 10.0, "nll_tokens": 8}),
+    ("What is the capital of France?", "Paris.", "Paris", "Paris.", "Paris.",
+     {"correct": 1.0}, {"correct": 1.0}),
+]
+
+
+def _write(run: RunDir, events: list[ev.Event]) -> None:
+    with run.events.open("a", encoding="utf-8") as log:
+        for number, event in enumerate(events):
+            log.write(json.dumps(replace(event, time=T0 + 10 * number).to_json()) + "\n")
+
+
+def _trained(run: RunDir) -> list[ev.Event]:
+    steps = [ev.Step(step=s, total_steps=40, epoch=s / 20, loss=2.6 * 0.93**s + 0.4, lr=1e-3, tokens=900,
+                     tokens_per_second=118.0, eta_seconds=(40 - s) * 7.5) for s in range(1, 41)]
+    evals = [ev.Eval(step=s, eval_loss=2.5 * 0.95**s + 0.6, eval_tokens=4000) for s in (0, 20, 40)]
+    return [ev.RunStarted(run=run.name, mode="lora", device="cpu", precision="fp32", model="smollm2-135m-instruct",
+                          total_steps=40, start_step=0, train_samples=570, eval_samples=53, effective_batch=8,
+                          threads=2, trainable_parameters=4_884_480, memory_estimate_bytes=5 * 2**30,
+                          memory_available_bytes=22 * 2**30),
+            evals[0], *steps[:20], evals[1], ev.Checkpoint(step=20, path=str(run.checkpoints / "step-20"), seconds=1.0),
+            *steps[20:], evals[2], ev.Finished(step=40, adapter=str(run.adapter), train_loss=0.52, eval_loss=0.71,
+                                                seconds=300.0, peak_memory_bytes=3 * 2**30)]
+
+
+def _benchmarked(run: RunDir) -> list[ev.Event]:
+    items = [BenchItem(id=f"item-{i}", category="water" if i < 2 else "general", kind="eval" if i < 2 else "retention",
+                       prompt=(), reference=a[1], facts=(a[2],)) for i, a in enumerate(ANSWERS)]
+    records = [ev.BenchItem(id=item.id, category=item.category, kind=item.kind, question=a[0], reference=a[1], facts=[a[2]],
+                            base={"answer": a[3], **a[5]}, tuned={"answer": a[4], **a[6]}) for item, a in zip(items, ANSWERS)]
+    result = summarise(items, [item_scores(a[5]) for a in ANSWERS], [item_scores(a[6]) for a in ANSWERS], Settings(48, 16, 200, 0))
+    (run.path / "bench").mkdir()
+    path = run.path / "bench" / "result.json"
+    path.write_text(json.dumps({"run": run.name, **result, "items": [r.to_json() for r in records]}))
+    return [ev.BenchStarted(items=3, eval_file="eval.jsonl", retention_file="retention.jsonl"), *records,
+            ev.BenchProgress(done=3, total=3, seconds=42.0),
+            ev.BenchResult(base=result["base"]["composite"], tuned=result["tuned"]["composite"], delta=result["delta"]["composite"],
+                           ci95=result["ci95"]["delta"], result=str(path), seconds=42.0)]
+
+
+@pytest.fixture(scope="module")
+def console_home(embedded_model, tmp_path_factory) -> Config:
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    home = tmp_path_factory.mktemp("console")
+    config = Config(runs=RunsConfig(dir=str(home / "runs")),
+                    telemetry=TelemetryConfig(source=f"replay:{RECORDING}", interval=0.2, replay_speed=0.001))
+    done = create_run(config, SAMPLE / "train.jsonl", home / "runs" / "20260901-0800-quick")
+    _write(done, _trained(done) + _benchmarked(done))
+    stopped = create_run(config, SAMPLE / "train.jsonl", home / "runs" / "20260902-0900-standard")
+    _write(stopped, _trained(stopped)[:12] + [ev.Stopped(step=10, checkpoint=str(stopped.checkpoints / "step-10"))])
+    return config
+
+
+def _ready(app: ForgeApp, screen: str):
+    """Put the app on `screen` and wait until everything it shows has arrived."""
+    def shows(selector: str, text: str) -> bool:
+        try:
+            return text in str(app.screen.query_one(selector).render())
+        except Exception:  # noqa: BLE001 - not composed yet
+            return False
+
+    ready = {
+        "datasets": lambda: shows("#check", "samples"),
+        "train": lambda: shows("#train-plan", "memory"),
+        "monitor": lambda: shows("#run-headline", "FINISHED") and shows("#telemetry", "HEADROOM"),
+        "compare": lambda: shows("#bench-interval", "95% CI"),
+        "runs": lambda: _rows(app) == 2,
+        "help": lambda: type(app.screen).__name__ == "HelpScreen",
+    }[screen]
+
+    async def run_before(pilot) -> None:
+        run = RunDir(Path(app.config.runs.dir) / "20260901-0800-quick")
+        if screen == "monitor":
+            app.attach(run)
+        elif screen == "compare":
+            app.compare(run)
+        else:
+            await pilot.press({"datasets": "1", "train": "2", "runs": "5", "help": "question_mark"}[screen])
+        for _ in range(600):
+            if ready():
+                break
+            await pilot.pause(0.05)
+        else:
+            raise AssertionError(f"{screen} never got ready")
+        await pilot.pause(0.3)
+
+    return run_before
+
+
+def _rows(app: ForgeApp) -> int:
+    from textual.widgets import DataTable
+
+    try:
+        return app.screen.query_one("#runs-table", DataTable).row_count
+    except Exception:  # noqa: BLE001 - not composed yet
+        return -1
+
+
+@pytest.mark.parametrize("theme", [theme.name for theme in load_themes()])
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("screen", SCREENS)
+def test_screen(screen: str, size: str, theme: str, console_home: Config, snap_compare, monkeypatch) -> None:
+    monkeypatch.setattr(train_screen, "preflight", lambda *args: DRY_RUN)
+    app = ForgeApp(replace(console_home, ui=UiConfig(theme=theme)), dataset=SAMPLE / "train.jsonl")
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=_ready(app, screen))
