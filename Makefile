@@ -15,13 +15,21 @@ DATASET ?= sample_data/waterworks/train.jsonl
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.forge-installed
 
-.PHONY: run test setup models clean-venv
+.PHONY: run test setup models tools clean-venv
 
 run: models
 	$(BIN)/forge-tui --dataset $(DATASET)
 
-test: models
+test: models tools
 	$(BIN)/python -m pytest
+
+# The end-to-end console test drives the app in tmux. Installed here where we may (root with apt, as
+# on CI); anywhere else the message says what to run.
+tools:
+	@command -v tmux >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null; \
+	  else echo "tmux is needed by the end-to-end console test: sudo apt-get install tmux"; exit 1; fi; }
 
 setup: $(STAMP)
 

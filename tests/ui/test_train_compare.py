@@ -1,6 +1,6 @@
 """Pilot tests of Train and Compare over a tiny real model: the form checked as it is typed, a dataset
 with errors refused, a launch that starts a detached runner and follows it to the end, then a
-benchmark started from Compare that fills the table as results arrive."""
+benchmark started from Compare that fills the table as results arrive, and the run exported from Runs."""
 
 from __future__ import annotations
 
@@ -86,3 +86,6 @@ async def test_launch_follow_to_the_end_then_benchmark_from_compare(tiny_config,
         table = app.screen.query_one(DataTable)
         await _wait_for(pilot, lambda: table.row_count == 1 and "bench" in table.get_row_at(0)[5])
         assert table.get_row_at(0)[:2] == [run.name, "finished"]
+        await pilot.press("e")  # export: a merged model beside the run
+        await _wait_for(pilot, lambda: "merged model written to" in _text(app, "#runs-message"), tries=2400)
+        assert (run.path / "merged" / "config.json").is_file()
