@@ -138,6 +138,7 @@ def log_line(event: dict[str, Any]) -> str | None:
         "error": lambda e: f"error: {e['message']}" + (f" (last checkpoint {e['last_checkpoint']})" if e.get("last_checkpoint") else ""),
         "stopped": lambda e: f"stopped at step {e['step']} ({e.get('reason', 'operator')})",
         "finished": lambda e: f"finished at step {e['step']}, eval loss {_num(e.get('eval_loss'))}",
-        "bench_result": lambda e: "benchmark done",
+        "bench_started": lambda e: f"benchmark started: {e['items']} items",
+        "bench_result": lambda e: f"benchmark: composite {e['base']:.1f} -> {e['tuned']:.1f} ({e['delta']:+.1f}); see Compare (4)",
     }.get(kind or "")
     return f"{stamp} {text(event)}" if text else None

@@ -130,3 +130,11 @@ def test_history_graphs_take_each_reading_once() -> None:
     assert len(history.headroom) == HISTORY and history.headroom[-1] == pytest.approx(95.0 - 60.0 - HISTORY - 4)
     markup = telemetry_markup(reading, ThermalConfig(), history=history)
     assert "room [$accent]" in markup and markup.index("room") < markup.index("RAM")
+
+
+def test_the_monitor_log_tells_of_a_benchmark() -> None:
+    view = RunView("r")
+    added = view.apply([{"type": "bench_started", "time": 0, "items": 113},
+                        {"type": "bench_result", "time": 0, "base": 24.71, "tuned": 71.3, "delta": 46.59}])
+    assert [line.split(" ", 1)[1] for line in added] == [
+        "benchmark started: 113 items", "benchmark: composite 24.7 -> 71.3 (+46.6); see Compare (4)"]
