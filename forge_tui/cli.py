@@ -290,6 +290,23 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
+def cmd_audit(args: argparse.Namespace, config: Config) -> int:
+    from forge_tui.engine.audit import verify
+    from forge_tui.engine.runs import find_run
+
+    run = find_run(args.run, config)
+    if not run.audit.is_file():
+        raise BadInput(f"{run.audit}: no audit trail (runs created before forge-tui kept one have none)")
+    count, problems = verify(run.audit)
+    if args.json:
+        _print_json({"path": str(run.audit), "entries": count, "intact": not problems, "problems": problems})
+    else:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print(f"{run.audit}: {count} entries, " + ("chain intact" if not problems else f"BROKEN ({len(problems)} problem(s))"))
+    return EXIT_OK if not problems else EXIT_BAD_INPUT
+
+
 # --------------------------------------------------------------------------- benchmark
 
 
@@ -546,6 +563,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run", help="run name or directory")
     export.add_argument("--merged", type=Path, required=True, metavar="DIR", help="new folder for the merged model")
     export.set_defaults(handler=cmd_export)
+
+    audit = commands.add_parser("audit", parents=[common], help="verify a run's audit trail (hash chain); names the first broken line")
+    audit.add_argument("run", help="run name or directory")
+    audit.add_argument("--json", action="store_true", help="machine-readable output")
+    audit.set_defaults(handler=cmd_audit)
 
     bench = commands.add_parser("bench", parents=[common], help="base vs tuned on held-out data: composite score 0-100")
     bench.add_argument("run", help="run name or directory (a finished run)")

@@ -9,7 +9,6 @@ events go to the run's event log as items finish, so a console can fill its tabl
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -19,11 +18,13 @@ from typing import Any
 
 from forge_tui.config import Config
 from forge_tui.engine import events as ev
+from forge_tui.engine.audit import AuditLog, record_event
 from forge_tui.engine.batches import IGNORE, Encoded, collate
 from forge_tui.engine.data import Sample, load_samples
 from forge_tui.engine.datacheck import file_sha256
 from forge_tui.engine.generation import generate, pad_id, prompt_ids
 from forge_tui.engine.runs import RunDir, RunnerLock, require_finished
+from forge_tui.engine.safety import check_adapter
 from forge_tui.engine.scoring import ItemScores, bootstrap, composite, fact_score, rouge_l, subscores
 from forge_tui.errors import BadInput
 
@@ -77,27 +78,6 @@ def default_sets(run: RunDir) -> tuple[Path | None, Path | None]:
 
 
 # --------------------------------------------------------------------------- the model
-
-
-def check_adapter(adapter: Path, model: Any) -> None:
-    """Every LoRA tensor must fit a linear layer of this base model; peft would load a mismatch silently."""
-    from forge_tui.engine.models import safetensors_header
-
-    header = safetensors_header(adapter / "adapter_model.safetensors")
-    modules = dict(model.named_modules())
-    for key, meta in header.items():
-        if key == "__metadata__" or ".lora_" not in key:
-            continue
-        name = key.removeprefix("base_model.model.").split(".lora_")[0]
-        layer = modules.get(name)
-        shape = meta["shape"]
-        if layer is None or not hasattr(layer, "in_features"):
-            raise BadInput(f"{adapter}: {key} has no matching linear layer {name!r} in the base model: "
-                           "this adapter was trained on another model")
-        expected = [shape[0], layer.in_features] if ".lora_A." in key else [layer.out_features, shape[1]]
-        if list(shape) != expected:
-            raise BadInput(f"{adapter}: {key} has shape {shape}, the base model's {name} needs {expected}: "
-                           "this adapter was trained on another model")
 
 
 def load_bench_model(run: RunDir) -> tuple[Any, Any, str]:
@@ -178,14 +158,10 @@ def _item_record(item: BenchItem, answers: tuple[str, str], scores: tuple[ItemSc
 
 
 def _model_hash(run: RunDir) -> str:
-    from forge_tui.engine.models import resolve_model
+    from forge_tui.engine.models import model_sha256, resolve_model
 
     config = run.config()
-    folder = resolve_model(config.model.name, config.models.paths)
-    digest = hashlib.sha256()
-    for weights in sorted(folder.glob("*.safetensors")):
-        digest.update(f"{weights.name}:{file_sha256(weights)}\n".encode())
-    return digest.hexdigest()
+    return model_sha256(resolve_model(config.model.name, config.models.paths))
 
 
 def summarise(items: list[BenchItem], base: list[ItemScores], tuned: list[ItemScores], settings: Settings) -> dict[str, Any]:
@@ -228,8 +204,11 @@ def run_bench(run: RunDir, eval_path: Path, retention_path: Path | None, setting
     lock = RunnerLock(run)
     log = ev.EventLog(run.events)
 
+    audit = AuditLog(run.audit)
+
     def emit(event: ev.Event) -> None:
         record = log.emit(event)
+        record_event(audit, record)
         if echo:
             echo(record)
 

@@ -230,6 +230,19 @@ def check_offline() -> Finding:
     return Finding("offline", "ok", f"{len(state)} offline/no-telemetry variables in force; models load from local files only")
 
 
+def check_egress() -> Finding:
+    from forge_tui.offline import egress_guarded, refused_attempts
+
+    if not egress_guarded():
+        return Finding("egress guard", "fail", "not installed in this process", "report this: forge-tui installs it on import")
+    refused = refused_attempts()
+    detail = ("outgoing connections other than loopback and unix sockets are refused in every forge-tui process "
+              "and written to the run's audit trail")
+    if refused:
+        return Finding("egress guard", "warn", f"{detail}; refused here: " + ", ".join(f"{a.target} from {a.caller}" for a in refused))
+    return Finding("egress guard", "ok", detail)
+
+
 def _guarded(name: str, check: Callable[[], Finding | list[Finding]]) -> list[Finding]:
     try:
         found = check()
@@ -245,5 +258,6 @@ def run_doctor(config: Config) -> list[Finding]:
         ("torch", check_torch), ("bitsandbytes 4-bit", check_bitsandbytes), ("jtop service", check_jtop),
         ("telemetry", lambda: check_telemetry(config)), ("model", lambda: check_model(config)),
         ("memory", lambda: check_memory(config)), ("disk", lambda: check_disk(config)), ("offline", check_offline),
+        ("egress guard", check_egress),
     ]
     return [finding for name, check in checks for finding in _guarded(name, check)]

@@ -30,6 +30,7 @@ from typing import Any
 
 from forge_tui.engine.datacheck import file_sha256
 from forge_tui.engine.fsutil import publish_dir
+from forge_tui.engine.safety import CONVERT_HINT, custom_code, pickle_files
 from forge_tui.errors import BadInput, ForgeError
 from forge_tui.paths import downloads_dir, models_dir
 
@@ -124,8 +125,11 @@ def describe_directory(path: Path, *, name: str | None = None, embedded: bool = 
         return ModelInfo(label, str(path), False, "missing", None, None, None, embedded,
                          "run `forge-tui models fetch`" if embedded else "folder not found")
     tensors = sorted(path.glob("*.safetensors"))
-    pickles = sorted(p for p in path.iterdir() if p.suffix in (".bin", ".pt", ".pth"))
+    pickles = pickle_files(path)
     size = _dir_size(path)
+    code = custom_code(path)
+    if code:
+        return ModelInfo(label, str(path), False, "custom code (refused)", None, size, None, embedded, code)
     if tensors:
         try:
             parameters, dtype = _safetensors_summary(tensors)
@@ -136,8 +140,30 @@ def describe_directory(path: Path, *, name: str | None = None, embedded: bool = 
         return ModelInfo(label, str(path), ready, "safetensors", parameters, size, dtype, embedded, note)
     if pickles:
         return ModelInfo(label, str(path), False, "pickle (refused)", None, size, None, embedded,
-                         "pickle weights can run code when loaded; convert to safetensors on a trusted machine")
+                         f"pickle weights ({pickles[0].name}) can run code when loaded; {CONVERT_HINT}")
     return ModelInfo(label, str(path), False, "unknown", None, size, None, embedded, "no weights found")
+
+
+def model_sha256(folder: Path) -> str:
+    """One hash for a model's weights: SHA-256 over each safetensors file's name and SHA-256. File
+    hashes are cached by path, size and modification time, so a 14 GB model is read once, not per run."""
+    cache_file = models_dir().parent / "weight-hashes.json"
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    digest = hashlib.sha256()
+    for weights in sorted(folder.glob("*.safetensors")):
+        stat = weights.stat()
+        key = f"{weights.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        cache[key] = cache.get(key) or file_sha256(weights)
+        digest.update(f"{weights.name}:{cache[key]}\n".encode())
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        cache_file.write_text(json.dumps(cache))
+    except OSError:
+        pass  # a read-only cache only costs the hashing next time
+    return digest.hexdigest()
 
 
 def list_models(extra_paths: tuple[str, ...] = ()) -> list[ModelInfo]:

@@ -32,7 +32,8 @@ from forge_tui.engine.checkpoint import latest_checkpoint
 from forge_tui.engine.data import DatasetError, load_samples
 from forge_tui.engine.datacheck import check_dataset, file_sha256
 from forge_tui.engine.events import read_events
-from forge_tui.engine.models import resolve_model
+from forge_tui.engine.audit import AuditLog, versions, who
+from forge_tui.engine.models import model_sha256, resolve_model
 from forge_tui.errors import BadInput
 
 TERMINAL = {"finished": "finished", "error": "failed", "stopped": "stopped"}
@@ -60,6 +61,10 @@ class RunDir:
     @property
     def events(self) -> Path:
         return self.path / "events.jsonl"
+
+    @property
+    def audit(self) -> Path:
+        return self.path / "audit.jsonl"
 
     @property
     def checkpoints(self) -> Path:
@@ -161,7 +166,7 @@ def create_run(config: Config, dataset: Path, run_dir: Path | None = None) -> Ru
     """Validate everything a run needs, then lay out its directory. Refuses to reuse a run."""
     if not dataset.exists():
         raise BadInput(f"{dataset}: no such dataset")
-    resolve_model(config.model.name, config.models.paths)  # refuse a missing or pickle-only model now
+    model = resolve_model(config.model.name, config.models.paths)  # refuse a missing or pickle-only model now
     manifest = dataset_manifest(dataset, config)
     telemetry_source = _absolute_replay(config.telemetry.source)
     rehearsal = _rehearsal_record(config)
@@ -181,7 +186,10 @@ def create_run(config: Config, dataset: Path, run_dir: Path | None = None) -> Ru
     (path / "config.json").write_text(json.dumps({"preset": config.preset, "sections": sections}, indent=2))
     (path / "dataset.json").write_text(json.dumps(manifest, indent=2))
     (path / "run.json").write_text(json.dumps(meta, indent=2))
-    return RunDir(path)
+    run = RunDir(path)
+    AuditLog(run.audit).append("run_created", **who(), dataset=manifest["path"], dataset_sha256=meta["dataset_sha256"],
+                               config_sha256=digest, model=str(model), model_sha256=model_sha256(model), versions=versions())
+    return run
 
 
 class RunnerLock:

@@ -25,6 +25,7 @@ from typing import Any
 
 from forge_tui.config import Config
 from forge_tui.engine import events as ev
+from forge_tui.engine.audit import AuditLog, record_event, versions, who
 from forge_tui.engine.batches import Encoded, batch_at, collate, encode_for_training, micro_batches, steps_per_epoch
 from forge_tui.engine.checkpoint import TrainState, latest_checkpoint, restore, save_checkpoint
 from forge_tui.engine.data import Message, Sample, load_samples
@@ -38,6 +39,7 @@ from forge_tui.engine.runs import RunDir, RunnerLock, rehearsal_file
 from forge_tui.engine.telemetry.guard import Decision
 from forge_tui.engine.telemetry.watch import ThermalWatch
 from forge_tui.errors import BadInput, ForgeError
+from forge_tui.offline import Attempt, egress_guarded, on_refused
 
 
 @dataclass(frozen=True)
@@ -237,11 +239,13 @@ class Trainer:
         self.log = log
         self.echo = echo
         self.config = run.config()
+        self.audit = AuditLog(run.audit)
         self.stop_signal = False
 
     # ----------------------------------------------------------------- events
     def emit(self, event: ev.Event) -> None:
         record = self.log.emit(event)
+        record_event(self.audit, record)
         if self.echo:
             self.echo(record)
 
@@ -502,6 +506,8 @@ def run_training(run: RunDir, echo: Callable[[dict[str, Any]], None] | None = No
     lock = RunnerLock(run)
     log = ev.EventLog(run.events)
     trainer = Trainer(run, log, echo=echo)
+    trainer.audit.append("runner_started", **who(), egress_guard=egress_guarded(), versions=versions())
+    stop_watching = on_refused(lambda attempt: _refused(trainer, attempt))
     previous = signal.signal(signal.SIGTERM, lambda *_: setattr(trainer, "stop_signal", True))
     try:
         return trainer.train()
@@ -512,7 +518,15 @@ def run_training(run: RunDir, echo: Callable[[dict[str, Any]], None] | None = No
             trainer.emit(ev.Error(message=message, last_checkpoint=str(last) if last else None))
         raise
     finally:
+        stop_watching()
         signal.signal(signal.SIGTERM, previous)
         log.close()
         lock.release()
+
+
+def _refused(trainer: Trainer, attempt: Attempt) -> None:
+    """An outgoing connection from inside the run (a library phoning home): in the audit trail, and
+    in the event log for the operator."""
+    trainer.audit.append("egress_refused", **attempt.to_json())
+    trainer.emit(ev.Warning(message=f"refused an outgoing connection to {attempt.target} (from {attempt.caller})"))
 
