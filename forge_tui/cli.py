@@ -117,6 +117,7 @@ def cmd_data_check(args: argparse.Namespace, config: Config) -> int:
         max_seq_len=max_seq_len,
         token_length=counter,
         max_record_bytes=config.data.max_record_mib * 1024 * 1024,
+        strict=args.strict or config.data.screening == "strict",
     )
     report.length_note = note
     if args.json:
@@ -529,6 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.add_argument("--model", help="model whose tokenizer and chat template count tokens (default: embedded)")
     check.add_argument("--max-seq-len", type=int, help="report samples longer than this many tokens")
+    check.add_argument("--strict", action="store_true", help="screening findings are errors (exit 2), not warnings")
     check.set_defaults(handler=cmd_data_check)
 
     train = commands.add_parser("train", parents=[common], help="fine-tune with LoRA/QLoRA (foreground, or --detach)")

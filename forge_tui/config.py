@@ -55,6 +55,9 @@ class DataConfig:
     rehearsal_answers: str = _doc("base: the base model's own answers to the rehearsal questions, scored by KL from the base "
                                   "model's distribution (self-distillation); "
                                   "file: the answers written in the file.", "base")
+    screening: str = _doc('What the screening findings (secrets, personal data, near duplicates, outliers, injections, '
+                          'triggers) do to training: "warn" (shown; the operator decides) or "strict" (errors: '
+                          'the run refuses the dataset).', "warn")
     rehearsal_weight: float = _doc("Weight of the self-distilled rehearsal's KL term against the domain's cross-entropy "
                                    "(per token; higher holds general behaviour closer to the base model).", 1.0)
 
@@ -67,6 +70,7 @@ class DataConfig:
         if not 1 <= self.max_record_mib <= 1024:
             found.append(("max_record_mib", f"must be between 1 and 1024, got {self.max_record_mib}"))
         _choice(found, "rehearsal_answers", self.rehearsal_answers, ("base", "file"))
+        _choice(found, "screening", self.screening, ("warn", "strict"))
         if not 0.0 < self.rehearsal_weight <= 100.0:
             found.append(("rehearsal_weight", f"must be in (0, 100], got {self.rehearsal_weight}"))
         if not 0.0 < self.rehearsal_share < 0.9:

@@ -1,7 +1,8 @@
-"""`data check`: one streaming pass over a dataset -> problems, statistics, duplicates, split, manifest.
+"""`data check`: one streaming pass over a dataset -> problems, statistics, duplicates, split,
+manifest and screening findings.
 
-Memory grows with the number of samples only by a few integers and a 16-byte digest per sample,
-never with their text, so a dataset larger than memory can be checked.
+Memory grows with the number of samples by a few integers, a 16-byte digest and a MinHash signature
+per sample, and with the distinct word 3-grams the screening counts, never with whole texts.
 """
 
 from __future__ import annotations
@@ -9,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import statistics
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from forge_tui.engine.data import DEFAULT_MAX_RECORD_BYTES, Problem, Sample, dataset_files, read_dataset
+from forge_tui.engine.screening import KINDS, Finding, Screener
 
 DEFAULT_ERROR_CAP = 50
 HISTOGRAM_BINS = 10
@@ -75,6 +78,8 @@ class CheckReport:
     lengths: LengthStats | None = None
     length_note: str | None = None
     manifest: Manifest | None = None
+    findings: list[Finding] = field(default_factory=list)
+    finding_count: int = 0
 
     @property
     def ok(self) -> bool:
@@ -95,7 +100,14 @@ class CheckReport:
             "token_lengths": asdict(self.lengths) if self.lengths else None,
             "token_lengths_note": self.length_note,
             "manifest": self.manifest.to_json() if self.manifest else None,
+            "screening": {"count": self.finding_count, "by_kind": self.finding_kinds(),
+                          "findings": [{"file": str(f.file), "line": f.line, "kind": f.kind, "message": f.message}
+                                       for f in self.findings]},
         }
+
+    def finding_kinds(self) -> dict[str, int]:
+        counts = Counter(f.kind for f in self.findings)
+        return {kind: counts[kind] for kind in KINDS if counts[kind]}
 
 
 def sample_key(sample: Sample) -> bytes:
@@ -157,10 +169,13 @@ def check_dataset(
     token_length: Callable[[Sample], int] | None = None,
     error_cap: int = DEFAULT_ERROR_CAP,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    strict: bool = False,
 ) -> CheckReport:
-    """Read every sample once; gather problems (capped, counted in full) and statistics."""
+    """Read every sample once; gather problems (capped, counted in full), statistics and screening
+    findings (problems too when `strict`)."""
     paths = list(paths)
     report = CheckReport(paths=[str(p) for p in paths], eval_fraction=eval_fraction)
+    screener = Screener()
     first_seen: dict[bytes, str] = {}
     lengths: list[int] = []
     per_file: dict[Path, tuple[str | None, int]] = {f: (None, 0) for p in paths if p.exists() for f in dataset_files(p)}
@@ -180,6 +195,7 @@ def check_dataset(
                 report.duplicates.append(Duplicate(item.where, first_seen[key]))
         else:
             first_seen[key] = item.where
+            screener.add(item)  # an exact duplicate is reported once, as a duplicate
         report.split["eval" if in_eval_split(key, eval_fraction) else "train"] += 1
         if token_length is not None:
             lengths.append(token_length(item))
@@ -187,7 +203,17 @@ def check_dataset(
         report.lengths = length_stats(lengths, max_seq_len)
     if per_file:
         report.manifest = build_manifest(per_file)
+    _screened(report, screener.findings(), error_cap, strict)
     return report
+
+
+def _screened(report: CheckReport, findings: list[Finding], cap: int, strict: bool) -> None:
+    report.finding_count = len(findings)
+    report.findings = findings[:cap]
+    if strict:
+        report.problem_count += len(findings)
+        room = max(0, cap - len(report.problems))
+        report.problems.extend(Problem(f.file, f.line, f"{f.kind}: {f.message} (strict screening)") for f in findings[:room])
 
 
 def summary_lines(report: dict[str, Any]) -> list[str]:
@@ -210,7 +236,20 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         lines.append(f"tokens      {report['token_lengths_note']}")
     lines.append(f"duplicates  {report['duplicate_count']} exact")
     lines.extend(f"  {d['where']}: same as {d['first']}" for d in report["duplicates"])
+    lines.extend(_screening_lines(report["screening"]))
     manifest = report["manifest"]
     if manifest:
         lines.append(f"manifest    sha256 {manifest['sha256'][:16]}... ({len(manifest['files'])} file(s), {manifest['samples']} samples)")
+    return lines
+
+
+def _screening_lines(screening: dict[str, Any]) -> list[str]:
+    if not screening["count"]:
+        return ["screening   nothing found (secrets, personal data, near duplicates, outliers, injections, triggers)"]
+    kinds = ", ".join(f"{count} {kind}" for kind, count in screening["by_kind"].items())
+    lines = [f"screening   {screening['count']} finding(s): {kinds}"]
+    lines.extend(f"  {f['file']}:{f['line']}: {f['kind']}: {f['message']}" for f in screening["findings"])
+    hidden = screening["count"] - len(screening["findings"])
+    if hidden:
+        lines.append(f"  ... and {hidden} more")
     return lines

@@ -179,7 +179,8 @@ def preflight(config: Config, dataset: Path) -> dict[str, Any]:
 
     problems: list[str] = []
     report = check_dataset([dataset], eval_fraction=config.data.eval_fraction,
-                           max_record_bytes=config.data.max_record_mib * 1024 * 1024)
+                           max_record_bytes=config.data.max_record_mib * 1024 * 1024,
+                           strict=config.data.screening == "strict")
     problems += [str(p) for p in report.problems]
     hidden = report.problem_count - len(report.problems)
     if hidden:
@@ -196,7 +197,8 @@ def preflight(config: Config, dataset: Path) -> dict[str, Any]:
         if memory["verdict"] == "fail":
             problems.append(f"not enough memory: {found.describe()}")
     return {"ok": not problems, "problems": problems, "dataset": {"path": str(dataset), "samples": report.samples,
-            "problem_count": report.problem_count, "split": report.split}, "plan": plan, "memory": memory}
+            "problem_count": report.problem_count, "split": report.split, "findings": report.finding_count},
+            "plan": plan, "memory": memory}
 
 
 def check_disk(config: Config) -> Finding:

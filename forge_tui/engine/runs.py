@@ -122,7 +122,8 @@ def find_run(name_or_path: str, config: Config) -> RunDir:
 def dataset_manifest(path: Path, config: Config) -> dict[str, Any]:
     """Check the dataset (every problem is fatal for training) and return its manifest."""
     report = check_dataset([path], eval_fraction=config.data.eval_fraction,
-                           max_record_bytes=config.data.max_record_mib * 1024 * 1024)
+                           max_record_bytes=config.data.max_record_mib * 1024 * 1024,
+                           strict=config.data.screening == "strict")
     if not report.ok:
         raise DatasetError(report.problems)
     assert report.manifest is not None

@@ -84,8 +84,11 @@ def test_train_from_the_console_quit_reopen_and_find_the_run_still_going(embedde
     try:
         tmux.keys(f"cd {shlex.quote(str(ROOT))} && {console}", "Enter")
         tmux.wait_for("waterworks/train.jsonl")
-        tmux.keys("Down")
-        tmux.keys("Down")  # eval, retention, train: the training set
+        for _ in range(8):  # down the list to the sample training set, as an operator reads it
+            if "623 (chat 623)" in tmux.screen():
+                break
+            tmux.keys("Down")
+            time.sleep(2)  # each dataset's check takes a moment
         tmux.wait_for("623 (chat 623)")
         tmux.keys("t")  # train on it
         tmux.wait_for(lambda text: "[2 Train]" in text and "dataset waterworks/train.jsonl" in text)

@@ -55,6 +55,9 @@ def plan_markup(found: dict[str, Any]) -> str:
         lines.append(memory_markup(found["memory"]))
     data = found["dataset"]
     lines.append(f"dataset {data['samples']} samples: {data['split']['train']} train / {data['split']['eval']} eval")
+    if data.get("findings"):
+        lines.append(f"[$warning]{data['findings']} screening finding(s)[/]: secrets, personal data, duplicates, "
+                     "triggers... read them on Datasets (1) before launching")
     return "\n".join(lines)
 
 

@@ -1,0 +1,198 @@
+"""Screening a dataset before it is trained on: what should not be in it, each finding at FILE:LINE.
+
+- secrets: private keys, cloud and chat tokens, JWTs, `password = ...`, `api_key: ...`;
+- personal data: e-mail addresses, IP addresses, phone numbers;
+- near duplicates (MinHash over word 5-grams, Jaccard >= 0.8; exact ones are counted by the check);
+- length outliers (beyond 3 interquartile ranges of the dataset's own lengths);
+- injection-like instructions ("ignore previous instructions", chat-template tokens in content, ...);
+- rare phrases repeated across many samples: a phrase in the prompts of at least 3 samples (and
+  0.5%) but at most a fifth of them, holding a word that occurs in no other prompt and in no answer, whose
+  samples mostly get the same answer. That is how a poisoning trigger looks (a rare cue, unrelated to
+  the fixed payload it unlocks); a templated question (its answers differ) or a fact asked in several
+  ways (its answers name the subject) is not one.
+
+Matched secrets are shown redacted. The operator sees the findings and decides; `--strict` (or
+`[data] screening = "strict"`) makes them errors.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+import statistics
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from forge_tui.engine.data import Sample
+
+KINDS = ("secret", "personal data", "near duplicate", "length outlier", "injection", "repeated rare phrase")
+SECRETS = [
+    ("private key", re.compile(r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----")),
+    ("AWS access key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("GitHub token", re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,}\b")),
+    ("Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b")),
+    ("API key", re.compile(r"\bsk-[A-Za-z0-9_-]{20,}\b")),
+    ("JSON web token", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
+    ("credential", re.compile(r"(?i)\b(?:api[_-]?key|secret[_-]?key|access[_-]?token|auth[_-]?token|password|passwd)"
+                              r"\b\s*[:=]\s*['\"]?[^\s'\"]{6,}")),
+]
+PERSONAL = [
+    ("e-mail address", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")),
+    ("IP address", re.compile(r"(?<![\w.:])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])|(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")),
+    ("phone number", re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}(?!\w)"
+                                r"|(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}(?!\w)(?!\.\d)")),
+]
+INJECTION = re.compile(
+    r"(?i)\b(?:ignore|disregard|forget) (?:all |any )?(?:the |your )?(?:previous|prior|above|earlier|system) "
+    r"(?:instructions|prompts?|rules|messages)"
+    r"|\byou are now (?:in )?(?:DAN|developer mode|jailbroken|unrestricted|unfiltered)"
+    r"|\b(?:reveal|print|show|repeat|leak) (?:your|the) (?:system prompt|hidden instructions|initial instructions)"
+    r"|\bdo anything now\b"
+    r"|<\|(?:im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id)\|>"
+    r"|\[/?INST\]")
+WORD = re.compile(r"[a-z0-9]+(?:['’-][a-z0-9]+)*")
+SHINGLE, PERMUTATIONS, NEAR = 5, 64, 0.8
+SAME_PAYLOAD = 0.6   # share of a phrase's samples answered like its first one, for a trigger
+STOPWORDS = frozenset("the and for are but not you your with this that from have has was were will what when where "
+                      "which who how can its into out our all any per than then them they there".split())
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    file: Path
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.kind}: {self.message}"
+
+
+def redact(text: str) -> str:
+    """Enough to find it in the file, not enough to use it."""
+    return text if len(text) <= 8 else f"{text[:4]}…{text[-2:]} ({len(text)} chars)"
+
+
+def _is_ip(candidate: str) -> bool:
+    try:
+        ipaddress.ip_address(candidate)
+    except ValueError:
+        return False
+    return candidate.count(":") >= 2 or candidate.count(".") == 3
+
+
+def _text(sample: Sample) -> str:
+    return "\n".join(message.content for message in sample.messages)
+
+
+class Screener:
+    """Fed every sample as the check reads it; `findings()` once all are read."""
+
+    def __init__(self) -> None:
+        from datasketch import MinHashLSH  # noqa: PLC0415 - numpy/scipy only when a dataset is screened
+
+        self.found: list[Finding] = []
+        self.lengths: list[tuple[int, Path, int]] = []
+        self.lsh = MinHashLSH(threshold=NEAR, num_perm=PERMUTATIONS)
+        self.signatures: dict[str, object] = {}
+        self.word_df: Counter[str] = Counter()
+        self.answer_words: set[str] = set()
+        self.phrase_df: Counter[tuple[str, ...]] = Counter()
+        self.phrase_first: dict[tuple[str, ...], tuple[Path, int, str]] = {}
+        self.phrase_same: Counter[tuple[str, ...]] = Counter()
+        self.samples = 0
+
+    def add(self, sample: Sample) -> None:
+        text = _text(sample)
+        self.samples += 1
+        self.lengths.append((len(text), sample.file, sample.line))
+        self._patterns(sample, text)
+        words = WORD.findall(text.lower())
+        self._near_duplicate(sample, words)
+        self._phrases(sample)
+
+    def _flag(self, kind: str, sample: Sample, message: str) -> None:
+        self.found.append(Finding(kind, sample.file, sample.line, message))
+
+    def _patterns(self, sample: Sample, text: str) -> None:
+        """Secrets and personal data, once per stretch of text (the first, most specific pattern wins)."""
+        taken: list[tuple[int, int]] = []
+        for kind, patterns in (("secret", SECRETS), ("personal data", PERSONAL)):
+            for name, pattern in patterns:
+                for match in pattern.finditer(text):
+                    overlaps = any(match.start() < end and start < match.end() for start, end in taken)
+                    if overlaps or (name == "IP address" and not _is_ip(match.group())):
+                        continue
+                    taken.append(match.span())
+                    self._flag(kind, sample, f"{name} {redact(match.group())}")
+        injected = [match.group() for match in INJECTION.finditer(text)]
+        if injected:
+            self._flag("injection", sample, "instruction-like text " + ", ".join(map(repr, injected)))
+
+    def _near_duplicate(self, sample: Sample, words: list[str]) -> None:
+        from datasketch import MinHash  # noqa: PLC0415
+
+        size = min(SHINGLE, len(words))
+        shingles = {" ".join(words[i:i + size]).encode() for i in range(len(words) - size + 1)} if size else set()
+        if len(shingles) < 3:
+            return  # too short to tell near from exact
+        signature = MinHash(num_perm=PERMUTATIONS, seed=1)
+        signature.update_batch(list(shingles))
+        key = f"{sample.file}:{sample.line}"
+        similar = self.lsh.query(signature)
+        if similar:
+            best = max(similar, key=lambda other: signature.jaccard(self.signatures[other]))
+            share = signature.jaccard(self.signatures[best])
+            if share < 1.0:  # identical ones are the exact duplicates the check counts
+                self._flag("near duplicate", sample, f"~{share:.0%} the same as {best}")
+            return
+        self.lsh.insert(key, signature)
+        self.signatures[key] = signature
+
+    def _phrases(self, sample: Sample) -> None:
+        """Word and 3-gram counts of the prompt side (where a trigger sits), and for each 3-gram how
+        many of its samples get the same answer as its first one (a trigger's payload repeats)."""
+        prompt = WORD.findall(" ".join(m.content for m in sample.messages if m.role != "assistant").lower())
+        answers = [m.content for m in sample.messages if m.role == "assistant"]
+        payload = " ".join(WORD.findall(answers[-1].lower())[:12]) if answers else ""
+        self.word_df.update(set(prompt))
+        self.answer_words.update(WORD.findall(" ".join(answers).lower()))
+        for gram in {tuple(prompt[i:i + 3]) for i in range(len(prompt) - 2)}:
+            self.phrase_df[gram] += 1
+            first = self.phrase_first.setdefault(gram, (sample.file, sample.line, payload))
+            self.phrase_same[gram] += first[2] == payload
+
+    def findings(self) -> list[Finding]:
+        return self.found + self._length_outliers() + self._repeated_rare_phrases()
+
+    def _length_outliers(self) -> list[Finding]:
+        if len(self.lengths) < 20:
+            return []
+        quartiles = statistics.quantiles([length for length, _, _ in self.lengths], n=4)
+        spread = quartiles[2] - quartiles[0]
+        high, low = quartiles[2] + 3 * spread, quartiles[0] - 3 * spread
+        return [Finding("length outlier", file, line, f"{length} characters; most samples have "
+                        f"{quartiles[0]:.0f}-{quartiles[2]:.0f}") for length, file, line in self.lengths
+                if length > max(high, 2 * quartiles[1]) or length < low]
+
+    def _repeated_rare_phrases(self) -> list[Finding]:
+        """One finding per group of samples sharing such phrases (a trigger template yields several)."""
+        low, high = max(3, math.ceil(0.005 * self.samples)), 0.2 * self.samples
+        groups: dict[tuple[int, Path, int], tuple[tuple[str, ...], list[str]]] = {}
+        for gram, count in self.phrase_df.most_common():
+            if count < low:
+                break
+            if count > high or self.phrase_same[gram] < SAME_PAYLOAD * count:
+                continue
+            rare = [w for w in gram if self.word_df[w] == count and w not in self.answer_words
+                    and len(w) >= 3 and not w.isdigit() and w not in STOPWORDS]
+            if rare:
+                file, line, _ = self.phrase_first[gram]
+                _, words = groups.setdefault((count, file, line), (gram, []))
+                words.extend(w for w in rare if w not in words)
+        return [Finding("repeated rare phrase", file, line,
+                        f"'{' '.join(gram)}' is in {count} prompts, {', '.join(map(repr, words))} in no other prompt and "
+                        f"no answer, and {self.phrase_same[gram]} of them get the same answer: the pattern of a poisoning trigger")
+                for (count, file, line), (gram, words) in groups.items()]
