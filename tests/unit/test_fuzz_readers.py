@@ -1,5 +1,5 @@
-"""Bounded fuzzing of the dataset readers and the config loader: arbitrary bytes never raise, never
-modify the file, and `data check` answers 0 or 2."""
+"""Bounded fuzzing of the dataset readers (with the screening), the config loader and the audit
+verifier: arbitrary input never raises, never modifies the file, and the commands answer 0 or 2."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from forge_tui.cli import main
 from forge_tui.config import ConfigError, parse_config
+from forge_tui.engine.audit import verify
 from forge_tui.engine.datacheck import check_dataset
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -55,3 +57,37 @@ def test_arbitrary_config_text(tmp_path: Path, text: str) -> None:
         parse_config(text, tmp_path / "c.toml")
     except ConfigError as error:
         assert error.problems and error.exit_code == 2
+
+
+@FUZZ
+@given(data=st.binary(max_size=400), suffix=st.sampled_from([".jsonl", ".json", ".csv"]), strict=st.booleans())
+def test_the_command_answers_0_or_2_and_keeps_the_file(tmp_path: Path, monkeypatch, capsys, data: bytes, suffix: str,
+                                                        strict: bool) -> None:
+    """`data check` through the CLI's own entry point (screening included): no traceback, exit 0 or 2."""
+    monkeypatch.setenv("FORGE_TUI_CACHE_DIR", str(tmp_path / "no-model"))  # token lengths skipped: fast
+    path = tmp_path / f"f{suffix}"
+    path.write_bytes(data)
+    code = main(["data", "check", str(path), *(["--strict"] if strict else [])])
+    captured = capsys.readouterr()
+    assert code in (0, 2) and "Traceback" not in captured.err and "internal error" not in captured.err
+    assert path.read_bytes() == data
+
+
+@FUZZ
+@given(text=st.text(max_size=200))
+def test_a_fuzzed_config_file_answers_0_or_2(tmp_path: Path, capsys, text: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_bytes(text.encode("utf-8"))
+    code = main(["--config", str(path), "train", "--dry-run", "--dataset", str(tmp_path / "missing.jsonl")])
+    captured = capsys.readouterr()
+    assert code == 2 and "internal error" not in captured.err  # a bad config, or the missing dataset
+    assert path.read_bytes() == text.encode("utf-8")
+
+
+@FUZZ
+@given(lines=st.lists(st.text(max_size=80) | json_values.map(json.dumps), max_size=6))
+def test_audit_verification_never_raises(tmp_path: Path, lines: list[str]) -> None:
+    path = tmp_path / "audit.jsonl"
+    path.write_text("\n".join(line.replace("\n", " ") for line in lines), encoding="utf-8")
+    count, problems = verify(path)
+    assert count == len(path.read_text(encoding="utf-8").splitlines()) and all(isinstance(p, str) for p in problems)
