@@ -1,7 +1,8 @@
 """Snapshots of every screen at 80x24 and 160x48 in each theme (pytest-textual-snapshot).
 
 The console is set up to look the same on every machine: runs written with fixed times, telemetry
-replayed from a recording slowed so that its first reading stays, times shown in UTC. The one seam
+replayed from a recording slowed so that its first reading stays (the Monitor is taken once its
+history graphs are full), times shown in UTC. The one seam
 replaced is the Train screen's dry run (a child process whose memory figures are this machine's).
 Review a changed snapshot with the HTML report pytest prints; accept it with --snapshot-update.
 """
@@ -23,6 +24,7 @@ from forge_tui.engine.runs import RunDir, create_run
 from forge_tui.ui.app import ForgeApp
 from forge_tui.ui.benchview import item_scores
 from forge_tui.ui.screens import train as train_screen
+from forge_tui.ui.telemetry_view import HISTORY
 from forge_tui.ui.themes import load_themes
 from tests.conftest import ROOT, SAMPLE
 
@@ -86,7 +88,7 @@ def console_home(embedded_model, tmp_path_factory) -> Config:
     time.tzset()
     home = tmp_path_factory.mktemp("console")
     config = Config(runs=RunsConfig(dir=str(home / "runs")),
-                    telemetry=TelemetryConfig(source=f"replay:{RECORDING}", interval=0.2, replay_speed=0.001))
+                    telemetry=TelemetryConfig(source=f"replay:{RECORDING}", interval=0.05, replay_speed=0.001))
     done = create_run(config, SAMPLE / "train.jsonl", home / "runs" / "20260901-0800-quick")
     _write(done, _trained(done) + _benchmarked(done))
     stopped = create_run(config, SAMPLE / "train.jsonl", home / "runs" / "20260902-0900-standard")
@@ -105,7 +107,7 @@ def _ready(app: ForgeApp, screen: str):
     ready = {
         "datasets": lambda: shows("#check", "samples"),
         "train": lambda: shows("#train-plan", "memory"),
-        "monitor": lambda: shows("#run-headline", "FINISHED") and shows("#telemetry", "HEADROOM"),
+        "monitor": lambda: shows("#run-headline", "FINISHED") and len(app.monitor.history.headroom) == HISTORY,
         "compare": lambda: shows("#bench-interval", "95% CI"),
         "runs": lambda: _rows(app) == 2,
         "help": lambda: type(app.screen).__name__ == "HelpScreen",
