@@ -103,18 +103,20 @@ def test_the_quick_pipeline_runs_with_no_network_at_all(embedded_model, tmp_path
     if shutil.which("unshare") is None:
         pytest.fail("unshare (util-linux) is needed for this test")
     run = tmp_path / "offline-run"
+    config = tmp_path / "short-answers.toml"
+    config.write_text("[bench]\nmax_new_tokens = 8\n")
 
     def offline(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["unshare", "-rn", sys.executable, "-m", "forge_tui", *args], capture_output=True,
-                              text=True, cwd=ROOT, timeout=900)
+        return subprocess.run(["unshare", "-rn", sys.executable, "-m", "forge_tui", "--config", str(config), *args],
+                              capture_output=True, text=True, cwd=ROOT, timeout=900)
 
     probe = subprocess.run(["unshare", "-rn", sys.executable, "-c",
                             "import socket; socket.socket().connect(('1.1.1.1', 80))"], capture_output=True, text=True)
     assert "Network is unreachable" in probe.stderr  # the namespace really has no network
-    trained = offline("train", "--preset", "quick", "--dataset", str(SAMPLE / "train.jsonl"), "--max-steps", "3",
+    trained = offline("train", "--preset", "quick", "--dataset", str(SAMPLE / "train.jsonl"), "--max-steps", "2",
                       "--set", 'data.rehearsal=""', "--run-dir", str(run))
     assert trained.returncode == 0, trained.stderr
-    bench = offline("bench", str(run), "--limit", "2", "--json")
+    bench = offline("bench", str(run), "--limit", "1", "--json")
     assert bench.returncode == 0, bench.stderr
     assert json.loads(bench.stdout)["base"]["composite"] >= 0
     exported = offline("export", str(run), "--merged", str(tmp_path / "merged"))

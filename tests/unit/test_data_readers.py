@@ -158,4 +158,5 @@ def test_telemetry_recordings_are_not_offered_as_datasets() -> None:
     from tests.conftest import ROOT
 
     found = [p.relative_to(ROOT / "sample_data").as_posix() for p in discover_datasets([ROOT / "sample_data"])]
-    assert found == ["waterworks/eval.jsonl", "waterworks/retention.jsonl", "waterworks/train.jsonl"]
+    assert found == ["screening-demo/train.jsonl", "waterworks/eval.jsonl", "waterworks/retention.jsonl",
+                     "waterworks/train.jsonl"]

@@ -4,9 +4,12 @@ step raises torch's real OutOfMemoryError.)"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
+from forge_tui.engine.audit import AuditLog
 from forge_tui.engine.train import Plan, Session, Trainer
 from forge_tui.errors import ForgeError
 
@@ -24,6 +27,7 @@ def _trainer(micro: int, accum: int, fits_at: int) -> tuple[Trainer, _Log, list[
     trainer = Trainer.__new__(Trainer)
     log = _Log()
     trainer.log, trainer.echo = log, None
+    trainer.audit = AuditLog(Path("/nonexistent/audit.jsonl"))  # warnings are not audited: never written
     trainer.micro_batch, trainer.grad_accum = micro, accum
     tried: list[int] = []
 
