@@ -630,3 +630,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"forge-tui: internal error: {type(exc).__name__}: {exc}\n"
               "Run again with FORGE_TUI_DEBUG=1 for the traceback, and report it.", file=sys.stderr)
         return EXIT_FAILURE
+    finally:
+        _tell_refused()
+
+
+def _tell_refused() -> None:
+    """Outgoing connections the egress guard refused in this process (inside a run, the audit trail
+    has them too)."""
+    from forge_tui.offline import refused_attempts
+
+    for attempt in refused_attempts():
+        print(f"forge-tui: refused an outgoing connection to {attempt.target} (from {attempt.caller})", file=sys.stderr)

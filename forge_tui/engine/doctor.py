@@ -197,7 +197,7 @@ def preflight(config: Config, dataset: Path) -> dict[str, Any]:
         if memory["verdict"] == "fail":
             problems.append(f"not enough memory: {found.describe()}")
     return {"ok": not problems, "problems": problems, "dataset": {"path": str(dataset), "samples": report.samples,
-            "problem_count": report.problem_count, "split": report.split, "findings": report.finding_count},
+            "problem_count": report.problem_count, "split": report.split, "findings": report.finding_kinds()},
             "plan": plan, "memory": memory}
 
 

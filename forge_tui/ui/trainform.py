@@ -39,6 +39,8 @@ FIELDS = (
     Field("train.epochs", "epochs", float),
     Field("train.max_steps", "max steps (0: epochs)", int),
     Field("data.max_seq_len", "max sequence length", int),
+    Field("train.micro_batch_size", "micro-batch size", int),
+    Field("train.grad_accum", "gradient accumulation", int),
     Field("model.quantization", "quantisation", CHOICES_QUANT),
     Field("thermal.guard", "thermal guard", SWITCH),
     Field("thermal.pause_below", "pause below (°C)", float),

@@ -125,3 +125,11 @@ def test_the_quick_pipeline_runs_with_no_network_at_all(embedded_model, tmp_path
     kinds = [json.loads(line)["kind"] for line in (run / "audit.jsonl").read_text().splitlines()]
     assert kinds[:2] == ["run_created", "runner_started"] and "egress_refused" not in kinds
     assert kinds[-2:] == ["benchmark", "export"]
+
+
+def test_a_command_tells_the_operator_what_it_refused() -> None:
+    code = ("import socket, sys\nfrom forge_tui.cli import main\ntry:\n"
+            "    socket.create_connection(('192.0.2.5', 80), timeout=1)\nexcept OSError:\n    pass\nsys.exit(main(['doctor']))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert "forge-tui: refused an outgoing connection to 192.0.2.5:80 (from <string>:4)" in result.stderr
+    assert "WARN  egress guard" in result.stdout and "192.0.2.5:80" in result.stdout  # doctor saw it too

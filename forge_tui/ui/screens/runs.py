@@ -136,7 +136,8 @@ class RunsScreen(Screen):
         status = self.selected()
         if status is not None:
             self.say(f"resuming {status['name']} ...")
-            self.in_child("resume", status["path"], "--detach")
+            self.in_child("resume", status["path"], "--detach",
+                          done=f"{status['name']} resumed in its own process: enter attaches the Monitor")
 
     @work(thread=True, group="child", exit_on_error=False)
     def in_child(self, *command: str, done: str | None = None) -> None:

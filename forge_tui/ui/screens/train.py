@@ -56,8 +56,8 @@ def plan_markup(found: dict[str, Any]) -> str:
     data = found["dataset"]
     lines.append(f"dataset {data['samples']} samples: {data['split']['train']} train / {data['split']['eval']} eval")
     if data.get("findings"):
-        lines.append(f"[$warning]{data['findings']} screening finding(s)[/]: secrets, personal data, duplicates, "
-                     "triggers... read them on Datasets (1) before launching")
+        kinds = ", ".join(f"{count} {kind}" for kind, count in data["findings"].items())
+        lines.append(f"[$warning]screening: {escape(kinds)}[/]; read them on Datasets (1) before launching")
     return "\n".join(lines)
 
 
