@@ -65,5 +65,5 @@ async def test_screening_findings_are_shown_with_their_lines(embedded_model) -> 
     async with app.run_test(size=(80, 24)) as pilot:
         await _wait_for(pilot, lambda: "finding(s)" in _text(app, "#check"), tries=600)
         check = _text(app, "#check")
-        assert "10 finding(s)" in check and f"{demo}:31: secret: AWS access key AKIA…LE" in check
+        assert "10 finding(s)" in check and "screening-demo/train.jsonl:31: secret: AWS access key AKIA…LE" in check
         assert "'per protocol zq-7' is in 6 prompts" in check

@@ -6,6 +6,7 @@ a thread worker, so a big file never freezes the screen.
 
 from __future__ import annotations
 
+import os
 from itertools import islice
 from pathlib import Path
 
@@ -65,7 +66,8 @@ def render_check(report: dict) -> str:
         problems.append(f"... and {hidden} more")
     body = "\n".join(escape(line) for line in summary_lines(report))
     verdict = "" if report["ok"] else "\n[b]This dataset cannot be used for training until these are fixed.[/b]"
-    return "\n".join([status, *problems, "", body]) + verdict
+    # paths under sample_data/ as the list shows them: 80 columns are few
+    return ("\n".join([status, *problems, "", body]) + verdict).replace(f"{sample_data_dir()}{os.sep}", "")
 
 
 class DatasetsScreen(Screen):
