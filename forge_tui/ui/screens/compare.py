@@ -25,6 +25,8 @@ from forge_tui.ui.chrome import footer, nav
 from forge_tui.ui.jobs import last_line, run_cli
 from forge_tui.ui.tailing import FollowingScreen, RunEvents
 
+SUMMARY_COLUMNS = (("score", 10), ("base", 6), ("tuned", 6), ("change", 6))
+ITEM_COLUMNS = (("item", 18), ("kind", 9), ("base", 4), ("tuned", 5), ("Δ", 4), ("", 8))
 MARKS = {"improved": "▲ better", "regressed": "▼ worse", "same": "= same"}  # no colour needed to read it
 
 
@@ -84,8 +86,10 @@ class CompareScreen(FollowingScreen):
 
     def on_mount(self) -> None:
         self.sub_title = nav("compare")
-        self.query_one("#bench-summary", DataTable).add_columns("score", "base", "tuned", "change")
-        self.query_one("#bench-items", DataTable).add_columns("item", "kind", "base", "tuned", "Δ", "")
+        for table, columns in (("#bench-summary", SUMMARY_COLUMNS), ("#bench-items", ITEM_COLUMNS)):
+            widget = self.query_one(table, DataTable)
+            for label, width in columns:  # fixed widths: the table does not jump as results arrive
+                widget.add_column(label, width=width)
         self.query_one("#bench-progress").display = False
         if self.run is not None:
             self.tail(self.run)

@@ -22,7 +22,7 @@ from forge_tui.ui.chrome import footer, nav
 from forge_tui.ui.jobs import last_line, run_cli
 
 REFRESH_SECONDS = 3.0
-COLUMNS = ("run", "state", "step", "loss", "eval", "note")
+COLUMNS = (("run", 21), ("state", 12), ("step", 7), ("loss", 5), ("eval", 5), ("note", 40))
 
 
 def row(status: dict[str, Any]) -> tuple[str, ...]:
@@ -61,7 +61,9 @@ class RunsScreen(Screen):
 
     def on_mount(self) -> None:
         self.sub_title = nav("runs")
-        self.query_one(DataTable).add_columns(*COLUMNS)
+        table = self.query_one(DataTable)
+        for label, width in COLUMNS:  # fixed widths: refreshing rows never moves the columns
+            table.add_column(label, width=width)
         self.set_interval(REFRESH_SECONDS, self.refresh_runs)
 
     def on_screen_resume(self) -> None:
