@@ -152,17 +152,18 @@ def model_sha256(folder: Path) -> str:
         cache = json.loads(cache_file.read_text())
     except (OSError, ValueError):
         cache = {}
-    digest = hashlib.sha256()
+    digest, known = hashlib.sha256(), len(cache)
     for weights in sorted(folder.glob("*.safetensors")):
         stat = weights.stat()
         key = f"{weights.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
         cache[key] = cache.get(key) or file_sha256(weights)
         digest.update(f"{weights.name}:{cache[key]}\n".encode())
-    try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        cache_file.write_text(json.dumps(cache))
-    except OSError:
-        pass  # a read-only cache only costs the hashing next time
+    if len(cache) > known:  # written only when a file was hashed
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            cache_file.write_text(json.dumps(cache))
+        except OSError:
+            pass  # a read-only cache only costs the hashing next time
     return digest.hexdigest()
 
 

@@ -107,15 +107,19 @@ class RunsScreen(Screen):
         if status:
             self.app.attach(RunDir(Path(status["path"])))
 
-    def action_stop(self) -> None:
+    def _selected_in(self, states: tuple[str, ...], refusal: str) -> dict[str, Any] | None:
+        """The selected run when its state is one of `states`; otherwise say why not."""
         status = self.selected()
-        if status is None:
-            return
-        if status["state"] not in ("running", "paused"):
-            self.say(f"{status['name']} is {status['state']}: nothing to stop")
-            return
-        RunDir(Path(status["path"])).request_stop()
-        self.say(f"stop asked: {status['name']} checkpoints and stops at its next step (resumable)")
+        if status is not None and status["state"] not in states:
+            self.say(f"{status['name']} is {status['state']}: {refusal}")
+            return None
+        return status
+
+    def action_stop(self) -> None:
+        status = self._selected_in(("running", "paused"), "nothing to stop")
+        if status is not None:
+            RunDir(Path(status["path"])).request_stop()
+            self.say(f"stop asked: {status['name']} checkpoints and stops at its next step (resumable)")
 
     def action_bench(self) -> None:
         status = self.selected()
@@ -124,15 +128,11 @@ class RunsScreen(Screen):
 
     def action_export(self) -> None:
         """A merged full model in RUN/merged, for serving without peft."""
-        status = self.selected()
-        if status is None:
-            return
-        if status["state"] != "finished":
-            self.say(f"{status['name']} is {status['state']}: only a finished run can be exported")
-            return
-        target = Path(status["path"]) / "merged"
-        self.say(f"exporting {status['name']} to {target} ...")
-        self.in_child("export", status["path"], "--merged", str(target), done=f"merged model written to {target}")
+        status = self._selected_in(("finished",), "only a finished run can be exported")
+        if status is not None:
+            target = Path(status["path"]) / "merged"
+            self.say(f"exporting {status['name']} to {target} ...")
+            self.in_child("export", status["path"], "--merged", str(target), done=f"merged model written to {target}")
 
     def action_resume(self) -> None:
         status = self.selected()
