@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -67,13 +68,14 @@ eval_every = {args.steps}
 save_every = {args.steps}
 """)
     command = [sys.executable, "-m", "forge_tui", "--config", str(config), "train",
-               "--dataset", str(ROOT / "sample_data/waterworks/train.jsonl"), "--max-steps", str(args.steps), "--run-dir", str(work / "run")]
-    result = subprocess.run(command, cwd=ROOT, text=True, capture_output=True)
+               "--dataset", str(ROOT / "sample_data/waterworks/train.jsonl"), "--max-steps", str(args.steps),
+               "--run-dir", str(work / "run")]
+    result = subprocess.run(command, cwd=ROOT, text=True, capture_output=True, check=False)
     print(result.stdout[-4000:], result.stderr[-4000:], sep="\n")
     events = [json.loads(line) for line in (work / "run" / "events.jsonl").read_text().splitlines()]
     steps = [e for e in events if e["type"] == "step"]
     started = next(e for e in events if e["type"] == "run_started")
-    finished = next((e for e in events if e["type"] == "finished"), {})
+    finished: dict[str, Any] = next((e for e in events if e["type"] == "finished"), {})
     summary = {
         "shape": args.shape, "parameters": parameters, "mode": started["mode"], "device": started["device"],
         "precision": started["precision"], "steps": len(steps),

@@ -28,10 +28,10 @@ def save_random_model(shape: str, out: Path, device: str, **overrides: Any) -> i
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     config = LlamaConfig(**{**SHAPES[shape], "bos_token_id": 1, "eos_token_id": 2, **overrides})
     with torch.device(device):
-        model = LlamaForCausalLM._from_config(config, dtype=dtype)
+        model = LlamaForCausalLM._from_config(config, dtype=dtype)  # type: ignore[no-untyped-call]
     model.save_pretrained(out, safe_serialization=True)
     count = sum(p.numel() for p in model.parameters())
     del model
     if device == "cuda":
         torch.cuda.empty_cache()
-    return count
+    return int(count)

@@ -16,6 +16,7 @@ second: tokens that carry loss, pads and prompts excluded. The last line is one 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,7 @@ from shapes import SHAPES, save_random_model  # noqa: E402
 
 BATCH = 8
 LEARNING_RATE = 2e-4
-LORA = dict(r=16, alpha=32, dropout=0.0)
+LORA_RANK, LORA_ALPHA, LORA_DROPOUT = 16, 32, 0.0
 PROMPT_SHARE = 0.25
 WARMUP_STEPS = 2
 
@@ -77,12 +79,14 @@ def engine_side(model_dir: Path, samples: list[dict[str, list[int]]], device: st
     """Forge TUI's own plan, loading and step (forge_tui.engine.train); `compile_` overrides
     [model] compile (auto: on for CUDA)."""
     import torch
+
     from forge_tui.config import parse_config
     from forge_tui.engine.batches import Encoded, batch_at, steps_per_epoch
-    from forge_tui.engine.train import add_adapter, compile_layers, load_for_training, resolve_plan, train_batch
+    from forge_tui.engine.plan import add_adapter, compile_layers, load_for_training, resolve_plan
+    from forge_tui.engine.train import train_batch
 
     config = parse_config("", model_dir / "forge.toml", "standard", {
-        "model": {"device": device, "compile": compile_}, "lora": dict(LORA),
+        "model": {"device": device, "compile": compile_}, "lora": {"r": LORA_RANK, "alpha": LORA_ALPHA, "dropout": LORA_DROPOUT},
         "train": {"seed": seed, "learning_rate": LEARNING_RATE}})
     plan = resolve_plan(config)
     model = add_adapter(load_for_training(model_dir, plan), config)
@@ -111,19 +115,20 @@ def baseline_side(model_dir: Path, samples: list[dict[str, list[int]]], device: 
 
     torch.manual_seed(seed)
     if device == "cuda":
-        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                   bnb_4bit_compute_dtype=torch.bfloat16)
+        nf4 = {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True,
+               "bnb_4bit_compute_dtype": torch.bfloat16}
+        quant = BitsAndBytesConfig(**nf4)  # type: ignore[no-untyped-call]
         model = AutoModelForCausalLM.from_pretrained(model_dir, quantization_config=quant, dtype=torch.bfloat16,
                                                      device_map={"": 0})
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True,
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True,  # type: ignore[no-untyped-call]
                                                 gradient_checkpointing_kwargs={"use_reentrant": False})
     else:
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     model.config.use_cache = False
-    model = get_peft_model(model, LoraConfig(r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=LORA["dropout"],
-                                             target_modules="all-linear", task_type="CAUSAL_LM"))
-    model.train()
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    peft_model = get_peft_model(model, LoraConfig(r=LORA_RANK, lora_alpha=LORA_ALPHA, lora_dropout=LORA_DROPOUT,
+                                                  target_modules="all-linear", task_type="CAUSAL_LM"))
+    peft_model.train()
+    trainable = [p for p in peft_model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=LEARNING_RATE, weight_decay=0.0)
     order = list(range(len(samples)))
     random.Random(seed).shuffle(order)
@@ -134,7 +139,7 @@ def baseline_side(model_dir: Path, samples: list[dict[str, list[int]]], device: 
         ids = torch.tensor([s["input_ids"] + [0] * (width - len(s["input_ids"])) for s in batch], device=device)
         labels = torch.tensor([s["labels"] + [-100] * (width - len(s["labels"])) for s in batch], device=device)
         mask = torch.tensor([[1] * len(s["input_ids"]) + [0] * (width - len(s["input_ids"])) for s in batch], device=device)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss = peft_model(input_ids=ids, attention_mask=mask, labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
@@ -149,7 +154,7 @@ def timed(step: Any, steps: int, device: str) -> dict[str, Any]:
     import torch
 
     started = time.perf_counter()
-    first = [step(index)[0] for index in range(WARMUP_STEPS)][0]
+    first = [step(index)[0] for index in range(WARMUP_STEPS)][0]  # noqa: RUF015 - every warm-up step runs; the first one's time is kept
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -166,11 +171,12 @@ def timed(step: Any, steps: int, device: str) -> dict[str, Any]:
             "warmup_s": warmup, "first_loss": first, "final_loss": losses[-1]}
 
 
-SIDES = {
+Side = Callable[[Path, list[dict[str, list[int]]], str, int], dict[str, Any]]
+SIDES: dict[str, Side] = {
     "engine": engine_side,
     "baseline": baseline_side,
-    "engine-uncompiled": lambda *a: engine_side(*a, compile_="off"),
-    "engine-compiled": lambda *a: engine_side(*a, compile_="on"),
+    "engine-uncompiled": functools.partial(engine_side, compile_="off"),
+    "engine-compiled": functools.partial(engine_side, compile_="on"),
 }
 
 
@@ -183,7 +189,7 @@ def run_side(side: str, args: argparse.Namespace, model_dir: Path, data: Path) -
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{side} failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def versions(device: str) -> dict[str, str]:

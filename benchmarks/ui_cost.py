@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from terminal import Terminal  # noqa: E402
+
 from forge_tui.engine.events import read_events  # noqa: E402
 
 WARMUP = 5
@@ -58,7 +59,7 @@ def throughput(events: Path) -> float:
     steps = [e for e in read_events(events) if e["type"] == "step"][WARMUP:]
     tokens = sum(e["tokens"] for e in steps)
     seconds = sum(e["tokens"] / e["tokens_per_second"] for e in steps if e["tokens_per_second"])
-    return tokens / seconds
+    return float(tokens / seconds)
 
 
 def one_run(work: Path, index: int, steps: int, with_tui: bool) -> dict[str, Any]:

@@ -9,6 +9,7 @@ them before anything else of ours runs. (`models fetch` downloads with pip in a 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import socket
@@ -61,7 +62,8 @@ class Attempt:
 
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback", ""})
-_SOCKET_MACHINERY = ("socket.py", "ssl.py", "asyncio", "selectors.py", "urllib", "http/", "requests/", "httpx", "httpcore", "aiohttp", "offline.py")
+_SOCKET_MACHINERY = ("socket.py", "ssl.py", "asyncio", "selectors.py", "urllib", "http/", "requests/", "httpx", "httpcore",
+                     "aiohttp", "offline.py")
 _attempts: list[Attempt] = []
 _sinks: list[Callable[[Attempt], None]] = []
 _original: dict[str, Any] = {}
@@ -87,11 +89,10 @@ def _caller() -> str:
 def _refuse(target: str, call: str) -> None:
     attempt = Attempt(target, call, _caller())
     _attempts.append(attempt)
-    for sink in list(_sinks):
-        try:
+    for sink in _sinks:
+        # A broken sink must not let the connection through; the attempt stays in `refused_attempts`.
+        with contextlib.suppress(Exception):
             sink(attempt)
-        except Exception:  # noqa: BLE001 - a broken sink must not let the connection through
-            pass
     raise EgressRefused(f"forge-tui refused an outgoing connection to {target} (data stays on this device)")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from platformdirs import user_cache_path, user_config_path
+from platformdirs import user_cache_path, user_config_path, user_log_path
 
 APP_NAME = "forge-tui"
 
@@ -22,6 +22,13 @@ def models_dir() -> Path:
 
 def downloads_dir() -> Path:
     return cache_dir() / "downloads"
+
+
+def log_dir() -> Path:
+    """The console's own log (what failed inside it, with tracebacks): `$FORGE_TUI_LOG_DIR` or the
+    user log directory (~/.local/state/forge-tui/log on Linux)."""
+    override = os.environ.get("FORGE_TUI_LOG_DIR")
+    return Path(override) if override else user_log_path(APP_NAME)
 
 
 def default_config_file() -> Path:

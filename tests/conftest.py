@@ -4,21 +4,20 @@ command provisions it first, so its absence is a set-up failure, reported as suc
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
 import forge_tui  # noqa: F401 - sets the offline variables before anything imports transformers
-from forge_tui.engine.events import read_events
 from forge_tui.engine.models import embedded_path, is_provisioned
+from tests.helpers import SAMPLE
 
 # The operator's own config file must not change what the suite sees (nor its child processes).
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="forge-tui-test-config-")
+# Nor does the suite write into the operator's console log.
+os.environ["FORGE_TUI_LOG_DIR"] = tempfile.mkdtemp(prefix="forge-tui-test-log-")
 
 # Property tests draw the same examples on every run (a suite that passes stays passing); set
 # HYPOTHESIS_PROFILE=explore to draw new ones when hunting bugs.
@@ -26,8 +25,6 @@ settings.register_profile("suite", derandomize=True)
 settings.register_profile("explore", max_examples=1000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "sample_data" / "waterworks"
 
 
 @pytest.fixture(scope="session")
@@ -37,26 +34,6 @@ def embedded_model() -> Path:
         pytest.fail(f"the embedded default model is not provisioned at {path}: run `forge-tui models fetch` "
                     "(the README's test command does this first)")
     return path
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run `python -m forge_tui ARGS` in a fresh process, as an operator would."""
-    return subprocess.run(
-        [sys.executable, "-m", "forge_tui", *args],
-        capture_output=True, text=True, timeout=600, cwd=cwd or ROOT,
-        env={**os.environ, **(env or {})},
-    )
-
-
-def wait_for_event(run: Path, kind: str, predicate=lambda e: True, timeout: float = 300) -> dict:
-    """Poll a run's event log until an event of `kind` satisfies `predicate`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for event in read_events(run / "events.jsonl"):
-            if event["type"] == kind and predicate(event):
-                return event
-        time.sleep(0.2)
-    raise AssertionError(f"no {kind} event in {run}")
 
 
 @pytest.fixture

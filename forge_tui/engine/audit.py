@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from forge_tui import __version__
-from forge_tui.engine.datacheck import file_sha256
+from forge_tui.engine.fsutil import file_sha256
 
 GENESIS = "0" * 64
 PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "safetensors", "textual")
@@ -79,9 +79,12 @@ def _last_entry(text: str) -> dict[str, Any] | None:
     if not lines:
         return None
     try:
-        return json.loads(lines[-1])
+        last = json.loads(lines[-1])
     except ValueError:
-        return {"seq": len(lines), "hash": hashlib.sha256(lines[-1].encode()).hexdigest()}  # chains on; verify flags it
+        last = None
+    if not isinstance(last, dict):  # a damaged last line: the chain goes on from it, and verify flags it
+        return {"seq": len(lines), "hash": hashlib.sha256(lines[-1].encode()).hexdigest()}
+    return last
 
 
 def verify(path: Path) -> tuple[int, list[str]]:
@@ -125,5 +128,7 @@ def record_event(audit: AuditLog, event: dict[str, Any]) -> None:
         audit.append("finished", step=event["step"], adapter_sha256=adapter_sha256(Path(event["adapter"])))
     elif kind in ("stopped", "error"):
         audit.append(kind, step=event.get("step"), reason=event.get("reason") or event.get("message"))
+    elif kind == "bench_failed":
+        audit.append("benchmark_failed", reason=event["message"])
     elif kind == "bench_result":
         audit.append("benchmark", result_sha256=file_sha256(Path(event["result"])), base=event["base"], tuned=event["tuned"])

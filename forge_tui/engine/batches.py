@@ -9,15 +9,17 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from functools import lru_cache
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import Any, TypeVar
 
 from forge_tui.engine.data import Sample
 from forge_tui.engine.tokens import encode_sample
 
 IGNORE = -100
 GROUP_FACTOR = 16  # samples are length-sorted within windows of this many effective batches
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,9 @@ def batch_at(step: int, lengths: tuple[int, ...], effective_batch: int, seed: in
     return epoch, epoch_plan(lengths, effective_batch, seed, epoch)[position]
 
 
-def micro_batches(indices: Sequence[int], micro_batch_size: int) -> list[list[int]]:
-    return [list(indices[i:i + micro_batch_size]) for i in range(0, len(indices), micro_batch_size)]
+def micro_batches(items: Sequence[T], micro_batch_size: int) -> list[list[T]]:
+    """`items` cut into consecutive micro-batches of at most `micro_batch_size`."""
+    return [list(items[i:i + micro_batch_size]) for i in range(0, len(items), micro_batch_size)]
 
 
 def collate(encoded: Sequence[Encoded], pad_id: int) -> dict[str, Any]:

@@ -18,12 +18,12 @@ from typing import Any
 
 from forge_tui.config import Config
 from forge_tui.engine import events as ev
-from forge_tui.engine.audit import AuditLog, record_event
 from forge_tui.engine.batches import IGNORE, Encoded, collate
 from forge_tui.engine.data import Sample, load_samples
-from forge_tui.engine.datacheck import file_sha256
+from forge_tui.engine.fsutil import file_sha256
 from forge_tui.engine.generation import generate, pad_id, prompt_ids
-from forge_tui.engine.runs import RunDir, RunnerLock, require_finished
+from forge_tui.engine.runner import Echo, owning
+from forge_tui.engine.runs import RunDir, require_finished
 from forge_tui.engine.safety import check_adapter
 from forge_tui.engine.scoring import ItemScores, bootstrap, composite, fact_score, rouge_l, subscores
 from forge_tui.errors import BadInput
@@ -90,7 +90,7 @@ def load_bench_model(run: RunDir) -> tuple[Any, Any, str]:
     import torch
     from peft import PeftModel
 
-    from forge_tui.engine.train import load_base, resolve_plan
+    from forge_tui.engine.plan import load_base, resolve_plan
 
     config = run.config()
     torch.set_num_threads(config.train.threads or os.cpu_count() or 1)
@@ -195,36 +195,18 @@ def _difference(a: float | None, b: float | None) -> float | None:
 
 
 def run_bench(run: RunDir, eval_path: Path, retention_path: Path | None, settings: Settings, *,
-              limit: int | None = None, echo: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+              limit: int | None = None, echo: Echo | None = None) -> dict[str, Any]:
     """Benchmark a finished run; events go to its log; returns the result (also in RUN/bench/result.json)."""
     adapter = require_finished(run)
     items = load_items(eval_path, "eval", limit)
     if retention_path is not None:
         items += load_items(retention_path, "retention", limit)
-    lock = RunnerLock(run)
-    log = ev.EventLog(run.events)
-
-    audit = AuditLog(run.audit)
-
-    def emit(event: ev.Event) -> None:
-        record = log.emit(event)
-        record_event(audit, record)
-        if echo:
-            echo(record)
-
-    try:
-        return _bench(run, adapter, items, (eval_path, retention_path), settings, emit)
-    except BaseException as exc:
-        if not isinstance(exc, KeyboardInterrupt):  # a warning: the run itself is still finished
-            emit(ev.Warning(message=f"benchmark failed: {exc}"))
-        raise
-    finally:
-        log.close()
-        lock.release()
+    with owning(run, lambda exc: ev.BenchFailed(message=str(exc) or type(exc).__name__), echo) as owner:
+        return _bench(run, adapter, items, (eval_path, retention_path), settings, owner.emit)
 
 
 def _bench(run: RunDir, adapter: Path, items: list[BenchItem], files: tuple[Path, Path | None], settings: Settings,
-           emit: Callable[[ev.Event], None]) -> dict[str, Any]:
+           emit: Callable[[ev.Event], ev.Record]) -> dict[str, Any]:
     import torch
 
     started = time.monotonic()

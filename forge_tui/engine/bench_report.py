@@ -6,22 +6,17 @@ import time
 from typing import Any
 
 from forge_tui.engine.scoring import SUBSCORES, WEIGHTS
+from forge_tui.units import figure
 
 SHOWN = 10  # items listed under "improved" and "regressed"
-
-
-def _number(value: float | None, sign: bool = False) -> str:
-    if value is None:
-        return "-"
-    return f"{value:+.1f}" if sign else f"{value:.1f}"
 
 
 def item_gain(item: dict[str, Any]) -> float:
     """How much better the tuned answer is on one item (facts first, then similarity, or retention)."""
     def value(side: dict[str, Any]) -> float:
         if "correct" in side:
-            return side["correct"]
-        return side.get("facts", 0.0) * 2 + side.get("similarity", 0.0)
+            return float(side["correct"])
+        return float(side.get("facts", 0.0) * 2 + side.get("similarity", 0.0))
 
     return value(item["tuned"]) - value(item["base"])
 
@@ -29,16 +24,16 @@ def item_gain(item: dict[str, Any]) -> float:
 def _table(result: dict[str, Any]) -> list[str]:
     ci = result["ci95"]
     lines = ["| | base | tuned | delta |", "|---|---:|---:|---:|",
-             f"| **composite** (0-100) | **{result['base']['composite']:.1f}** | **{result['tuned']['composite']:.1f}** | "
-             f"**{result['delta']['composite']:+.1f}** |"]
-    for key in SUBSCORES:
-        lines.append(f"| {key} (weight {WEIGHTS[key]:g}) | {_number(result['base']['subscores'][key])} | "
-                     f"{_number(result['tuned']['subscores'][key])} | {_number(result['delta']['subscores'][key], True)} |")
+             (f"| **composite** (0-100) | **{result['base']['composite']:.1f}** | **{result['tuned']['composite']:.1f}** | "
+              f"**{result['delta']['composite']:+.1f}** |")]
+    lines.extend(f"| {key} (weight {WEIGHTS[key]:g}) | {figure(result['base']['subscores'][key])} | "
+                 f"{figure(result['tuned']['subscores'][key])} | {figure(result['delta']['subscores'][key], sign=True)} |"
+                 for key in SUBSCORES)
     verdict = "a real gain" if result["significant"] and result["delta"]["composite"] > 0 else (
         "a real loss" if result["significant"] else "not distinguishable from noise")
-    lines += ["", f"95% bootstrap intervals ({result['settings']['resamples']} resamples over items): base "
-                  f"{ci['base'][0]:.1f} to {ci['base'][1]:.1f}, tuned {ci['tuned'][0]:.1f} to {ci['tuned'][1]:.1f}, "
-                  f"delta {ci['delta'][0]:+.1f} to {ci['delta'][1]:+.1f}: {verdict}."]
+    lines += ["", (f"95% bootstrap intervals ({result['settings']['resamples']} resamples over items): base "
+                   f"{ci['base'][0]:.1f} to {ci['base'][1]:.1f}, tuned {ci['tuned'][0]:.1f} to {ci['tuned'][1]:.1f}, "
+                   f"delta {ci['delta'][0]:+.1f} to {ci['delta'][1]:+.1f}: {verdict}.")]
     return lines
 
 
@@ -46,7 +41,7 @@ def _categories(result: dict[str, Any]) -> list[str]:
     lines = ["| category | items | base | tuned | delta | facts base -> tuned |", "|---|---:|---:|---:|---:|---|"]
     for name, row in result["categories"].items():
         base, tuned = row["base"], row["tuned"]
-        facts = f"{_number(base['subscores']['facts'])} -> {_number(tuned['subscores']['facts'])}"
+        facts = f"{figure(base['subscores']['facts'])} -> {figure(tuned['subscores']['facts'])}"
         lines.append(f"| {name} | {row['items']} | {base['composite']:.1f} | {tuned['composite']:.1f} | "
                      f"{tuned['composite'] - base['composite']:+.1f} | {facts} |")
     return lines
@@ -58,9 +53,8 @@ def _cell(text: str) -> str:
 
 def _items(items: list[dict[str, Any]]) -> list[str]:
     lines = ["| item | question | base answer | tuned answer | must contain |", "|---|---|---|---|---|"]
-    for item in items:
-        lines.append(f"| {item['id']} | {_cell(item['question'])} | {_cell(item['base']['answer'])} | "
-                     f"{_cell(item['tuned']['answer'])} | {_cell(', '.join(item['facts']))} |")
+    lines.extend(f"| {item['id']} | {_cell(item['question'])} | {_cell(item['base']['answer'])} | "
+                 f"{_cell(item['tuned']['answer'])} | {_cell(', '.join(item['facts']))} |" for item in items)
     return lines
 
 
@@ -70,16 +64,16 @@ def render(result: dict[str, Any]) -> str:
     regressed = [i for i in ranked if item_gain(i) < 0][:SHOWN]
     hashes = result["hashes"]
     lines = [f"# Benchmark of run {result['run']}", "",
-             f"{len(result['items'])} items; base model and tuned (base + this run's adapter), greedy answers of up "
-             f"to {result['settings']['max_new_tokens']} tokens; {time.strftime('%Y-%m-%d %H:%M')}, "
-             f"{result['seconds']:.0f} s.", "", *_table(result), "", "## By category", "", *_categories(result), "",
+             (f"{len(result['items'])} items; base model and tuned (base + this run's adapter), greedy answers of up "
+              f"to {result['settings']['max_new_tokens']} tokens; {time.strftime('%Y-%m-%d %H:%M')}, "
+              f"{result['seconds']:.0f} s."), "", *_table(result), "", "## By category", "", *_categories(result), "",
              f"## Improved ({sum(item_gain(i) > 0 for i in ranked)} items; up to {SHOWN} shown)", "", *_items(improved), "",
              f"## Regressed ({sum(item_gain(i) < 0 for i in ranked)} items; up to {SHOWN} shown)", "",
              *(_items(regressed) if regressed else ["None."]), "",
              "## Provenance", "", "| what | sha256 |", "|---|---|",
              *[f"| {name} | `{digest}` |" for name, digest in hashes.items() if digest], "",
-             "Scores: facts = share of an item's required facts present in the answer (normalised units, case and "
-             "number formats); similarity = ROUGE-L F1 with the reference; perplexity = 100 x exp(-mean negative "
-             "log-likelihood per reference token); retention = share of general questions the base answered that are "
-             "still answered. Composite = weighted mean of the subscores present.", ""]
+             ("Scores: facts = share of an item's required facts present in the answer (normalised units, case and "
+              "number formats); similarity = ROUGE-L F1 with the reference; perplexity = 100 x exp(-mean negative "
+              "log-likelihood per reference token); retention = share of general questions the base answered that are "
+              "still answered. Composite = weighted mean of the subscores present."), ""]
     return "\n".join(lines)

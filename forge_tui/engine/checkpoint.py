@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from forge_tui.engine.datacheck import file_sha256
-from forge_tui.engine.fsutil import publish_dir
+from forge_tui.engine.fsutil import file_sha256, publish_dir
 
 STATE = "state.json"
 PREFIX = "step-"

@@ -16,7 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forge_tui.engine.data import DEFAULT_MAX_RECORD_BYTES, Problem, Sample, dataset_files, read_dataset
+from forge_tui.config import DataConfig
+from forge_tui.engine.data import Problem, Sample, dataset_files, read_dataset
+from forge_tui.engine.fsutil import file_sha256
+from forge_tui.engine.readers import DEFAULT_MAX_RECORD_BYTES
 from forge_tui.engine.screening import KINDS, Finding, Screener
 
 DEFAULT_ERROR_CAP = 50
@@ -41,7 +44,7 @@ class Manifest:
     format: str | None
     sha256: str
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -85,7 +88,7 @@ class CheckReport:
     def ok(self) -> bool:
         return self.problem_count == 0
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
             "paths": self.paths,
@@ -122,14 +125,6 @@ def in_eval_split(key: bytes, eval_fraction: float) -> bool:
     return int.from_bytes(key[:8], "big") < eval_fraction * 2**64
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def build_manifest(counts: dict[Path, tuple[str | None, int]]) -> Manifest:
     """Hash every file; the manifest digest covers names (not folders), hashes, formats and counts."""
     entries = tuple(
@@ -139,7 +134,8 @@ def build_manifest(counts: dict[Path, tuple[str | None, int]]) -> Manifest:
     overall = hashlib.sha256(
         json.dumps([[Path(e.path).name, e.sha256, e.format, e.samples] for e in entries]).encode()
     ).hexdigest()
-    return Manifest(entries, sum(e.samples for e in entries), formats.pop() if len(formats) == 1 else ("mixed" if formats else None), overall)
+    overall_format = formats.pop() if len(formats) == 1 else ("mixed" if formats else None)
+    return Manifest(entries, sum(e.samples for e in entries), overall_format, overall)
 
 
 def length_stats(lengths: list[int], max_seq_len: int) -> LengthStats:
@@ -205,6 +201,15 @@ def check_dataset(
         report.manifest = build_manifest(per_file)
     _screened(report, screener.findings(), error_cap, strict)
     return report
+
+
+def check_configured(paths: Iterable[Path], data: DataConfig, *, strict: bool = False,
+                     token_length: Callable[[Sample], int] | None = None, max_seq_len: int | None = None) -> CheckReport:
+    """`check_dataset` under the config's split, record size and screening rule (`strict` makes the
+    screening findings problems whatever the config says)."""
+    return check_dataset(paths, eval_fraction=data.eval_fraction, max_seq_len=max_seq_len or data.max_seq_len,
+                         token_length=token_length, max_record_bytes=data.max_record_bytes,
+                         strict=strict or data.screening == "strict")
 
 
 def _screened(report: CheckReport, findings: list[Finding], cap: int, strict: bool) -> None:

@@ -10,12 +10,16 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forge_tui.config import Config
 from forge_tui.errors import ForgeError
+from forge_tui.units import gib
 
-GIB = 1024**3
+if TYPE_CHECKING:
+    from forge_tui.engine.memory import MemoryEstimate
+    from forge_tui.engine.plan import Plan
+
 STATUSES = ("ok", "info", "skip", "warn", "fail")
 
 # The first 4-bit call is where the PyPI aarch64 wheel fails on Jetson, so the smoke test makes one.
@@ -64,7 +68,8 @@ def classify_smoke(returncode: int, output: str, jetson: bool) -> Finding:
     if jetson or "named symbol not found" in output or "no kernel image" in output:
         return Finding("bitsandbytes 4-bit", "fail",
                        f"bitsandbytes imports but its first 4-bit call fails ({last}): the PyPI aarch64 wheel has no "
-                       "kernels for Jetson's GPU", f"build bitsandbytes from source for compute capability 87 (README: Jetson), {BF16_FALLBACK}")
+                       "kernels for Jetson's GPU",
+                       f"build bitsandbytes from source for compute capability 87 (README: Jetson), {BF16_FALLBACK}")
     return Finding("bitsandbytes 4-bit", "fail", f"the 4-bit smoke test failed: {last}",
                    f"reinstall bitsandbytes for this CUDA, {BF16_FALLBACK}")
 
@@ -77,7 +82,7 @@ def check_bitsandbytes() -> Finding:
     from forge_tui.engine.memory import is_jetson
 
     try:
-        done = subprocess.run([sys.executable, "-c", SMOKE_TEST], capture_output=True, text=True, timeout=300)
+        done = subprocess.run([sys.executable, "-c", SMOKE_TEST], capture_output=True, text=True, timeout=300, check=False)
     except subprocess.TimeoutExpired:
         return Finding("bitsandbytes 4-bit", "fail", "the 4-bit smoke test hung for 5 minutes", BF16_FALLBACK)
     return classify_smoke(done.returncode, done.stdout + done.stderr, is_jetson())
@@ -147,58 +152,21 @@ def check_model(config: Config) -> Finding:
     return Finding("model", "ok", f"{path.name}: {parameters / 1e6:.1f} M parameters, safetensors, local")
 
 
-def memory_estimate(config: Config) -> tuple[Any, Any]:
+def memory_estimate(config: Config) -> tuple[Plan, MemoryEstimate]:
     """(plan, estimate) for `config` at its full max_seq_len: the worst case a batch can reach."""
-    from forge_tui.engine.memory import estimate
-    from forge_tui.engine.train import resolve_plan
+    from forge_tui.engine.memory import estimate_for
+    from forge_tui.engine.models import resolve_model
+    from forge_tui.engine.plan import resolve_plan
 
-    path, _, parameters = _model_shape(config)
     plan = resolve_plan(config)
-    found = estimate(path, parameters, device=plan.device, quantized=plan.quantized, dtype=plan.dtype, r=config.lora.r,
-                     micro_batch=config.train.micro_batch_size, seq_len=config.data.max_seq_len, checkpointing=plan.checkpointing)
-    return plan, found
-
-
-def memory_verdict(found: Any) -> str:
-    """ok, warn (over 85% of what is available) or fail (over all of it)."""
-    return "fail" if found.total > found.available else "warn" if found.total > 0.85 * found.available else "ok"
+    return plan, estimate_for(config, plan, resolve_model(config.model.name, config.models.paths), config.data.max_seq_len)
 
 
 def check_memory(config: Config) -> Finding:
     _, found = memory_estimate(config)
-    verdict = memory_verdict(found)
     advice = {"fail": "lower [train] micro_batch_size or [data] max_seq_len, or use 4-bit",
-              "warn": "tight: close other programs or lower micro_batch_size", "ok": None}[verdict]
-    return Finding("memory", verdict, found.describe(), advice)
-
-
-def preflight(config: Config, dataset: Path) -> dict[str, Any]:
-    """What `train --dry-run` reports (and the Train screen shows): the dataset's check, the plan and
-    the memory estimate against the device's memory, and every reason the run could not start."""
-    from forge_tui.engine.datacheck import check_dataset
-
-    problems: list[str] = []
-    report = check_dataset([dataset], eval_fraction=config.data.eval_fraction,
-                           max_record_bytes=config.data.max_record_mib * 1024 * 1024,
-                           strict=config.data.screening == "strict")
-    problems += [str(p) for p in report.problems]
-    hidden = report.problem_count - len(report.problems)
-    if hidden:
-        problems.append(f"... and {hidden} more dataset problems")
-    plan = memory = None
-    try:
-        found_plan, found = memory_estimate(config)
-    except ForgeError as exc:
-        problems.append(str(exc))
-    else:
-        plan = asdict(found_plan)
-        memory = {"verdict": memory_verdict(found), "total": found.total, "available": found.available,
-                  "describe": found.describe()}
-        if memory["verdict"] == "fail":
-            problems.append(f"not enough memory: {found.describe()}")
-    return {"ok": not problems, "problems": problems, "dataset": {"path": str(dataset), "samples": report.samples,
-            "problem_count": report.problem_count, "split": report.split, "findings": report.finding_kinds()},
-            "plan": plan, "memory": memory}
+              "warn": "tight: close other programs or lower micro_batch_size", "ok": None}[found.verdict]
+    return Finding("memory", found.verdict, found.describe(), advice)
 
 
 def check_disk(config: Config) -> Finding:
@@ -213,8 +181,8 @@ def check_disk(config: Config) -> Finding:
     root = runs_root(config)
     existing = next(p for p in (root, *root.parents) if p.exists())
     free = shutil.disk_usage(existing).free
-    detail = (f"{free / GIB:.1f} GiB free at {root}; checkpoints need ~{checkpoints / GIB:.2f} GiB, "
-              f"a merged export ~{export / GIB:.2f} GiB")
+    detail = (f"{gib(free)} GiB free at {root}; checkpoints need ~{gib(checkpoints, 2)} GiB, "
+              f"a merged export ~{gib(export, 2)} GiB")
     if free < checkpoints:
         return Finding("disk", "fail", detail, "free space or set [runs] dir on a larger disk")
     if free < checkpoints + export:

@@ -14,13 +14,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+Record = dict[str, Any]  # an event as it is written and read back: `type`, `time` and its fields
+
 
 @dataclass(frozen=True)
 class Event:
     type: ClassVar[str] = "event"
     time: float = field(default_factory=time.time, kw_only=True)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> Record:
         return {"type": self.type, **asdict(self)}
 
 
@@ -31,7 +33,7 @@ class RunStarted(Event):
     type: ClassVar[str] = "run_started"
     run: str
     mode: str            # "qlora-nf4" | "lora"
-    device: str          # "cpu" | "cuda:0 (NVIDIA H100 ...)"
+    device: str          # "cpu" | the GPU's name, e.g. "NVIDIA H100 80GB HBM3" or "Orin"
     precision: str       # e.g. "nf4 weights, bf16 compute" | "fp32"
     model: str
     total_steps: int
@@ -58,7 +60,7 @@ class Step(Event):
     epoch: float
     loss: float
     lr: float
-    tokens: int              # loss-bearing tokens in this step
+    tokens: int              # tokens in this step's batch, prompts included, padding not
     tokens_per_second: float
     eta_seconds: float
 
@@ -101,7 +103,9 @@ class Resumed(GuardEvent):
 
 
 @dataclass(frozen=True)
-class Warning(Event):  # noqa: A001 - the event's name in the schema
+class RunWarning(Event):
+    """Something the operator should know that does not stop the run (or the benchmark)."""
+
     type: ClassVar[str] = "warning"
     message: str
     step: int | None = None
@@ -109,6 +113,8 @@ class Warning(Event):  # noqa: A001 - the event's name in the schema
 
 @dataclass(frozen=True)
 class Error(Event):
+    """The runner failed; the run can be resumed from `last_checkpoint`."""
+
     type: ClassVar[str] = "error"
     message: str
     step: int | None = None
@@ -180,16 +186,24 @@ class BenchResult(Event):
     seconds: float
 
 
+@dataclass(frozen=True)
+class BenchFailed(Event):
+    """The benchmark ended without a result; the run itself is still finished."""
+
+    type: ClassVar[str] = "bench_failed"
+    message: str
+
+
 class EventLog:
     """Append-only writer. Each event is one line, flushed at once; milestones are fsynced."""
 
-    DURABLE = frozenset({"run_started", "checkpoint", "stopped", "finished", "error", "paused"})
+    DURABLE = frozenset({"run_started", "checkpoint", "stopped", "finished", "error", "paused", "bench_result", "bench_failed"})
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the log
 
-    def emit(self, event: Event) -> dict[str, Any]:
+    def emit(self, event: Event) -> Record:
         record = event.to_json()
         self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._handle.flush()
@@ -201,7 +215,7 @@ class EventLog:
         self._handle.close()
 
 
-def read_events(path: Path) -> list[dict[str, Any]]:
+def read_events(path: Path) -> list[Record]:
     """Every complete event in a log (a torn last line, from a kill mid-write, is ignored)."""
     return EventTail(path).poll()
 
@@ -214,7 +228,7 @@ class EventTail:
         self._offset = 0
         self._partial = b""
 
-    def poll(self) -> list[dict[str, Any]]:
+    def poll(self) -> list[Record]:
         try:
             with open(self.path, "rb") as handle:
                 handle.seek(self._offset)
@@ -227,8 +241,9 @@ class EventTail:
         return [event for event in map(_parse, lines) if event is not None]
 
 
-def _parse(line: bytes) -> dict[str, Any] | None:
+def _parse(line: bytes) -> Record | None:
     try:
-        return json.loads(line)
+        record = json.loads(line)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
+    return record if isinstance(record, dict) and "type" in record else None

@@ -1,11 +1,15 @@
-"""Publishing a folder atomically: whatever reads the final path sees the old folder or the complete
-new one, never a half-written one, and a power cut after the rename keeps the new one."""
+"""Files written so that a crash never leaves half of one: a folder published atomically (whatever
+reads the final path sees the old folder or the complete new one, and a power cut after the rename
+keeps the new one), a small file written durably; and the one file hash everything records."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 
 def fsync_path(path: Path) -> None:
@@ -41,3 +45,25 @@ def write_durably(path: Path, text: str) -> None:
         os.fsync(handle.fileno())
     staging.rename(path)
     fsync_path(path.parent)
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB chunks (a model's weights never sit in memory whole)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def json_object(text: str | bytes) -> dict[str, Any]:
+    """A JSON document that must be an object (ValueError for anything else, as for bad JSON)."""
+    document = json.loads(text)
+    if not isinstance(document, dict):
+        raise ValueError(f"expected a JSON object, got {type(document).__name__}")
+    return document
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A small JSON file holding one object (a run's records, a result)."""
+    return json_object(path.read_text(encoding="utf-8"))

@@ -15,7 +15,7 @@ def prompt_ids(tokenizer: Any, turns: Conversation) -> list[int]:
 
 
 def pad_id(tokenizer: Any) -> int:
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
 
 
 def generate(model: Any, tokenizer: Any, prompts: Sequence[Conversation], device: str, max_new_tokens: int) -> list[str]:

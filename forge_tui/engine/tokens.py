@@ -12,7 +12,7 @@ def encode_sample(tokenizer: Any, sample: Sample) -> list[int]:
     """Token ids of a sample as the model will see it: the chat template for conversations,
     raw text plus end-of-sequence for `text` records."""
     if sample.fmt == "text":
-        return list(tokenizer(sample.messages[0].content)["input_ids"]) + [tokenizer.eos_token_id]
+        return [*tokenizer(sample.messages[0].content)["input_ids"], tokenizer.eos_token_id]
     return list(tokenizer.apply_chat_template(sample.as_dicts(), tokenize=True, return_dict=False))
 
 

@@ -1,16 +1,13 @@
 """The training loop: setup, train, save_checkpoint, finish. It speaks through events only.
 
-CUDA: 4-bit NF4 QLoRA through bitsandbytes (double quantisation, bf16 compute) with gradient
-checkpointing. CPU: fp32 LoRA (bf16 matmuls are ~25x slower on CPUs without native bf16). What runs
-is stated in the run_started event. AdamW over the adapter, linear warm-up then cosine (a pure
-function of the step, so resuming needs no scheduler state), token-weighted gradient accumulation,
-eval loss on the held-out split, one seed for everything.
+What runs where (4-bit on CUDA, fp32 LoRA on a CPU) is the plan's (plan.py) and is stated in the
+run_started event. AdamW over the adapter, linear warm-up then cosine (a pure function of the step,
+so resuming needs no scheduler state), token-weighted gradient accumulation, eval loss on the
+held-out split, rehearsal rows against forgetting (rehearsal.py), one seed for everything.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import math
 import os
 import random
@@ -18,48 +15,33 @@ import shutil
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from forge_tui.config import Config
 from forge_tui.engine import events as ev
-from forge_tui.engine.audit import AuditLog, record_event, versions, who
+from forge_tui.engine.audit import versions, who
 from forge_tui.engine.batches import Encoded, batch_at, collate, encode_for_training, micro_batches, steps_per_epoch
 from forge_tui.engine.checkpoint import TrainState, latest_checkpoint, restore, save_checkpoint
-from forge_tui.engine.data import Message, Sample, load_samples
-from forge_tui.engine.generation import generate, pad_id
-from forge_tui.engine.loss import base_model, token_loss_sum
+from forge_tui.engine.data import load_samples
 from forge_tui.engine.datacheck import in_eval_split, sample_key
-from forge_tui.engine.fsutil import publish_dir, write_durably
-from forge_tui.engine.memory import MemoryEstimate, estimate
-from forge_tui.engine.models import describe_directory, load_causal_lm, load_tokenizer, resolve_model
-from forge_tui.engine.runs import RunDir, RunnerLock, rehearsal_file
+from forge_tui.engine.fsutil import publish_dir
+from forge_tui.engine.generation import pad_id
+from forge_tui.engine.loss import token_loss_sum
+from forge_tui.engine.memory import MemoryEstimate, estimate_for
+from forge_tui.engine.models import load_tokenizer, resolve_model
+from forge_tui.engine.plan import Plan, add_adapter, compile_layers, device_name, load_for_training, peak_memory, resolve_plan
+from forge_tui.engine.rehearsal import rehearsal_rows
+from forge_tui.engine.runner import Echo, RunOwner, owning
+from forge_tui.engine.runs import RunDir
 from forge_tui.engine.telemetry.guard import Decision
 from forge_tui.engine.telemetry.watch import ThermalWatch
 from forge_tui.errors import BadInput, ForgeError
-from forge_tui.offline import Attempt, egress_guarded, on_refused
+from forge_tui.offline import egress_guarded
 
-
-@dataclass(frozen=True)
-class Plan:
-    """How this machine will run the config: resolved from the `auto` settings."""
-
-    device: str
-    quantized: bool
-    dtype: str
-    checkpointing: bool
-    compiled: bool = False
-
-    @property
-    def mode(self) -> str:
-        return "qlora-nf4" if self.quantized else "lora"
-
-    @property
-    def precision(self) -> str:
-        precision = f"nf4 weights, {self.dtype} compute" if self.quantized else self.dtype
-        return precision + (", compiled" if self.compiled else "")
+RECENT_STEPS = 20  # steps the ETA averages over
 
 
 @dataclass
@@ -75,6 +57,9 @@ class Session:
     plan: Plan
     threads: int
     total: int
+    micro_batch: int              # halved on CUDA out-of-memory, grad_accum doubled to match
+    grad_accum: int
+    watch: ThermalWatch
     step: int = 0
     train_loss: float | None = None
     eval_loss: float | None = None
@@ -84,21 +69,6 @@ class Session:
     @cached_property
     def lengths(self) -> tuple[int, ...]:
         return tuple(len(e.input_ids) for e in self.train)
-
-
-def resolve_plan(config: Config) -> Plan:
-    import torch
-
-    model = config.model
-    cuda = torch.cuda.is_available()
-    device = ("cuda" if cuda else "cpu") if model.device == "auto" else model.device
-    if device == "cuda" and not cuda:
-        raise BadInput("[model] device = cuda, but torch sees no CUDA device")
-    quantized = model.quantization == "nf4" or (model.quantization == "auto" and device == "cuda")
-    dtype = ("bf16" if device == "cuda" else "fp32") if model.compute_dtype == "auto" else model.compute_dtype
-    checkpointing = model.gradient_checkpointing == "on" or (model.gradient_checkpointing == "auto" and device == "cuda")
-    compiled = model.compile == "on" or (model.compile == "auto" and device == "cuda" and has_triton())
-    return Plan(device, quantized, dtype, checkpointing, compiled)
 
 
 def get_lr(step: int, total: int, config: Config) -> float:
@@ -112,102 +82,12 @@ def get_lr(step: int, total: int, config: Config) -> float:
     return floor + 0.5 * (1 + math.cos(math.pi * min(1.0, progress))) * (train.learning_rate - floor)
 
 
-def torch_dtype(name: str) -> Any:
-    import torch
-
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
-
-
-def load_base(path: Path, plan: Plan) -> Any:
-    """The base model as the plan says: NF4 4-bit (bitsandbytes) or plain weights, on its device."""
-    if plan.quantized:
-        from transformers import BitsAndBytesConfig
-
-        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                   bnb_4bit_compute_dtype=torch_dtype(plan.dtype))
-        device_map = {"": 0} if plan.device == "cuda" else {"": "cpu"}
-        return load_causal_lm(path, quantization_config=quant, dtype=torch_dtype(plan.dtype), device_map=device_map)
-    return load_causal_lm(path, dtype=torch_dtype(plan.dtype)).to(plan.device)
-
-
-def load_for_training(path: Path, plan: Plan) -> Any:
-    """The base model ready for an adapter: frozen, checkpointed as planned, in train mode.
-
-    No `prepare_model_for_kbit_training`: it upcasts norms, embeddings and head to fp32, which puts
-    the whole residual stream and attention in fp32 (twice the activation memory, no bf16 attention
-    kernels). Here compute stays in the plan's dtype; the adapter's own weights are fp32 (peft's
-    default), so its updates keep their precision.
-    """
-    model = load_base(path, plan)
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
-    if plan.checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    model.config.use_cache = False
-    model.train()  # from_pretrained returns eval mode; checkpointing is silently off in it
-    return model
-
-
-def has_triton() -> bool:
-    """Inductor's GPU code generator; some Jetson torch builds ship without it."""
-    return importlib.util.find_spec("triton") is not None
-
-
-def compile_layers(model: Any) -> None:
-    """torch.compile each decoder layer with dynamic shapes (batch lengths vary). The layers share
-    one code object and their parameters are graph inputs, so one compile serves them all; it
-    fuses the norms, activations and casts between the matmuls, and cuts the Python overhead of
-    the adapter's many small modules, which otherwise bounds a GPU step. A layer that fails to
-    compile runs eagerly (suppress_errors) rather than ending the run."""
-    import torch._dynamo
-
-    torch._dynamo.config.suppress_errors = True
-    for layer in base_model(model).get_decoder().layers:
-        layer.compile(dynamic=True)
-
-
-def add_adapter(model: Any, config: Config) -> Any:
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    torch.manual_seed(config.train.seed)  # the adapter's initial weights come from the seed
-    lora = config.lora
-    targets: Any = "all-linear" if list(lora.target_modules) == ["all-linear"] else list(lora.target_modules)
-    peft_config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                             target_modules=targets, task_type="CAUSAL_LM", bias="none")
-    model = get_peft_model(model, peft_config)
-    model.train()
-    return model
-
-
-REHEARSAL_BATCH = 16
-REHEARSAL_TOKENS = 64
-
-
-def distilled(encoded: Encoded) -> Encoded:
-    """A self-distilled rehearsal row: scored by KL from the base model at every position, prompt
-    included, so the adapter is held to the base model's reading of general text, not only to its
-    answers."""
-    return replace(encoded, labels=encoded.input_ids, distill=True)
-
-
-def whole_sentences(text: str) -> str:
-    """An answer cut off by the token limit, trimmed back to its last complete sentence."""
-    text = text.strip()
-    if not text or text[-1] in ".!?":
-        return text
-    end = max(text.rfind(mark) for mark in ".!?")
-    return text[: end + 1] if end >= 8 else text
-
-
-def peak_memory(device: str) -> int:
-    import resource
-
-    import torch
-
-    if device == "cuda":
-        return int(torch.cuda.max_memory_allocated())
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+def total_steps(config: Config, train_samples: int) -> int:
+    """max_steps when set, else the steps `epochs` passes over the training split take."""
+    t = config.train
+    if t.max_steps:
+        return t.max_steps
+    return max(1, math.ceil(t.epochs * steps_per_epoch(train_samples, t.micro_batch_size * t.grad_accum)))
 
 
 def train_batch(model: Any, optimizer: Any, trainable: list[Any], batch: list[Encoded], *, micro_batch: int,
@@ -234,89 +114,93 @@ def train_batch(model: Any, optimizer: Any, trainable: list[Any], batch: list[En
 class Trainer:
     """One run's training, from a fresh start or its latest complete checkpoint."""
 
-    def __init__(self, run: RunDir, log: ev.EventLog, *, echo: Callable[[dict[str, Any]], None] | None = None) -> None:
-        self.run = run
-        self.log = log
-        self.echo = echo
-        self.config = run.config()
-        self.audit = AuditLog(run.audit)
+    def __init__(self, owner: RunOwner) -> None:
+        self.owner = owner
+        self.run = owner.run
+        self.emit = owner.emit
+        self.config = owner.run.config()
         self.stop_signal = False
-
-    # ----------------------------------------------------------------- events
-    def emit(self, event: ev.Event) -> None:
-        record = self.log.emit(event)
-        record_event(self.audit, record)
-        if self.echo:
-            self.echo(record)
 
     # ----------------------------------------------------------------- setup
     def _split(self, tokenizer: Any) -> tuple[list[Encoded], list[Encoded]]:
         config = self.config
-        samples = load_samples(Path(config.train.dataset), config.data.max_record_mib * 1024 * 1024)
-        train, held = [], []
+        samples = load_samples(Path(config.train.dataset), config.data.max_record_bytes)
+        train: list[Encoded] = []
+        held: list[Encoded] = []
         for sample in samples:
             (held if in_eval_split(sample_key(sample), config.data.eval_fraction) else train).append(
                 encode_for_training(tokenizer, sample, config.data.max_seq_len))
         truncated = sum(e.truncated for e in train + held)
         if truncated:
-            self.emit(ev.Warning(f"{truncated} sample(s) longer than max_seq_len {config.data.max_seq_len} were truncated"))
+            self.emit(ev.RunWarning(f"{truncated} sample(s) longer than max_seq_len {config.data.max_seq_len} were truncated"))
         if not train:
             raise BadInput(f"{config.train.dataset}: no training samples left after the eval split")
         return train, held
 
-    def _rehearsal(self, tokenizer: Any, model: Any, device: str, domain: int) -> list[Encoded]:
-        """General conversations making up `rehearsal_share` of the training split (the set repeated
-        in file order as needed), against forgetting what the base model knew."""
-        data = self.config.data
-        path = rehearsal_file(data.rehearsal)
-        if path is None or domain == 0:
-            return []
-        samples = load_samples(path, data.max_record_mib * 1024 * 1024)
-        self_distilled = data.rehearsal_answers == "base"
-        if self_distilled:
-            samples = self._distilled(samples, model, tokenizer, device)
-        general = [encode_for_training(tokenizer, sample, data.max_seq_len) for sample in samples]
-        general = [distilled(e) for e in general] if self_distilled else general
-        count = round(domain * data.rehearsal_share / (1 - data.rehearsal_share))
-        return [general[i % len(general)] for i in range(count)] if general else []
-
-    def _distilled(self, samples: list[Sample], model: Any, tokenizer: Any, device: str) -> list[Sample]:
-        """The rehearsal questions with the base model's own greedy answers (self-distillation: the
-        run rehearses what the model already says, not new facts). Written once into the run
-        directory, so a resumed run trains on exactly the same conversations."""
-        cache = self.run.path / "rehearsal-answers.jsonl"
-        if cache.is_file():
-            answers = [json.loads(line)["answer"] for line in cache.read_text(encoding="utf-8").splitlines()]
-        else:
-            model.eval()
-            with model.disable_adapter():
-                answers = [answer for start in range(0, len(samples), REHEARSAL_BATCH)
-                           for answer in generate(model, tokenizer, [s.as_dicts()[:-1] for s in samples[start:start + REHEARSAL_BATCH]],
-                                                  device, REHEARSAL_TOKENS)]
-            model.train()
-            write_durably(cache, "".join(json.dumps({"answer": a}, ensure_ascii=False) + "\n" for a in answers))
-        return [replace(sample, messages=(*sample.messages[:-1], Message("assistant", whole_sentences(answer))))
-                for sample, answer in zip(samples, answers, strict=True) if answer.strip()]
-
-    def total_steps(self, train_samples: int) -> int:
-        t = self.config.train
-        if t.max_steps:
-            return t.max_steps
-        return max(1, math.ceil(t.epochs * steps_per_epoch(train_samples, t.micro_batch_size * t.grad_accum)))
-
     def _check_memory(self, model_dir: Path, plan: Plan, longest: int) -> MemoryEstimate:
         """Refuse before loading when the estimate exceeds what the device has; the sequence length
         is the longest sample after truncation (the batches are never padded beyond it)."""
-        info = describe_directory(model_dir)
-        t = self.config.train
-        found = estimate(model_dir, info.parameters or 0, device=plan.device, quantized=plan.quantized, dtype=plan.dtype,
-                         r=self.config.lora.r, micro_batch=t.micro_batch_size, seq_len=longest,
-                         checkpointing=plan.checkpointing)
-        if found.total > found.available:
+        found = estimate_for(self.config, plan, model_dir, longest)
+        if found.verdict == "fail":
             raise BadInput(f"not enough memory: {found.describe()}; lower micro_batch_size or max_seq_len, or use 4-bit")
-        if found.total > 0.85 * found.available:
-            self.emit(ev.Warning(f"tight on memory: {found.describe()}"))
+        if found.verdict == "warn":
+            self.emit(ev.RunWarning(f"tight on memory: {found.describe()}"))
         return found
+
+    def _setup(self) -> Session:
+        """Load data, model and adapter; restore the latest checkpoint if any; announce the run."""
+        import torch
+
+        config = self.config
+        plan = resolve_plan(config)
+        model_dir = resolve_model(config.model.name, config.models.paths)
+        checkpoint = latest_checkpoint(self.run.checkpoints)
+        threads = config.train.threads or os.cpu_count() or 1
+        torch.set_num_threads(threads)
+        random.seed(config.train.seed)
+        tokenizer = load_tokenizer(model_dir)
+        train, held = self._split(tokenizer)
+        memory = self._check_memory(model_dir, plan, max(len(e.input_ids) for e in train + held))
+        model = add_adapter(load_for_training(model_dir, plan), config)
+        train = train + rehearsal_rows(config.data, self.run.path, tokenizer, model, plan.device, len(train))
+        if plan.compiled:
+            compile_layers(model)  # after the rehearsal answers: generation runs uncompiled
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=config.train.learning_rate, weight_decay=config.train.weight_decay)
+        state = self._restore(checkpoint, model, optimizer, threads) if checkpoint is not None else None
+        session = Session(model=model, optimizer=optimizer, trainable=trainable, train=train, held=held, pad_id=pad_id(tokenizer),
+                          plan=plan, threads=threads, total=total_steps(config, len(train)),
+                          micro_batch=state.micro_batch_size if state else config.train.micro_batch_size,
+                          grad_accum=state.grad_accum if state else config.train.grad_accum, watch=ThermalWatch(config))
+        if state is not None:
+            session.step, session.train_loss, session.eval_loss = state.step, state.train_loss, state.eval_loss
+        self._announce(session, str(model_dir), memory)
+        session.watch.attach(lambda message: self._warn(message, session))
+        return session
+
+    def _warn(self, message: str, session: Session) -> None:
+        self.emit(ev.RunWarning(message, step=session.step))
+
+    def _restore(self, checkpoint: Path, model: Any, optimizer: Any, threads: int) -> TrainState:
+        """The checkpoint's weights, optimizer and RNG state restored; refused when it belongs to
+        another config or dataset."""
+        state = restore(checkpoint, model, optimizer)
+        meta = self.run.meta()
+        if state.config_sha256 != meta["config_sha256"] or state.dataset_sha256 != meta["dataset_sha256"]:
+            raise BadInput(f"{self.run.path}: the latest checkpoint belongs to another config or dataset; refusing to resume")
+        if state.threads != threads:
+            self.emit(ev.RunWarning(f"resumed with {threads} threads where the run used {state.threads}: "
+                                    "results will not be bit-identical to an uninterrupted run"))
+        return state
+
+    def _announce(self, session: Session, model: str, memory: MemoryEstimate) -> None:
+        plan = session.plan
+        self.emit(ev.RunStarted(
+            run=self.run.name, mode=plan.mode, device=device_name(plan), precision=plan.precision, model=model,
+            total_steps=session.total, start_step=session.step, train_samples=len(session.train), eval_samples=len(session.held),
+            effective_batch=session.micro_batch * session.grad_accum, threads=session.threads,
+            trainable_parameters=sum(p.numel() for p in session.trainable),
+            memory_estimate_bytes=memory.total, memory_available_bytes=memory.available, **session.watch.start_record()))
 
     # ----------------------------------------------------------------- the loop
     def train(self) -> str:
@@ -326,7 +210,7 @@ class Trainer:
         try:
             return self._loop(session, started)
         finally:
-            self.watch.close()
+            session.watch.close()
 
     def _loop(self, session: Session, started: float) -> str:
         if session.held and session.step == 0:  # the starting point, so the fall of the eval loss shows
@@ -334,7 +218,7 @@ class Trainer:
         while session.step < session.total:
             if self._stop_asked():
                 return self._stopped(session, self._save(session), "operator")
-            decision = self.watch.check()
+            decision = session.watch.check()
             if decision.action == "pause" and not self._pause(session, decision):
                 return "stopped"
             self._train_step(session)
@@ -360,7 +244,7 @@ class Trainer:
         """Checkpoint, then wait for the device to cool; False when the run stopped instead of resuming."""
         path = self._save(session)
         self.emit(ev.Paused(step=session.step, reason=decision.reason, details=decision.details))
-        outcome = self.watch.wait_until_cool(self._stop_asked)
+        outcome = session.watch.wait_until_cool(self._stop_asked)
         if outcome.action == "resume":
             self.emit(ev.Resumed(step=session.step, reason=outcome.reason, details=outcome.details))
             return True
@@ -373,44 +257,6 @@ class Trainer:
     def _due(session: Session, every: int) -> bool:
         return session.step == session.total or bool(every and session.step % every == 0)
 
-    def _setup(self) -> Session:
-        """Load data, model and adapter; restore the latest checkpoint if any; announce the run."""
-        import torch
-
-        config = self.config
-        plan = resolve_plan(config)
-        model_dir = resolve_model(config.model.name, config.models.paths)
-        checkpoint = latest_checkpoint(self.run.checkpoints)
-        threads = config.train.threads or os.cpu_count() or 1
-        torch.set_num_threads(threads)
-        random.seed(config.train.seed)
-        tokenizer = load_tokenizer(model_dir)
-        train, held = self._split(tokenizer)
-        memory = self._check_memory(model_dir, plan, max(len(e.input_ids) for e in train + held))
-        model = add_adapter(load_for_training(model_dir, plan), config)
-        train = train + self._rehearsal(tokenizer, model, plan.device, len(train))
-        if plan.compiled:
-            compile_layers(model)  # after the rehearsal answers: generation runs uncompiled
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(trainable, lr=config.train.learning_rate, weight_decay=config.train.weight_decay)
-        session = Session(model=model, optimizer=optimizer, trainable=trainable, train=train, held=held, pad_id=pad_id(tokenizer),
-                          plan=plan, threads=threads, total=self.total_steps(len(train)))
-        self.micro_batch, self.grad_accum = config.train.micro_batch_size, config.train.grad_accum
-        if checkpoint is not None:
-            state = restore(checkpoint, model, optimizer)
-            self._check_state(state, threads)
-            session.step, session.train_loss, session.eval_loss = state.step, state.train_loss, state.eval_loss
-            self.micro_batch, self.grad_accum = state.micro_batch_size, state.grad_accum
-        self.watch = ThermalWatch(config)
-        self.emit(ev.RunStarted(
-            run=self.run.name, mode=plan.mode, device=torch.cuda.get_device_name(0) if plan.device == "cuda" else "cpu",
-            precision=plan.precision, model=str(model_dir), total_steps=session.total, start_step=session.step,
-            train_samples=len(train), eval_samples=len(held), effective_batch=self.micro_batch * self.grad_accum,
-            threads=threads, trainable_parameters=sum(p.numel() for p in trainable),
-            memory_estimate_bytes=memory.total, memory_available_bytes=memory.available, **self.watch.start_record()))
-        self.watch.attach(lambda message: self.emit(ev.Warning(message, step=session.step)))
-        return session
-
     def _train_step(self, session: Session) -> None:
         """One optimizer step at the batch the seeded plan assigns to this step; emits `step`."""
         tick = time.monotonic()
@@ -422,20 +268,12 @@ class Trainer:
         session.train_loss, tokens = self._optimizer_step(session, [session.train[i] for i in indices])
         session.step += 1
         session.step_times.append(time.monotonic() - tick)
-        recent = session.step_times[-20:]
+        recent = session.step_times[-RECENT_STEPS:]
         self.emit(ev.Step(step=session.step, total_steps=session.total,
                           epoch=round(session.step / steps_per_epoch(len(session.train), effective), 3),
                           loss=session.train_loss, lr=lr, tokens=tokens,
                           tokens_per_second=round(tokens / session.step_times[-1], 1),
                           eta_seconds=round(sum(recent) / len(recent) * (session.total - session.step), 1)))
-
-    def _check_state(self, state: TrainState, threads: int) -> None:
-        meta = self.run.meta()
-        if state.config_sha256 != meta["config_sha256"] or state.dataset_sha256 != meta["dataset_sha256"]:
-            raise BadInput(f"{self.run.path}: the latest checkpoint belongs to another config or dataset; refusing to resume")
-        if state.threads != threads:
-            self.emit(ev.Warning(f"resumed with {threads} threads where the run used {state.threads}: "
-                                 "results will not be bit-identical to an uninterrupted run"))
 
     def _optimizer_step(self, session: Session, batch: list[Encoded]) -> tuple[float, int]:
         """One optimizer step over an effective batch; on CUDA out-of-memory, halve the micro-batch
@@ -448,16 +286,16 @@ class Trainer:
             except torch.OutOfMemoryError:
                 session.optimizer.zero_grad(set_to_none=True)
                 torch.cuda.empty_cache()
-                if self.micro_batch == 1:
+                if session.micro_batch == 1:
                     raise ForgeError("out of memory at micro-batch 1: lower max_seq_len or use a smaller model; "
                                      "the last checkpoint is intact") from None
-                self.micro_batch //= 2
-                self.grad_accum *= 2
-                self.emit(ev.Warning(f"CUDA out of memory: micro-batch halved to {self.micro_batch}, "
-                                     f"gradient accumulation {self.grad_accum} (effective batch unchanged)", step=session.step))
+                session.micro_batch //= 2
+                session.grad_accum *= 2
+                self.emit(ev.RunWarning(f"CUDA out of memory: micro-batch halved to {session.micro_batch}, "
+                                        f"gradient accumulation {session.grad_accum} (effective batch unchanged)", step=session.step))
 
     def _accumulate(self, session: Session, batch: list[Encoded]) -> tuple[float, int]:
-        return train_batch(session.model, session.optimizer, session.trainable, batch, micro_batch=self.micro_batch,
+        return train_batch(session.model, session.optimizer, session.trainable, batch, micro_batch=session.micro_batch,
                            device=session.plan.device, pad=session.pad_id, max_grad_norm=self.config.train.max_grad_norm,
                            kl_weight=self.config.data.rehearsal_weight)
 
@@ -469,7 +307,7 @@ class Trainer:
         total, count = 0.0, 0
         ordered = sorted(session.held, key=lambda e: len(e.input_ids))
         with torch.no_grad():
-            for chunk in micro_batches(ordered, self.micro_batch):
+            for chunk in micro_batches(ordered, session.micro_batch):
                 tensors = {k: v.to(session.plan.device) for k, v in collate(chunk, session.pad_id).items()}
                 loss_sum, n = token_loss_sum(session.model, tensors)
                 total, count = total + float(loss_sum), count + n
@@ -484,7 +322,7 @@ class Trainer:
             return session.saved[1]
         tick = time.monotonic()
         meta = self.run.meta()
-        state = TrainState(step=session.step, micro_batch_size=self.micro_batch, grad_accum=self.grad_accum,
+        state = TrainState(step=session.step, micro_batch_size=session.micro_batch, grad_accum=session.grad_accum,
                            threads=session.threads, config_sha256=meta["config_sha256"],
                            dataset_sha256=meta["dataset_sha256"], python_rng=random.getstate(),
                            train_loss=session.train_loss, eval_loss=session.eval_loss)
@@ -501,32 +339,21 @@ class Trainer:
         publish_dir(staging, self.run.adapter)
 
 
-def run_training(run: RunDir, echo: Callable[[dict[str, Any]], None] | None = None) -> str:
-    """Hold the run's lock, train, and record any failure as an error event (then re-raise)."""
-    lock = RunnerLock(run)
-    log = ev.EventLog(run.events)
-    trainer = Trainer(run, log, echo=echo)
-    trainer.audit.append("runner_started", **who(), egress_guard=egress_guarded(), versions=versions())
-    stop_watching = on_refused(lambda attempt: _refused(trainer, attempt))
-    previous = signal.signal(signal.SIGTERM, lambda *_: setattr(trainer, "stop_signal", True))
-    try:
-        return trainer.train()
-    except BaseException as exc:
+def _failed(run: RunDir) -> Callable[[BaseException], ev.Event]:
+    """The error event a failing runner leaves: the message and the checkpoint it can resume from."""
+    def failure(exc: BaseException) -> ev.Event:
         last = latest_checkpoint(run.checkpoints)
-        message = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc) or type(exc).__name__
-        if not isinstance(exc, KeyboardInterrupt):
-            trainer.emit(ev.Error(message=message, last_checkpoint=str(last) if last else None))
-        raise
-    finally:
-        stop_watching()
-        signal.signal(signal.SIGTERM, previous)
-        log.close()
-        lock.release()
+        return ev.Error(message=str(exc) or type(exc).__name__, last_checkpoint=str(last) if last else None)
+    return failure
 
 
-def _refused(trainer: Trainer, attempt: Attempt) -> None:
-    """An outgoing connection from inside the run (a library phoning home): in the audit trail, and
-    in the event log for the operator."""
-    trainer.audit.append("egress_refused", **attempt.to_json())
-    trainer.emit(ev.Warning(message=f"refused an outgoing connection to {attempt.target} (from {attempt.caller})"))
-
+def run_training(run: RunDir, echo: Echo | None = None) -> str:
+    """Own the run, train it, and return its final state; SIGTERM asks for a checkpoint and a stop."""
+    with owning(run, _failed(run), echo) as owner:
+        owner.audit.append("runner_started", **who(), egress_guard=egress_guarded(), versions=versions())
+        trainer = Trainer(owner)
+        previous = signal.signal(signal.SIGTERM, lambda *_: setattr(trainer, "stop_signal", True))
+        try:
+            return trainer.train()
+        finally:
+            signal.signal(signal.SIGTERM, previous)

@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
 from collections.abc import Iterable
+from logging.handlers import RotatingFileHandler
 from pathlib import Path
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import App, SystemCommand
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.theme import Theme
+from textual.worker import Worker, WorkerState
 
 from forge_tui.config import Config
 from forge_tui.engine.models import EMBEDDED, describe_directory, embedded_path
-from forge_tui.engine.runs import RunDir, is_running, list_runs
+from forge_tui.engine.runs import RunDir
+from forge_tui.engine.status import is_running, list_runs, newest
 from forge_tui.engine.telemetry import Sampler, open_source
+from forge_tui.engine.telemetry.snapshot import Snapshot
 from forge_tui.errors import ForgeError
+from forge_tui.paths import log_dir
 from forge_tui.ui.screens.compare import CompareScreen
 from forge_tui.ui.screens.datasets import DatasetsScreen
 from forge_tui.ui.screens.help import HelpScreen
@@ -29,16 +36,34 @@ from forge_tui.ui.screens.train import TrainScreen
 from forge_tui.ui.themes import load_themes
 
 TERMINAL_CHECK_SECONDS = 2.0
+LOG_BYTES, LOG_BACKUPS = 1024**2, 3
 
 
-class ForgeApp(App):
+def console_log() -> tuple[logging.Logger, Path]:
+    """The console's log file (rotated at 1 MiB, three kept), opened on first use: a console that
+    never fails writes nothing."""
+    logger = logging.getLogger("forge_tui.console")
+    path = log_dir() / "console.log"
+    if not any(getattr(h, "baseFilename", None) == os.path.abspath(path) for h in logger.handlers):
+        for stale in list(logger.handlers):  # the log folder moved (FORGE_TUI_LOG_DIR changed)
+            logger.removeHandler(stale)
+            stale.close()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = RotatingFileHandler(path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    return logger, path
+
+
+class ForgeApp(App[None]):
     """Operator console. Training runs in a detached runner process; this process only reads its
     event log and the telemetry sampler, so closing it (or losing the SSH link) never stops a run."""
 
     TITLE = "Forge"
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: a subclass elsewhere finds it too
     SCREENS_GROUP = Binding.Group("screens", compact=True)
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("1", "switch_mode('datasets')", "Datasets", id="app.datasets", group=SCREENS_GROUP),
         Binding("2", "switch_mode('train')", "Train", id="app.train", group=SCREENS_GROUP),
         Binding("3", "switch_mode('monitor')", "Monitor", id="app.monitor", group=SCREENS_GROUP),
@@ -75,10 +100,35 @@ class ForgeApp(App):
         self.attach_latest()
         self._watch_terminal()
 
+    # ------------------------------------------------------------------ what the screens use (ui.base.Console)
+    def attached_run(self) -> RunDir | None:
+        return self.monitor.run
+
+    def telemetry(self) -> tuple[Snapshot | None, str | None]:
+        return (self.sampler.fresh() if self.sampler else None), self.telemetry_problem
+
+    def worker_failed(self, worker: Worker[Any]) -> None:
+        """The one handler for a worker that raised: a notification naming what failed, and the
+        traceback in the console log."""
+        what = worker.description or worker.name or "a background task"
+        error = worker.error
+        try:
+            logger, path = console_log()
+            logger.error("%s failed", what, exc_info=error)
+            where = f"\ndetails in {path}"
+        except OSError as exc:
+            where = f"\n(the console log could not be written: {exc.strerror})"
+        self.notify(f"{what} failed: {type(error).__name__}: {error}{where}", title="Something failed",
+                    severity="error", timeout=30)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            self.worker_failed(event.worker)
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The main actions in the command palette (ctrl+p), besides Textual's own (themes, keys)."""
         yield from super().get_system_commands(screen)
         yield SystemCommand("Datasets", "Browse, check and preview datasets (1)", lambda: self.switch_mode("datasets"))
@@ -100,7 +150,7 @@ class ForgeApp(App):
         self.comparison.open(run)
         self.switch_mode("compare")
 
-    @work(thread=True, group="startup", exit_on_error=False)
+    @work(thread=True, group="startup", exit_on_error=False, description="opening telemetry")
     def start_telemetry(self) -> None:
         """Open the configured source off the UI thread (jtop's client takes a moment to connect)."""
         telemetry = self.config.telemetry
@@ -111,13 +161,12 @@ class ForgeApp(App):
             return
         self.sampler = Sampler(opened.source, telemetry.interval).start()
 
-    @work(thread=True, group="startup", exit_on_error=False)
+    @work(thread=True, group="startup", exit_on_error=False, description="looking for a run to attach")
     def attach_latest(self) -> None:
         """Reopened while a run is going (the console closed, the SSH link dropped): follow it."""
-        live = [s for s in list_runs(self.config) if s["state"] in ("running", "paused")]
+        live = newest([s for s in list_runs(self.config) if s.live])
         if live:
-            run = RunDir(Path(max(live, key=lambda s: s.get("created") or "")["path"]))
-            self.call_from_thread(self.monitor.attach, run)
+            self.call_from_thread(self.monitor.attach, live[0].run)
 
     def _watch_terminal(self) -> None:
         """Exit when the terminal goes away. A hang-up (SSH drop, closed window) sends SIGHUP; a

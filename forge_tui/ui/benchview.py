@@ -8,11 +8,12 @@ confidence interval comes with the final result.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from forge_tui.engine.events import Record
+from forge_tui.engine.fsutil import read_json_object
 from forge_tui.engine.scoring import SUBSCORES, ItemScores, composite, subscores
 
 SAME_WITHIN = 1.0   # item composites closer than this (0-100) count as unchanged
@@ -44,7 +45,7 @@ class BenchView:
     result: dict[str, Any] | None = None  # RUN/bench/result.json once finished
     error: str | None = None
 
-    def apply(self, events: list[dict[str, Any]]) -> None:
+    def apply(self, events: list[Record]) -> None:
         for event in events:
             kind = event.get("type")
             if kind == "bench_started":
@@ -57,7 +58,7 @@ class BenchView:
             elif kind == "bench_result":
                 self.state, self.seconds = "done", event["seconds"]
                 self.result = _read_result(Path(event["result"]))
-            elif kind == "warning" and str(event.get("message", "")).startswith("benchmark failed"):
+            elif kind == "bench_failed":
                 self.state, self.error = "failed", event["message"]
 
     def summary(self) -> list[tuple[str, float | None, float | None]]:
@@ -84,7 +85,7 @@ class BenchView:
 
 def _read_result(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return read_json_object(path)
     except (OSError, ValueError):
         return None
 

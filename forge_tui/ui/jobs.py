@@ -1,56 +1,116 @@
-"""Work the UI hands to another process so that heavy imports never land in the UI process."""
+"""Work the console hands to `forge-tui` child processes, so that heavy imports (torch, transformers)
+never land in the console's own process.
+
+Every child is asked for `--json` and answers with a record the engine defines (`Preflight`,
+`Launched`, ...), or an `ErrorRecord` when it refused. Whatever else happens (killed mid-way, an exit
+without an answer, output that is not JSON, an answer of the wrong shape) comes back as one
+exception, `ChildFailed`, whose message says what happened: the screens catch it and stay usable.
+"""
 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from forge_tui.config import Config
+from forge_tui.engine.children import Launched, forge_argv
+from forge_tui.engine.preflight import Preflight
+from forge_tui.errors import ErrorRecord
+
+T = TypeVar("T")
+SHOWN_OUTPUT = 120  # characters of an unexpected answer quoted back to the operator
 
 
-def cli_command(config: Config, *args: str) -> list[str]:
-    """`python -m forge_tui [--config F] ARGS` for the interpreter running the UI."""
-    command = [sys.executable, "-m", "forge_tui"]
-    if config.source is not None:
-        command += ["--config", str(config.source)]
-    return command + list(args)
+class ChildFailed(Exception):
+    """A child command gave no usable answer; the message says why, in the operator's words."""
 
 
-def run_cli(config: Config, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cli_command(config, *args), capture_output=True, text=True, stdin=subprocess.DEVNULL)
+def run_child(config: Config, *args: str) -> subprocess.CompletedProcess[str]:
+    """`forge-tui ARGS` (with the console's config) to the end; its output captured."""
+    return subprocess.run(forge_argv(config.source, *args), capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, check=False)
 
 
-def _json_answer(config: Config, *args: str) -> dict[str, Any]:
-    """A `--json` command's answer (printed even when it exits 2 for bad input)."""
-    result = run_cli(config, *args, "--json")
-    if result.stdout.strip():
-        return json.loads(result.stdout)
-    raise RuntimeError(last_line(result))
+def _said(text: str) -> str:
+    """The gist of a child's stderr: its last line, without the CLI's error prefix."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].removeprefix("forge-tui: error: ") if lines else ""
 
 
-def last_line(result: subprocess.CompletedProcess[str]) -> str:
-    """What a finished command said last: its error, or its last line of output."""
-    text = (result.stdout if result.returncode == 0 else result.stderr or result.stdout).strip()
-    return text.splitlines()[-1].removeprefix("forge-tui: error: ") if text else f"exited with {result.returncode}"
+def _died(what: str, done: subprocess.CompletedProcess[str]) -> ChildFailed:
+    """Why a child that gave no answer gave none: killed by a signal, or exited (with what it said)."""
+    if done.returncode < 0:
+        try:
+            name = signal.Signals(-done.returncode).name
+        except ValueError:
+            name = f"signal {-done.returncode}"
+        return ChildFailed(f"{what}: the process was killed ({name}) before it answered")
+    said = _said(done.stderr)
+    return ChildFailed(f"{what}: exited with {done.returncode} without an answer" + (f": {said}" if said else ""))
+
+
+def answer(what: str, done: subprocess.CompletedProcess[str]) -> Any:
+    """The JSON document a `--json` child printed; ChildFailed for anything else, or for its error."""
+    if not done.stdout.strip():
+        raise _died(what, done)
+    try:
+        document = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        shown = " ".join(done.stdout.split())[:SHOWN_OUTPUT]
+        raise ChildFailed(f"{what}: the answer is not JSON (exit {done.returncode}): {shown}") from None
+    if ErrorRecord.is_error(document):
+        raise ChildFailed(ErrorRecord.from_json(document).error)
+    return document
+
+
+def ask(what: str, parse: Callable[[Any], T], config: Config, *args: str) -> T:
+    """Run `forge-tui ARGS --json` and read its answer with `parse` (a record's `from_json`); `what`
+    names the job in messages ("the dataset check")."""
+    document = answer(what, run_child(config, *args, "--json"))
+    try:
+        return parse(document)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ChildFailed(f"{what}: an answer of the wrong shape ({type(exc).__name__}: {exc})") from None
+
+
+def _document(record: Any) -> dict[str, Any]:
+    if not isinstance(record, dict):
+        raise TypeError(f"expected an object, got {type(record).__name__}")
+    return record
 
 
 def run_data_check(config: Config, path: Path) -> dict[str, Any]:
-    """`data check --json` (it loads the tokenizer, which imports transformers)."""
-    return _json_answer(config, "data", "check", str(path))
+    """`data check --json` (it loads the tokenizer, which imports transformers): the report's JSON
+    document (`CheckReport.to_json`), whether the dataset passed or not."""
+    return ask("the dataset check", _document, config, "data", "check", str(path))
 
 
-def preflight(config: Config, dataset: Path, preset: str, settings: list[str]) -> dict[str, Any]:
+def preflight(config: Config, dataset: Path, preset: str, settings: list[str]) -> Preflight:
     """`train --dry-run --json`: the dataset's check, the plan and the memory estimate (torch decides
     the device, so this is a child process)."""
-    return _json_answer(config, "train", "--dry-run", "--dataset", str(dataset), "--preset", preset, *settings)
+    return ask("the dry run", Preflight.from_json, config, "train", "--dry-run", "--dataset", str(dataset),
+               "--preset", preset, *settings)
 
 
-def launch_training(config: Config, dataset: Path, preset: str, settings: list[str]) -> Path:
-    """`train --detach`: the runner starts in its own session; returns the new run's directory."""
-    result = run_cli(config, "train", "--detach", "--dataset", str(dataset), "--preset", preset, *settings)
-    if result.returncode != 0:
-        raise RuntimeError(result.stderr.strip().removeprefix("forge-tui: error: ") or f"exited with {result.returncode}")
-    return Path(result.stdout.strip().splitlines()[-1])
+def launch_training(config: Config, dataset: Path, preset: str, settings: list[str]) -> Launched:
+    """`train --detach --json`: the runner starts in its own session; the new run and its pid."""
+    return ask("the launch", Launched.from_json, config, "train", "--detach", "--dataset", str(dataset), "--preset", preset, *settings)
+
+
+def resume_run(config: Config, run: Path) -> Launched:
+    """`resume RUN --detach --json` (it refuses a running or finished run, with the reason)."""
+    return ask("the resume", Launched.from_json, config, "resume", str(run), "--detach")
+
+
+def start_bench(config: Config, run: Path) -> Launched:
+    """`bench RUN --detach --json` (it refuses an unfinished or busy run, with the reason)."""
+    return ask("the benchmark", Launched.from_json, config, "bench", str(run), "--detach")
+
+
+def export_merged(config: Config, run: Path, target: Path) -> Path:
+    """`export RUN --merged DIR --json`: the merged model's folder."""
+    return ask("the export", lambda doc: Path(_document(doc)["merged"]), config, "export", str(run), "--merged", str(target))

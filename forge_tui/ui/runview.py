@@ -8,8 +8,12 @@ lines of the event log an operator reads.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+
+from forge_tui.engine.events import Record
+from forge_tui.engine.eventtext import describe
+from forge_tui.units import figure
 
 MAX_POINTS = 400
 LOG_LINES = 200
@@ -35,7 +39,7 @@ class RunView:
     evals: list[tuple[int, float]] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
 
-    def apply(self, events: list[dict[str, Any]]) -> list[str]:
+    def apply(self, events: list[Record]) -> list[str]:
         """Fold a batch of events in; returns the log lines they added."""
         added = []
         for event in events:
@@ -49,10 +53,6 @@ class RunView:
         if len(self.losses) > MAX_POINTS:
             self.losses = self.losses[::2]
         return added
-
-    @property
-    def progress(self) -> float | None:
-        return self.step / self.total if self.total else None
 
     def headline(self) -> str:
         """One line: state, step, epoch, ETA."""
@@ -68,14 +68,9 @@ class RunView:
     def figures(self) -> str:
         """One line: loss, eval loss, learning rate, throughput."""
         return "  ".join([
-            f"loss {_num(self.loss)}", f"eval {_num(self.eval_loss)}",
-            f"lr {'-' if self.lr is None else f'{self.lr:.1e}'}",
-            f"{'-' if self.tokens_per_second is None else f'{self.tokens_per_second:.0f}'} tok/s",
+            f"loss {figure(self.loss, 3)}", f"eval {figure(self.eval_loss, 3)}",
+            f"lr {'-' if self.lr is None else f'{self.lr:.1e}'}", f"{figure(self.tokens_per_second, 0)} tok/s",
         ])
-
-
-def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
 
 
 def duration(seconds: float) -> str:
@@ -85,33 +80,33 @@ def duration(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def _started(view: RunView, event: dict[str, Any]) -> None:
+def _started(view: RunView, event: Record) -> None:
     view.state, view.device, view.precision = "running", event.get("device"), event.get("precision")
     view.total, view.guard, view.error = event.get("total_steps"), None, None
 
 
-def _step(view: RunView, event: dict[str, Any]) -> None:
+def _step(view: RunView, event: Record) -> None:
     view.step, view.total, view.epoch = event["step"], event["total_steps"], event["epoch"]
     view.loss, view.lr = event["loss"], event["lr"]
     view.tokens_per_second, view.eta_seconds = event["tokens_per_second"], event["eta_seconds"]
     view.losses.append((event["step"], event["loss"]))
 
 
-def _eval(view: RunView, event: dict[str, Any]) -> None:
+def _eval(view: RunView, event: Record) -> None:
     view.eval_loss = event["eval_loss"]
     view.evals.append((event["step"], event["eval_loss"]))
 
 
-def _paused(view: RunView, event: dict[str, Any]) -> None:
+def _paused(view: RunView, event: Record) -> None:
     view.state, view.guard = "paused", f"paused: {event['reason']}"
 
 
-def _resumed(view: RunView, event: dict[str, Any]) -> None:
+def _resumed(view: RunView, event: Record) -> None:
     view.state, view.guard = "running", None
 
 
-def _ended(state: str) -> Any:
-    def handler(view: RunView, event: dict[str, Any]) -> None:
+def _ended(state: str) -> Callable[[RunView, Record], None]:
+    def handler(view: RunView, event: Record) -> None:
         view.state, view.guard = state, None
         if state == "failed":
             view.error = event.get("message")
@@ -124,21 +119,12 @@ _HANDLERS = {
 }
 
 
-def log_line(event: dict[str, Any]) -> str | None:
-    """The event log as an operator reads it; steps are left to the chart and the headline."""
-    kind = event.get("type")
-    stamp = time.strftime("%H:%M:%S", time.localtime(event.get("time", 0)))
-    text = {
-        "run_started": lambda e: f"started on {e.get('device')} ({e.get('precision')}), {e.get('total_steps')} steps",
-        "eval": lambda e: f"eval loss {e['eval_loss']:.4f} at step {e['step']}",
-        "checkpoint": lambda e: f"checkpoint at step {e['step']}",
-        "paused": lambda e: f"paused at step {e['step']}: {e['reason']}",
-        "resumed": lambda e: f"resumed at step {e['step']}: {e['reason']}",
-        "warning": lambda e: f"warning: {e['message']}",
-        "error": lambda e: f"error: {e['message']}" + (f" (last checkpoint {e['last_checkpoint']})" if e.get("last_checkpoint") else ""),
-        "stopped": lambda e: f"stopped at step {e['step']} ({e.get('reason', 'operator')})",
-        "finished": lambda e: f"finished at step {e['step']}, eval loss {_num(e.get('eval_loss'))}",
-        "bench_started": lambda e: f"benchmark started: {e['items']} items",
-        "bench_result": lambda e: f"benchmark: composite {e['base']:.1f} -> {e['tuned']:.1f} ({e['delta']:+.1f}); see Compare (4)",
-    }.get(kind or "")
-    return f"{stamp} {text(event)}" if text else None
+MONITOR_SKIPS = frozenset({"step", "bench_progress"})  # shown by the headline, the chart and the progress bar
+
+
+def log_line(event: Record) -> str | None:
+    """The event log as an operator reads it on the Monitor: the event's words, stamped with its time."""
+    if event.get("type") in MONITOR_SKIPS:
+        return None
+    text = describe(event)
+    return f"{time.strftime('%H:%M:%S', time.localtime(event.get('time', 0)))} {text}" if text else None

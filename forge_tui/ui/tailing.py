@@ -10,11 +10,12 @@ import time
 
 from textual import work
 from textual.message import Message
-from textual.screen import Screen
 from textual.worker import get_current_worker
 
-from forge_tui.engine.events import EventTail
-from forge_tui.engine.runs import RunDir, is_running
+from forge_tui.engine.events import EventTail, Record
+from forge_tui.engine.runs import RunDir
+from forge_tui.engine.status import is_running
+from forge_tui.ui.base import ForgeScreen
 
 TAIL_SECONDS = 0.5
 LIVENESS_SECONDS = 2.0
@@ -23,15 +24,15 @@ LIVENESS_SECONDS = 2.0
 class RunEvents(Message):
     """A batch of new events from the followed run's log, and whether a process still holds the run."""
 
-    def __init__(self, run: RunDir, events: list[dict], alive: bool) -> None:
+    def __init__(self, run: RunDir, events: list[Record], alive: bool) -> None:
         super().__init__()
         self.run, self.events, self.alive = run, events, alive
 
 
-class FollowingScreen(Screen):
+class FollowingScreen(ForgeScreen):
     """A screen that follows one run's events (each screen handles `on_run_events` its own way)."""
 
-    @work(thread=True, exclusive=True, group="tail", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="tail", exit_on_error=False, description="following the run's event log")
     def tail(self, run: RunDir) -> None:
         worker, tail = get_current_worker(), EventTail(run.events)
         checked, alive, told = 0.0, True, None

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from forge_tui.config import ThermalConfig
 from forge_tui.engine.telemetry.snapshot import Snapshot
+from forge_tui.units import gib
 
-GIB = 1024**3
 HISTORY = 24          # readings in each history graph (one per sampling interval)
 BARS = "▁▂▃▄▅▆▇█"
 
@@ -65,10 +65,6 @@ def headroom_colour(celsius: float, thermal: ThermalConfig) -> str:
     return "$warning" if celsius < thermal.resume_above else "$success"
 
 
-def _gib(value: int | None) -> str:
-    return "-" if value is None else f"{value / GIB:.1f}"
-
-
 def _headline(snapshot: Snapshot, thermal: ThermalConfig) -> list[str]:
     room = snapshot.headroom
     if room is None:
@@ -80,25 +76,24 @@ def _headline(snapshot: Snapshot, thermal: ThermalConfig) -> list[str]:
 
 def _hottest(snapshot: Snapshot, thermal: ThermalConfig, count: int = 3) -> list[str]:
     """The sensors nearest their limits, after the headline's."""
-    ranked = sorted((s for s in snapshot.sensors or () if s.headroom is not None), key=lambda s: s.headroom)
-    return [f"  [{headroom_colour(s.headroom, thermal)}]{s.name[:14]:<14} {s.celsius:5.1f} °C[/]"
-            for s in ranked[1:1 + count]]
+    ranked = sorted(((room, s) for s in snapshot.sensors or () if (room := s.headroom) is not None), key=lambda pair: pair[0])
+    return [f"  [{headroom_colour(room, thermal)}]{s.name[:14]:<14} {s.celsius:5.1f} °C[/]" for room, s in ranked[1:1 + count]]
 
 
 def _load(snapshot: Snapshot) -> list[str]:
     lines = []
     for gpu in snapshot.gpus or ():
         load = "-" if gpu.load_percent is None else f"{gpu.load_percent:.0f}%"
-        memory = "" if gpu.memory_total_bytes is None else f" {_gib(gpu.memory_used_bytes)}/{_gib(gpu.memory_total_bytes)}G"
-        lines.append(f"GPU  {load:>4}{memory}")
+        used = "" if gpu.memory_total_bytes is None else f" {gib(gpu.memory_used_bytes)}/{gib(gpu.memory_total_bytes)}G"
+        lines.append(f"GPU  {load:>4}{used}")
     cores = [c for c in snapshot.cpu_percent or () if c is not None]
     if cores:
         lines.append(f"CPU  {sum(cores) / len(cores):3.0f}% of {len(snapshot.cpu_percent or ())} cores")
     memory = snapshot.memory
     if memory is not None:
-        lines.append(f"RAM  {_gib(memory.ram_used_bytes)}/{_gib(memory.ram_total_bytes)}G")
+        lines.append(f"RAM  {gib(memory.ram_used_bytes)}/{gib(memory.ram_total_bytes)}G")
         if memory.swap_total_bytes:
-            lines.append(f"swap {_gib(memory.swap_used_bytes)}/{_gib(memory.swap_total_bytes)}G")
+            lines.append(f"swap {gib(memory.swap_used_bytes)}/{gib(memory.swap_total_bytes)}G")
     if snapshot.power_total_watts is not None:
         lines.append(f"power {snapshot.power_total_watts:.1f} W" + (f" ({snapshot.power_mode})" if snapshot.power_mode else ""))
     return lines

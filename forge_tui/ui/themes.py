@@ -14,11 +14,10 @@ from typing import Any
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
-from forge_tui.config import tomllib
+from forge_tui.config import TOMLDecodeError, toml_loads
 from forge_tui.errors import BadInput
 from forge_tui.paths import project_root
 
-DEFAULT_THEME = "forge-dark"
 COLOURS = ("primary", "secondary", "accent", "foreground", "background", "surface", "panel", "boost",
            "success", "warning", "error")
 
@@ -58,8 +57,8 @@ def _checked(path: Path, text: str, data: dict[str, Any]) -> dict[str, Any]:
 def load_theme(path: Path) -> Theme:
     text = path.read_text(encoding="utf-8")
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        data = toml_loads(text)
+    except TOMLDecodeError as exc:
         raise BadInput(f"{path}: {exc}") from None
     return Theme(**_checked(path, text, data))
 

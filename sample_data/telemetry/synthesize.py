@@ -91,8 +91,8 @@ def recordings() -> dict[str, str]:
     """File name (in telemetry/) -> content."""
     files = {
         "orin-agx-training.jsonl": (training, "warm-up then steady training, about 20 °C of headroom"),
-        "orin-agx-hot-enclosure.jsonl": (hot_enclosure, "a hot enclosure: headroom under 5 °C and a held-back GPU "
-                                                         "clock, the load pausing, cooling past 10 °C, resuming"),
+        "orin-agx-hot-enclosure.jsonl": (hot_enclosure, ("a hot enclosure: headroom under 5 °C and a held-back GPU "
+                                                          "clock, the load pausing, cooling past 10 °C, resuming")),
     }
     rendered = {}
     for name, (build, what) in files.items():

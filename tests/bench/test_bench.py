@@ -10,17 +10,16 @@ from pathlib import Path
 import pytest
 
 from forge_tui.engine.events import read_events
-from tests.conftest import SAMPLE, run_cli
-from tests.engine.test_training import _run_dir, _train
+from tests.helpers import SAMPLE, run_cli, run_dir, train
 
 SETS = ("--eval", str(SAMPLE / "eval.jsonl"), "--retention", str(SAMPLE / "retention.jsonl"))
 
 
 @pytest.fixture
 def trained(tiny_config: Path) -> Path:
-    result = _train(tiny_config)
+    result = train(tiny_config)
     assert result.returncode == 0, result.stderr
-    return _run_dir(result)
+    return run_dir(result)
 
 
 def _bench(config: Path, run: Path, *extra: str):
@@ -37,17 +36,24 @@ def test_json_contract_events_report_and_repeatability(tiny_config: Path, traine
         assert set(result[side]["subscores"]) == {"facts", "similarity", "perplexity", "retention"}
         assert all(0 <= v <= 100 for v in result[side]["subscores"].values())
     assert result["delta"]["composite"] == pytest.approx(result["tuned"]["composite"] - result["base"]["composite"], abs=0.011)
-    assert len(result["ci95"]["delta"]) == 2 and result["ci95"]["delta"][0] <= result["ci95"]["delta"][1]
+    assert len(result["ci95"]["delta"]) == 2
+    assert result["ci95"]["delta"][0] <= result["ci95"]["delta"][1]
     assert set(result["categories"]) == {"assets", "retention"}
-    assert len(result["items"]) == 6 and {i["kind"] for i in result["items"]} == {"eval", "retention"}
+    assert len(result["items"]) == 6
+    assert {i["kind"] for i in result["items"]} == {"eval", "retention"}
     item = result["items"][0]
-    assert item["facts"] == ["P-101"] and {"answer", "facts", "similarity"} <= set(item["tuned"])
+    assert item["facts"] == ["P-101"]
+    assert {"answer", "facts", "similarity"} <= set(item["tuned"])
     assert set(result["hashes"]) >= {"adapter", "config", "dataset", "model", "eval", "retention"}
     kinds = [e["type"] for e in read_events(trained / "events.jsonl")]
-    assert kinds[kinds.index("bench_started"):].count("bench_item") == 6 and kinds[-1] == "bench_result"
+    assert kinds[kinds.index("bench_started"):].count("bench_item") == 6
+    assert kinds[-1] == "bench_result"
     text = report.read_text()
-    assert "| **composite** (0-100) |" in text and "## Improved" in text and "## Provenance" in text
-    assert (trained / "bench" / "result.json").is_file() and (trained / "bench" / "report.md").is_file()
+    assert "| **composite** (0-100) |" in text
+    assert "## Improved" in text
+    assert "## Provenance" in text
+    assert (trained / "bench" / "result.json").is_file()
+    assert (trained / "bench" / "report.md").is_file()
     again = json.loads(_bench(tiny_config, trained, *SETS, "--limit", "3", "--json").stdout)
     assert [i["tuned"]["answer"] for i in again["items"]] == [i["tuned"]["answer"] for i in result["items"]]
     assert (again["base"], again["tuned"], again["ci95"]) == (result["base"], result["tuned"], result["ci95"])
@@ -57,7 +63,8 @@ def test_bad_inputs_exit_2(tiny_config: Path, trained: Path, tmp_path: Path, emb
     broken = tmp_path / "eval.jsonl"
     broken.write_text('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n{"messages": [\n')
     wrong = _bench(tiny_config, trained, "--eval", str(broken))
-    assert wrong.returncode == 2 and f"{broken}:2:" in wrong.stderr
+    assert wrong.returncode == 2
+    assert f"{broken}:2:" in wrong.stderr
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     assert _bench(tiny_config, trained, "--eval", str(empty)).returncode == 2
@@ -66,13 +73,15 @@ def test_bad_inputs_exit_2(tiny_config: Path, trained: Path, tmp_path: Path, emb
     shutil.copytree(trained, unfinished)
     shutil.rmtree(unfinished / "adapter")
     stopped = _bench(tiny_config, unfinished, *SETS)
-    assert stopped.returncode == 2 and "has not finished" in stopped.stderr
+    assert stopped.returncode == 2
+    assert "has not finished" in stopped.stderr
     other = tmp_path / "other-base"
     shutil.copytree(trained, other, ignore=shutil.ignore_patterns("bench"))
     config = json.loads((other / "config.json").read_text())
     config["sections"]["model"]["name"] = str(embedded_model)  # the adapter was trained on the tiny model
     (other / "config.json").write_text(json.dumps(config))
     mismatch = _bench(tiny_config, other, *SETS, "--limit", "1")
-    assert mismatch.returncode == 2 and "trained on another model" in mismatch.stderr
+    assert mismatch.returncode == 2
+    assert "trained on another model" in mismatch.stderr
     for result in (wrong, stopped, mismatch):
         assert "Traceback" not in result.stderr

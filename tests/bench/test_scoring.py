@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from forge_tui.engine.scoring import ItemScores, WEIGHTS, bootstrap, composite, fact_score, normalize, rouge_l, subscores
+from forge_tui.engine.scoring import WEIGHTS, ItemScores, bootstrap, composite, fact_score, normalize, rouge_l, subscores
 
 
 @pytest.mark.parametrize(("answer", "fact"), [
@@ -42,7 +42,8 @@ def test_near_misses_do_not_count(answer: str, fact: str) -> None:
 def test_partial_facts_and_rouge_l() -> None:
     assert fact_score("Dana Okafor, extension 4471", ["Dana Okafor", "4417"]) == 0.5
     assert rouge_l("pump 1 is asset P-101", "Raw water intake pump 1 is asset P-101.") == pytest.approx(2 * 1 * (5 / 8) / (1 + 5 / 8))
-    assert rouge_l("", "anything") == 0.0 and rouge_l("same words", "Same words.") == 1.0
+    assert rouge_l("", "anything") == 0.0
+    assert rouge_l("same words", "Same words.") == 1.0
 
 
 def test_subscores_and_composite() -> None:
@@ -50,7 +51,9 @@ def test_subscores_and_composite() -> None:
              ItemScores(facts=0.0, similarity=0.25, nll_sum=2.0, nll_tokens=4),
              ItemScores(correct=1.0), ItemScores(correct=0.0)]
     found = subscores(items)
-    assert found["facts"] == 50.0 and found["similarity"] == 37.5 and found["retention"] == 50.0
+    assert found["facts"] == 50.0
+    assert found["similarity"] == 37.5
+    assert found["retention"] == 50.0
     assert found["perplexity"] == pytest.approx(100 * math.exp(-0.5))
     assert composite(found) == pytest.approx(sum(WEIGHTS[k] * v for k, v in found.items()))
     # without retention items the other weights are renormalised

@@ -18,8 +18,9 @@ from collections.abc import Callable
 
 import pytest
 
-from forge_tui.engine.runs import RunDir, is_running
-from tests.conftest import ROOT
+from forge_tui.engine.runs import RunDir
+from forge_tui.engine.status import is_running
+from tests.helpers import ROOT
 
 CONFIG = """
 [data]
@@ -50,7 +51,7 @@ class Tmux:
         return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True,
                               check=True).stdout
 
-    def wait_for(self, found: Callable[[str], bool] | str, seconds: float = 120) -> str:
+    def wait_for(self, found: Callable[[str], object] | str, seconds: float = 120) -> str:
         test = (lambda text: found in text) if isinstance(found, str) else found
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
@@ -61,7 +62,7 @@ class Tmux:
         raise AssertionError(f"not on screen after {seconds:.0f} s: {found}\n--- screen ---\n{self.screen()}")
 
     def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True, check=False)
 
 
 def _loss(text: str) -> float | None:

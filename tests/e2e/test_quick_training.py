@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from forge_tui.engine.events import read_events
-from tests.conftest import ROOT, SAMPLE, run_cli, wait_for_event
+from tests.helpers import ROOT, SAMPLE, run_cli, wait_for_event
 
 
 def test_quick_preset_lowers_eval_loss_on_the_sample_data(embedded_model, tmp_path) -> None:

@@ -120,7 +120,7 @@ def test_the_engine_step_follows_the_plain_loss_curve() -> None:
 def test_checkpointed_activations_give_the_same_gradients(tiny_model) -> None:
     """The adapter trains through checkpointed layers although the frozen embeddings need no grad."""
     from forge_tui.config import parse_config
-    from forge_tui.engine.train import Plan, add_adapter, load_for_training
+    from forge_tui.engine.plan import Plan, add_adapter, load_for_training
 
     config = parse_config("", tiny_model / "forge.toml")
     batch = _batch()

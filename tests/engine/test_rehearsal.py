@@ -7,11 +7,9 @@ from pathlib import Path
 
 from forge_tui.engine.data import load_samples
 from forge_tui.engine.events import read_events
-from forge_tui.engine.runs import BUILTIN_REHEARSAL
+from forge_tui.engine.rehearsal import BUILTIN_REHEARSAL, whole_sentences
 from forge_tui.engine.scoring import fact_score
-from forge_tui.engine.train import whole_sentences
-from tests.conftest import SAMPLE
-from tests.engine.test_training import _run_dir, _train
+from tests.helpers import SAMPLE, run_dir, train
 
 GENERAL = [{"messages": [{"role": "user", "content": f"Question {i}?"}, {"role": "assistant", "content": f"Answer {i}."}]}
            for i in range(3)]
@@ -27,18 +25,20 @@ def _with_rehearsal(config: Path, rehearsal: str) -> Path:
 def test_rehearsal_joins_the_training_split_and_is_recorded(tiny_config: Path, tmp_path: Path) -> None:
     general = tmp_path / "general.jsonl"
     general.write_text("".join(json.dumps(row) + "\n" for row in GENERAL))
-    plain = read_events(_run_dir(_train(tiny_config, "--max-steps", "1")) / "events.jsonl")[0]
-    result = _train(_with_rehearsal(tiny_config, str(general)), "--max-steps", "1")
+    plain = read_events(run_dir(train(tiny_config, "--max-steps", "1")) / "events.jsonl")[0]
+    result = train(_with_rehearsal(tiny_config, str(general)), "--max-steps", "1")
     assert result.returncode == 0, result.stderr
-    run = _run_dir(result)
+    run = run_dir(result)
     started = read_events(run / "events.jsonl")[0]
     # a share of 0.5: as many rehearsal conversations as domain ones (the 3 repeated in order)
-    assert started["train_samples"] == 2 * plain["train_samples"] and started["eval_samples"] == plain["eval_samples"]
+    assert started["train_samples"] == 2 * plain["train_samples"]
+    assert started["eval_samples"] == plain["eval_samples"]
     assert json.loads((run / "config.json").read_text())["sections"]["data"]["rehearsal"] == str(general.resolve())
     assert json.loads((run / "dataset.json").read_text())["rehearsal"]["path"] == str(general.resolve())
     # self-distilled: the base model's own answers, written once into the run for an exact resume
     answers = (run / "rehearsal-answers.jsonl").read_text().splitlines()
-    assert len(answers) == 3 and all(json.loads(line)["answer"] != f"Answer {i}." for i, line in enumerate(answers))
+    assert len(answers) == 3
+    assert all(json.loads(line)["answer"] != f"Answer {i}." for i, line in enumerate(answers))
 
 
 def test_answers_cut_by_the_token_limit_end_at_their_last_sentence() -> None:
@@ -50,8 +50,9 @@ def test_answers_cut_by_the_token_limit_end_at_their_last_sentence() -> None:
 def test_a_bad_rehearsal_file_is_refused_before_the_run_exists(tiny_config: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps(GENERAL[0]) + "\n{oops\n")
-    result = _train(_with_rehearsal(tiny_config, str(bad)))
-    assert result.returncode == 2 and f"{bad}:2:" in result.stderr
+    result = train(_with_rehearsal(tiny_config, str(bad)))
+    assert result.returncode == 2
+    assert f"{bad}:2:" in result.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 

@@ -9,9 +9,7 @@ import signal
 from pathlib import Path
 
 from forge_tui.engine.events import read_events
-from tests.conftest import run_cli, wait_for_event
-from tests.engine.test_training import _adapter, _run_dir, _train
-from tests.telemetry.conftest import write_trace
+from tests.helpers import adapter_tensors, run_cli, run_dir, train, wait_for_event, write_trace
 
 
 def _guarded(config: Path, trace: Path, thermal: str) -> Path:
@@ -23,50 +21,60 @@ def _guarded(config: Path, trace: Path, thermal: str) -> Path:
 
 def test_a_hot_trace_pauses_and_resumes_a_run_without_changing_its_result(tiny_config: Path, tmp_path: Path) -> None:
     trace = write_trace(tmp_path / "hot.jsonl", [20, 2, 2, 7, 7, 15, 15, 15], step=0.25)
-    result = _train(_guarded(tiny_config, trace, "pause_below = 5.0\nresume_above = 10.0"))
+    result = train(_guarded(tiny_config, trace, "pause_below = 5.0\nresume_above = 10.0"))
     assert result.returncode == 0, result.stderr
-    run = _run_dir(result)
+    run = run_dir(result)
     events = read_events(run / "events.jsonl")
     started = events[0]
     assert (started["telemetry_source"], started["thermal_guard"], started["thermal_headroom_c"]) == ("replay", True, 20.0)
     kinds = [e["type"] for e in events]
-    assert "paused" in kinds and kinds[-1] == "finished"
+    assert "paused" in kinds
+    assert kinds[-1] == "finished"
     for index, event in enumerate(events):
         if event["type"] != "paused":
             continue
-        assert event["details"]["headroom_c"] == 2.0 and event["details"]["temperatures_c"] == {"tj": 88.0}
+        assert event["details"]["headroom_c"] == 2.0
+        assert event["details"]["temperatures_c"] == {"tj": 88.0}
         assert "resumes above 10 °C" in event["reason"]
         before = events[index - 1]
-        assert before["type"] == "checkpoint" and before["step"] == event["step"]  # checkpointed, then paused
+        assert before["type"] == "checkpoint"
+        assert before["step"] == event["step"]
         after = events[index + 1]  # nothing ran while paused; it resumed by itself once cool (not at 7 °C)
-        assert after["type"] == "resumed" and after["details"]["headroom_c"] == 15.0 and after["step"] == event["step"]
-    assert "paused" in result.stdout and "resumed" in result.stdout
-    plain = _train(tiny_config)
-    assert _adapter(run).keys() == _adapter(_run_dir(plain)).keys()
-    for name, tensor in _adapter(_run_dir(plain)).items():
-        assert tensor.equal(_adapter(run)[name]), name
+        assert after["type"] == "resumed"
+        assert after["details"]["headroom_c"] == 15.0
+        assert after["step"] == event["step"]
+    assert "paused" in result.stdout
+    assert "resumed" in result.stdout
+    plain = train(tiny_config)
+    assert adapter_tensors(run).keys() == adapter_tensors(run_dir(plain)).keys()
+    for name, tensor in adapter_tensors(run_dir(plain)).items():
+        assert tensor.equal(adapter_tensors(run)[name]), name
 
 
 def test_a_pause_past_its_cap_stops_the_run_cleanly(tiny_config: Path, tmp_path: Path) -> None:
     trace = write_trace(tmp_path / "oven.jsonl", [3.0])
-    result = _train(_guarded(tiny_config, trace, "max_pause_minutes = 0.01"))
+    result = train(_guarded(tiny_config, trace, "max_pause_minutes = 0.01"))
     assert result.returncode == 0, result.stderr
-    run = _run_dir(result)
+    run = run_dir(result)
     kinds = [e["type"] for e in read_events(run / "events.jsonl")]
     assert kinds[-3:] == ["checkpoint", "paused", "stopped"]
     stopped = read_events(run / "events.jsonl")[-1]
-    assert stopped["reason"].startswith("thermal guard: still hot") and stopped["step"] == 0
-    assert stopped["details"]["headroom_c"] == 3.0 and stopped["details"]["temperatures_c"] == {"tj": 87.0}
+    assert stopped["reason"].startswith("thermal guard: still hot")
+    assert stopped["step"] == 0
+    assert stopped["details"]["headroom_c"] == 3.0
+    assert stopped["details"]["temperatures_c"] == {"tj": 87.0}
     assert "thermal guard" in result.stdout
     (row,) = json.loads(run_cli("--config", str(tiny_config), "runs", "--json").stdout)
-    assert row["state"] == "stopped" and row["reason"].startswith("thermal guard: still hot")
+    assert row["state"] == "stopped"
+    assert row["reason"].startswith("thermal guard: still hot")
 
 
 def test_a_bad_recording_is_refused_before_the_run_exists(tiny_config: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"recording": "forge-telemetry", "version": 1}\n{"time": "soon"}\n')
-    result = _train(_guarded(tiny_config, bad, ""))
-    assert result.returncode == 2 and f"{bad}:2:" in result.stderr
+    result = train(_guarded(tiny_config, bad, ""))
+    assert result.returncode == 2
+    assert f"{bad}:2:" in result.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
@@ -78,10 +86,13 @@ def test_a_paused_runner_shows_why_and_stops_when_asked(tiny_config: Path, tmp_p
     run = Path(started.stdout.strip().splitlines()[-1])
     wait_for_event(run, "paused", timeout=120)
     (row,) = json.loads(run_cli("--config", str(config), "runs", "--json").stdout)
-    assert row["state"] == "paused" and "3.0 °C headroom on tj" in row["reason"] and row["pid"]
+    assert row["state"] == "paused"
+    assert "3.0 °C headroom on tj" in row["reason"]
+    assert row["pid"]
     assert run_cli("--config", str(config), "stop", run.name).returncode == 0
     stopped = wait_for_event(run, "stopped", timeout=60)
-    assert stopped["reason"] == "operator" and stopped["step"] == 0
+    assert stopped["reason"] == "operator"
+    assert stopped["step"] == 0
     assert Path(stopped["checkpoint"]).name == "step-000000"
 
 
@@ -96,12 +107,13 @@ def test_sigterm_while_paused_then_resume_ends_with_the_uninterrupted_adapter(ti
     (row,) = json.loads(run_cli("--config", str(config), "runs", "--json").stdout)
     os.kill(row["pid"], signal.SIGTERM)
     stopped = wait_for_event(run, "stopped", timeout=60)
-    assert stopped["reason"] == "operator" and stopped["step"] == paused["step"]
+    assert stopped["reason"] == "operator"
+    assert stopped["step"] == paused["step"]
     write_trace(trace, [20.0])  # the enclosure cooled: the resumed run plays a cool trace
     resumed = run_cli("--config", str(config), "resume", str(run))
     assert resumed.returncode == 0, resumed.stderr
     restarted = [e for e in read_events(run / "events.jsonl") if e["type"] == "run_started"][-1]
     assert restarted["start_step"] == paused["step"]
-    plain = _adapter(_run_dir(_train(tiny_config, "--max-steps", "30")))
-    for name, tensor in _adapter(run).items():
+    plain = adapter_tensors(run_dir(train(tiny_config, "--max-steps", "30")))
+    for name, tensor in adapter_tensors(run).items():
         assert tensor.equal(plain[name]), name

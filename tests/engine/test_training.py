@@ -11,32 +11,19 @@ import sys
 import time
 from pathlib import Path
 
-from safetensors.torch import load_file
-
 from forge_tui.engine.events import read_events
-from tests.conftest import ROOT, run_cli, wait_for_event
-
-
-def _train(config: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return run_cli("--config", str(config), "train", *extra)
-
-
-def _run_dir(result: subprocess.CompletedProcess[str]) -> Path:
-    line = next(l for l in result.stdout.splitlines() if l.startswith("run directory: "))
-    return Path(line.removeprefix("run directory: "))
-
-
-def _adapter(run: Path) -> dict:
-    return load_file(run / "adapter" / "adapter_model.safetensors")
+from tests.helpers import ROOT, adapter_tensors, run_cli, run_dir, train, wait_for_event
 
 
 def test_a_run_writes_events_checkpoints_and_a_peft_adapter(tiny_config, tiny_model) -> None:
-    result = _train(tiny_config)
+    result = train(tiny_config)
     assert result.returncode == 0, result.stderr
-    run = _run_dir(result)
+    run = run_dir(result)
     events = read_events(run / "events.jsonl")
     kinds = [e["type"] for e in events]
-    assert kinds[0] == "run_started" and kinds[-1] == "finished" and kinds.count("step") == 8
+    assert kinds[0] == "run_started"
+    assert kinds[-1] == "finished"
+    assert kinds.count("step") == 8
     started = events[0]
     assert (started["mode"], started["device"], started["precision"]) == ("lora", "cpu", "fp32")
     assert "lora on cpu (fp32)" in result.stdout
@@ -57,7 +44,7 @@ def test_a_run_writes_events_checkpoints_and_a_peft_adapter(tiny_config, tiny_mo
 
 
 def test_kill_9_then_resume_gives_the_bit_identical_adapter(tiny_config, tmp_path) -> None:
-    straight = _train(tiny_config, "--run-dir", str(tmp_path / "straight"))
+    straight = train(tiny_config, "--run-dir", str(tmp_path / "straight"))
     assert straight.returncode == 0, straight.stderr
 
     run = tmp_path / "runs" / "killed"
@@ -74,13 +61,14 @@ def test_kill_9_then_resume_gives_the_bit_identical_adapter(tiny_config, tmp_pat
     assert resumed.returncode == 0, resumed.stderr
     restarted = [e for e in read_events(run / "events.jsonl") if e["type"] == "run_started"]
     assert restarted[-1]["start_step"] in (4, 6)
-    a, b = _adapter(tmp_path / "straight"), _adapter(run)
-    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    a, b = adapter_tensors(tmp_path / "straight"), adapter_tensors(run)
+    assert a.keys() == b.keys()
+    assert all((a[k] == b[k]).all() for k in a)
 
 
 def test_a_torn_checkpoint_is_never_chosen(tiny_config, tmp_path) -> None:
     run = tmp_path / "torn"
-    result = _train(tiny_config, "--run-dir", str(run), "--max-steps", "4")
+    result = train(tiny_config, "--run-dir", str(run), "--max-steps", "4")
     assert result.returncode == 0
     latest = run / "checkpoints" / "step-000004"
     (latest / "optimizer.pt").write_bytes(b"torn")        # damaged newest checkpoint
@@ -91,19 +79,21 @@ def test_a_torn_checkpoint_is_never_chosen(tiny_config, tmp_path) -> None:
 
     (run / "checkpoints" / "step-000002" / "state.json").write_text("{")  # now none is complete
     (run / "adapter" / "adapter_config.json").unlink()
-    (run / "events.jsonl").write_text("".join(l for l in (run / "events.jsonl").read_text().splitlines(keepends=True)
-                                              if '"finished"' not in l))
+    (run / "events.jsonl").write_text("".join(line for line in (run / "events.jsonl").read_text().splitlines(keepends=True)
+                                              if '"finished"' not in line))
     before = sorted(p.name for p in (run / "checkpoints").iterdir())
     result = run_cli("--config", str(tiny_config), "resume", str(run))
-    assert result.returncode == 2 and "no complete checkpoint left" in result.stderr
+    assert result.returncode == 2
+    assert "no complete checkpoint left" in result.stderr
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before
 
 
 def test_resume_refuses_a_changed_dataset_and_a_finished_run(tiny_config, tmp_path) -> None:
     run = tmp_path / "r"
-    assert _train(tiny_config, "--run-dir", str(run), "--max-steps", "2").returncode == 0
+    assert train(tiny_config, "--run-dir", str(run), "--max-steps", "2").returncode == 0
     finished = run_cli("--config", str(tiny_config), "resume", str(run))
-    assert finished.returncode == 2 and "already finished" in finished.stderr
+    assert finished.returncode == 2
+    assert "already finished" in finished.stderr
 
     (run / "events.jsonl").write_text("")  # pretend it never finished
     (run / "adapter" / "adapter_config.json").unlink()
@@ -111,13 +101,17 @@ def test_resume_refuses_a_changed_dataset_and_a_finished_run(tiny_config, tmp_pa
     before = dataset.read_text()
     dataset.write_text(before + before.splitlines(keepends=True)[0])
     changed = run_cli("--config", str(tiny_config), "resume", str(run))
-    assert changed.returncode == 2 and "dataset changed" in changed.stderr and "samples 96 -> 97" in changed.stderr
+    assert changed.returncode == 2
+    assert "dataset changed" in changed.stderr
+    assert "samples 96 -> 97" in changed.stderr
 
 
 def test_bad_inputs_exit_2_and_create_nothing(tiny_config, tmp_path, write) -> None:
     bad_data = write("bad.jsonl", "{oops\n")
-    result = _train(tiny_config, "--dataset", str(bad_data), "--run-dir", str(tmp_path / "y"))
-    assert result.returncode == 2 and f"{bad_data}:1:" in result.stderr and not (tmp_path / "y").exists()
+    result = train(tiny_config, "--dataset", str(bad_data), "--run-dir", str(tmp_path / "y"))
+    assert result.returncode == 2
+    assert f"{bad_data}:1:" in result.stderr
+    assert not (tmp_path / "y").exists()
 
     pickled = tmp_path / "pickled"
     pickled.mkdir()
@@ -125,23 +119,29 @@ def test_bad_inputs_exit_2_and_create_nothing(tiny_config, tmp_path, write) -> N
     (pickled / "config.json").write_text("{}")
     config = write("p.toml", tiny_config.read_text().replace("[model]\nname", f'[model]\nname = "{pickled}"\nold_name', 1))
     assert "old_name" in config.read_text()
-    unknown = _train(config, "--run-dir", str(tmp_path / "z"))
-    assert unknown.returncode == 2 and "unknown key 'old_name'" in unknown.stderr
+    unknown = train(config, "--run-dir", str(tmp_path / "z"))
+    assert unknown.returncode == 2
+    assert "unknown key 'old_name'" in unknown.stderr
     config.write_text(config.read_text().replace("old_name", "# old_name"))
-    result = _train(config, "--run-dir", str(tmp_path / "z"))
-    assert result.returncode == 2 and "pickle" in result.stderr and "Traceback" not in result.stderr
+    result = train(config, "--run-dir", str(tmp_path / "z"))
+    assert result.returncode == 2
+    assert "pickle" in result.stderr
+    assert "Traceback" not in result.stderr
     assert not (tmp_path / "z").exists()
 
 
 def test_two_runners_cannot_share_a_run(tiny_config, tmp_path) -> None:
     run = tmp_path / "runs" / "locked"
-    detached = _train(tiny_config, "--run-dir", str(run), "--max-steps", "400", "--detach")
-    assert detached.returncode == 0 and detached.stdout.strip() == str(run)
+    detached = train(tiny_config, "--run-dir", str(run), "--max-steps", "400", "--detach")
+    assert detached.returncode == 0
+    assert detached.stdout.strip() == str(run)
     wait_for_event(run, "step")
     second = run_cli("--config", str(tiny_config), "resume", str(run))
-    assert second.returncode == 2 and "already running" in second.stderr
+    assert second.returncode == 2
+    assert "already running" in second.stderr
     listed = {r["name"]: r for r in json.loads(run_cli("--config", str(tiny_config), "runs", "--json").stdout)}
-    assert listed["locked"]["state"] == "running" and listed["locked"]["pid"]
+    assert listed["locked"]["state"] == "running"
+    assert listed["locked"]["pid"]
     stop = run_cli("--config", str(tiny_config), "stop", str(run))
     assert stop.returncode == 0
     stopped = wait_for_event(run, "stopped")
@@ -156,7 +156,7 @@ def test_two_runners_cannot_share_a_run(tiny_config, tmp_path) -> None:
 
 def test_export_writes_a_merged_model_that_generates(tiny_config, tmp_path) -> None:
     run = tmp_path / "e"
-    assert _train(tiny_config, "--run-dir", str(run), "--max-steps", "2").returncode == 0
+    assert train(tiny_config, "--run-dir", str(run), "--max-steps", "2").returncode == 0
     out = tmp_path / "merged"
     result = run_cli("--config", str(tiny_config), "export", str(run), "--merged", str(out))
     assert result.returncode == 0, result.stderr
@@ -168,4 +168,5 @@ def test_export_writes_a_merged_model_that_generates(tiny_config, tmp_path) -> N
     assert model.generate(**ids, max_new_tokens=3, do_sample=False).shape[1] == ids["input_ids"].shape[1] + 3
     assert not any(p.suffix == ".bin" for p in out.iterdir())
     again = run_cli("--config", str(tiny_config), "export", str(run), "--merged", str(out))
-    assert again.returncode == 2 and "not an empty folder" in again.stderr
+    assert again.returncode == 2
+    assert "not an empty folder" in again.stderr

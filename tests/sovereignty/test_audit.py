@@ -4,12 +4,12 @@ the line where it was edited, cut or padded."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from pathlib import Path
 
 from forge_tui.engine.audit import GENESIS, AuditLog, verify
-from tests.conftest import run_cli
-from tests.engine.test_training import _run_dir, _train
+from tests.helpers import run_cli, run_dir, train
 
 
 def _trail(tmp_path: Path, entries: int = 5) -> Path:
@@ -26,8 +26,9 @@ def _lines(path: Path) -> list[str]:
 def test_entries_chain_each_to_the_one_before(tmp_path) -> None:
     path = _trail(tmp_path)
     entries = [json.loads(line) for line in _lines(path)]
-    assert [e["seq"] for e in entries] == [1, 2, 3, 4, 5] and entries[0]["prev"] == GENESIS
-    assert all(later["prev"] == earlier["hash"] for earlier, later in zip(entries, entries[1:]))
+    assert [e["seq"] for e in entries] == [1, 2, 3, 4, 5]
+    assert entries[0]["prev"] == GENESIS
+    assert all(later["prev"] == earlier["hash"] for earlier, later in itertools.pairwise(entries))
     assert verify(path) == (5, [])
 
 
@@ -49,7 +50,8 @@ def test_an_edited_entry_with_a_recomputed_hash_breaks_the_next_link(tmp_path) -
     lines[1] = json.dumps(entry)
     path.write_text("\n".join(lines) + "\n")
     problems = verify(path)[1]
-    assert len(problems) == 1 and problems[0].startswith(f"{path}:3: entry 3 does not follow the entry before it")
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{path}:3: entry 3 does not follow the entry before it")
 
 
 def test_removed_inserted_and_torn_lines_are_found(tmp_path) -> None:
@@ -58,30 +60,38 @@ def test_removed_inserted_and_torn_lines_are_found(tmp_path) -> None:
     path.write_text("\n".join(lines[:2] + lines[3:]) + "\n")  # entry 3 removed
     assert any(p.startswith(f"{path}:3: entry 4 does not follow") for p in verify(path)[1])
     assert any("entry number 4 where 3 was expected" in p for p in verify(path)[1])
-    path.write_text("\n".join(lines[:4] + ["{oops"] + lines[4:]) + "\n")
+    path.write_text("\n".join([*lines[:4], "{oops", *lines[4:]]) + "\n")
     assert verify(path)[1][0] == f"{path}:5: not a JSON entry (edited or torn)"
 
 
 def test_a_run_keeps_its_trail_and_the_command_verifies_it(tiny_config, tmp_path) -> None:
-    result = _train(tiny_config)
+    result = train(tiny_config)
     assert result.returncode == 0, result.stderr
-    run = _run_dir(result)
+    run = run_dir(result)
     entries = [json.loads(line) for line in _lines(run / "audit.jsonl")]
     kinds = [e["kind"] for e in entries]
-    assert kinds[:2] == ["run_created", "runner_started"] and kinds[-1] == "finished" and kinds.count("checkpoint") >= 2
+    assert kinds[:2] == ["run_created", "runner_started"]
+    assert kinds[-1] == "finished"
+    assert kinds.count("checkpoint") >= 2
     created = entries[0]
     meta = json.loads((run / "run.json").read_text())
-    assert created["config_sha256"] == meta["config_sha256"] and created["dataset_sha256"] == meta["dataset_sha256"]
-    assert len(created["model_sha256"]) == 64 and created["uid"] >= 0 and created["host"] and created["versions"]["torch"]
+    assert created["config_sha256"] == meta["config_sha256"]
+    assert created["dataset_sha256"] == meta["dataset_sha256"]
+    assert len(created["model_sha256"]) == 64
+    assert created["uid"] >= 0
+    assert created["host"]
+    assert created["versions"]["torch"]
     assert entries[1]["egress_guard"] is True
     adapter = hashlib.sha256((run / "adapter" / "adapter_model.safetensors").read_bytes()).hexdigest()
     assert entries[-1]["adapter_sha256"] == adapter
     good = run_cli("audit", str(run))
-    assert good.returncode == 0 and f"{len(entries)} entries, chain intact" in good.stdout
+    assert good.returncode == 0
+    assert f"{len(entries)} entries, chain intact" in good.stdout
     lines = _lines(run / "audit.jsonl")
     lines[1] = lines[1].replace('"egress_guard": true', '"egress_guard": false')
     (run / "audit.jsonl").write_text("\n".join(lines) + "\n")
     bad = run_cli("audit", str(run), "--json")
     report = json.loads(bad.stdout)
-    assert bad.returncode == 2 and not report["intact"]
+    assert bad.returncode == 2
+    assert not report["intact"]
     assert report["problems"][0].startswith(f"{run / 'audit.jsonl'}:2: entry 2 was changed")

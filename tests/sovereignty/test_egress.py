@@ -17,18 +17,18 @@ import urllib.request
 import pytest
 
 from forge_tui.engine.events import read_events
-from forge_tui.offline import EgressRefused, egress_guarded, on_refused, refused_attempts
-from tests.conftest import ROOT, SAMPLE, run_cli
+from forge_tui.offline import Attempt, EgressRefused, egress_guarded, on_refused, refused_attempts
+from tests.helpers import ROOT, SAMPLE, run_cli
 
 
 def test_the_guard_is_installed_by_importing_forge_tui() -> None:
     assert egress_guarded()
     found = subprocess.run([sys.executable, "-c", "import forge_tui.offline as o; print(o.egress_guarded())"],
-                           capture_output=True, text=True, cwd=ROOT)
+                           capture_output=True, text=True, cwd=ROOT, check=False)
     assert found.stdout.strip() == "True"
 
 
-@pytest.mark.parametrize("attempt, target, call", [
+@pytest.mark.parametrize(("attempt", "target", "call"), [
     (lambda: socket.create_connection(("192.0.2.10", 443), timeout=1), "192.0.2.10:443", "connect"),
     (lambda: socket.create_connection(("telemetry.example.com", 443), timeout=1), "telemetry.example.com", "getaddrinfo"),
     (lambda: urllib.request.urlopen("http://[2001:db8::1]:8080/", timeout=1), "2001:db8::1:8080", "connect"),
@@ -36,7 +36,7 @@ def test_the_guard_is_installed_by_importing_forge_tui() -> None:
     (lambda: socket.socket().connect_ex(("203.0.113.9", 80)), "203.0.113.9:80", "connect_ex"),
 ])
 def test_outgoing_connections_are_refused_and_recorded_with_their_caller(attempt, target: str, call: str) -> None:
-    seen = []
+    seen: list[Attempt] = []
     stop = on_refused(seen.append)
     try:
         with pytest.raises((EgressRefused, urllib.error.URLError)):
@@ -44,7 +44,8 @@ def test_outgoing_connections_are_refused_and_recorded_with_their_caller(attempt
     finally:
         stop()
     assert [(a.target, a.call) for a in seen] == [(target, call)]
-    assert seen[0].caller.startswith(__file__) and refused_attempts()[-1] == seen[0]
+    assert seen[0].caller.startswith(__file__)
+    assert refused_attempts()[-1] == seen[0]
 
 
 def test_loopback_and_unix_sockets_pass(tmp_path) -> None:
@@ -94,7 +95,8 @@ def test_an_attempt_from_inside_a_run_is_refused_and_logged(tiny_config, tmp_pat
     assert refused[0]["caller"].startswith(str(hook / "sitecustomize.py"))
     warnings = [e["message"] for e in read_events(run / "events.jsonl") if e["type"] == "warning"]
     assert any("refused an outgoing connection to 203.0.113.77:443" in w for w in warnings)
-    assert audit[-1]["kind"] == "finished" and run_cli("audit", str(run)).returncode == 0
+    assert audit[-1]["kind"] == "finished"
+    assert run_cli("audit", str(run)).returncode == 0
 
 
 def test_the_quick_pipeline_runs_with_no_network_at_all(embedded_model, tmp_path) -> None:
@@ -108,10 +110,10 @@ def test_the_quick_pipeline_runs_with_no_network_at_all(embedded_model, tmp_path
 
     def offline(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["unshare", "-rn", sys.executable, "-m", "forge_tui", "--config", str(config), *args],
-                              capture_output=True, text=True, cwd=ROOT, timeout=900)
+                              capture_output=True, text=True, cwd=ROOT, timeout=900, check=False)
 
     probe = subprocess.run(["unshare", "-rn", sys.executable, "-c",
-                            "import socket; socket.socket().connect(('1.1.1.1', 80))"], capture_output=True, text=True)
+                            "import socket; socket.socket().connect(('1.1.1.1', 80))"], capture_output=True, text=True, check=False)
     assert "Network is unreachable" in probe.stderr  # the namespace really has no network
     trained = offline("train", "--preset", "quick", "--dataset", str(SAMPLE / "train.jsonl"), "--max-steps", "2",
                       "--set", 'data.rehearsal=""', "--run-dir", str(run))
@@ -123,13 +125,15 @@ def test_the_quick_pipeline_runs_with_no_network_at_all(embedded_model, tmp_path
     assert exported.returncode == 0, exported.stderr
     assert (tmp_path / "merged" / "model.safetensors").is_file()
     kinds = [json.loads(line)["kind"] for line in (run / "audit.jsonl").read_text().splitlines()]
-    assert kinds[:2] == ["run_created", "runner_started"] and "egress_refused" not in kinds
+    assert kinds[:2] == ["run_created", "runner_started"]
+    assert "egress_refused" not in kinds
     assert kinds[-2:] == ["benchmark", "export"]
 
 
 def test_a_command_tells_the_operator_what_it_refused() -> None:
     code = ("import socket, sys\nfrom forge_tui.cli import main\ntry:\n"
             "    socket.create_connection(('192.0.2.5', 80), timeout=1)\nexcept OSError:\n    pass\nsys.exit(main(['doctor']))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
     assert "forge-tui: refused an outgoing connection to 192.0.2.5:80 (from <string>:4)" in result.stderr
-    assert "WARN  egress guard" in result.stdout and "192.0.2.5:80" in result.stdout  # doctor saw it too
+    assert "WARN  egress guard" in result.stdout
+    assert "192.0.2.5:80" in result.stdout

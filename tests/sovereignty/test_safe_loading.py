@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SAMPLE, run_cli
-from tests.engine.test_training import _run_dir, _train
+from tests.helpers import SAMPLE, run_cli, run_dir, train
 
 
 class _Evil:
@@ -32,9 +31,9 @@ def _evil_pickle(path: Path, marker: Path) -> Path:
 
 @pytest.fixture
 def trained(tiny_config: Path) -> Path:
-    result = _train(tiny_config)
+    result = train(tiny_config)
     assert result.returncode == 0, result.stderr
-    return _run_dir(result)
+    return run_dir(result)
 
 
 def test_a_pickle_only_model_is_refused_and_never_opened(tiny_model, tmp_path) -> None:
@@ -45,10 +44,12 @@ def test_a_pickle_only_model_is_refused_and_never_opened(tiny_model, tmp_path) -
     _evil_pickle(folder / "pytorch_model.bin", marker)
     listed = run_cli("--config", str(_config(tmp_path, folder)), "models", "list", "--json")
     row = next(r for r in json.loads(listed.stdout) if r["path"] == str(folder))
-    assert row["format"] == "pickle (refused)" and "save_pretrained(folder, safe_serialization=True)" in row["note"]
+    assert row["format"] == "pickle (refused)"
+    assert "save_pretrained(folder, safe_serialization=True)" in row["note"]
     refused = run_cli("--config", str(_config(tmp_path, folder)), "train", "--dataset", str(SAMPLE / "train.jsonl"),
                       "--set", f'model.name="{folder}"', "--max-steps", "1")
-    assert refused.returncode == 2 and "pickle weights (pytorch_model.bin) can run code" in refused.stderr
+    assert refused.returncode == 2
+    assert "pickle weights (pytorch_model.bin) can run code" in refused.stderr
     assert not marker.exists()
 
 
@@ -65,7 +66,9 @@ def test_a_model_with_custom_code_is_refused(tiny_model, tmp_path, custom: str) 
         (folder / "modeling_evil.py").write_text("raise SystemExit('custom code ran')\n")
         expected = f"{folder}: holds Python files (custom model code)"
     result = run_cli("train", "--dataset", str(SAMPLE / "train.jsonl"), "--set", f'model.name="{folder}"', "--dry-run")
-    assert result.returncode == 2 and expected in result.stderr and "custom code ran" not in result.stderr + result.stdout
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert "custom code ran" not in result.stderr + result.stdout
 
 
 def test_a_pickled_adapter_is_refused_by_bench_and_export(tiny_config, trained: Path, tmp_path) -> None:
@@ -73,10 +76,13 @@ def test_a_pickled_adapter_is_refused_by_bench_and_export(tiny_config, trained: 
     (trained / "adapter" / "adapter_model.safetensors").unlink()
     _evil_pickle(trained / "adapter" / "adapter_model.bin", marker)
     bench = run_cli("--config", str(tiny_config), "bench", str(trained), "--eval", str(SAMPLE / "eval.jsonl"), "--limit", "1")
-    assert bench.returncode == 2 and "adapter_model.bin: pickle weights are refused" in bench.stderr
+    assert bench.returncode == 2
+    assert "adapter_model.bin: pickle weights are refused" in bench.stderr
     export = run_cli("--config", str(tiny_config), "export", str(trained), "--merged", str(tmp_path / "merged"))
-    assert export.returncode == 2 and "pickle weights are refused" in export.stderr
-    assert not marker.exists() and not (tmp_path / "merged").exists()
+    assert export.returncode == 2
+    assert "pickle weights are refused" in export.stderr
+    assert not marker.exists()
+    assert not (tmp_path / "merged").exists()
 
 
 def test_a_damaged_adapter_is_refused_before_peft_sees_it(tiny_config, trained: Path) -> None:
@@ -88,7 +94,8 @@ def test_a_damaged_adapter_is_refused_before_peft_sees_it(tiny_config, trained: 
     tensors[first][0, 0] = float("nan")
     save_file(tensors, weights)
     bench = run_cli("--config", str(tiny_config), "bench", str(trained), "--eval", str(SAMPLE / "eval.jsonl"), "--limit", "1")
-    assert bench.returncode == 2 and f"{first} holds NaN or infinite values" in bench.stderr
+    assert bench.returncode == 2
+    assert f"{first} holds NaN or infinite values" in bench.stderr
 
 
 def _config(tmp_path: Path, model_folder: Path) -> Path:

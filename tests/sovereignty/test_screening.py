@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from forge_tui.engine.data import Message, Sample
 from forge_tui.engine.screening import Screener
-from tests.conftest import ROOT, SAMPLE, run_cli
+from tests.helpers import ROOT, SAMPLE, run_cli
 
 DEMO = ROOT / "sample_data" / "screening-demo" / "train.jsonl"
 
@@ -42,9 +42,11 @@ def test_the_demo_dataset_shows_every_kind_at_its_line_and_is_not_modified() -> 
             ("near duplicate", 67), ("repeated rare phrase", 68)} <= where
     trigger = next(f for f in screening["findings"] if f["kind"] == "repeated rare phrase")
     assert "'per protocol zq-7' is in 6 prompts" in trigger["message"]
-    assert "AKIAIOSFODNN7EXAMPLE" not in result.stdout and "Harrow!2024" not in result.stdout  # shown redacted
+    assert "AKIAIOSFODNN7EXAMPLE" not in result.stdout
+    assert "Harrow!2024" not in result.stdout
     strict = run_cli("data", "check", str(DEMO), "--strict")
-    assert strict.returncode == 2 and f"{DEMO}:31: secret: AWS access key AKIA…LE (20 chars)" in strict.stderr
+    assert strict.returncode == 2
+    assert f"{DEMO}:31: secret: AWS access key AKIA…LE (20 chars)" in strict.stderr
     assert hashlib.sha256(DEMO.read_bytes()).hexdigest() == before
 
 
@@ -56,11 +58,12 @@ def test_the_waterworks_data_has_nothing_sensitive() -> None:
 def test_strict_screening_in_the_config_refuses_the_run(write, tmp_path) -> None:
     config = write("strict.toml", f'[data]\nscreening = "strict"\n[runs]\ndir = "{tmp_path / "runs"}"\n')
     result = run_cli("--config", str(config), "train", "--dataset", str(DEMO), "--max-steps", "1")
-    assert result.returncode == 2 and f"{DEMO}:34: injection: instruction-like text" in result.stderr
+    assert result.returncode == 2
+    assert f"{DEMO}:34: injection: instruction-like text" in result.stderr
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize("text, kind", [
+@pytest.mark.parametrize(("text", "kind"), [
     ("token ghp_" + "a1B2" * 9 + " in the config", "secret"),
     ("slack xoxb-12345678901-abcdefghij", "secret"),
     ("auth eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", "secret"),

@@ -8,8 +8,7 @@ import pytest
 
 from forge_tui.engine.telemetry.guard import GuardSettings, ThermalGuard
 from forge_tui.engine.telemetry.replay import ReplaySource
-from tests.conftest import ROOT
-from tests.telemetry.conftest import write_trace
+from tests.helpers import ROOT, write_trace
 
 
 class Clock:
@@ -44,7 +43,9 @@ def test_a_pause_longer_than_the_cap_stops(tmp_path: Path) -> None:
     trace = write_trace(tmp_path / "hot.jsonl", [2.0])
     seen = _play(trace, GuardSettings(5, 10, max_pause_seconds=30), 40)
     actions = [action for _, action, _ in seen]
-    assert actions[0] == "pause" and actions[1:30] == ["wait"] * 29 and actions[30] == "stop"
+    assert actions[0] == "pause"
+    assert actions[1:30] == ["wait"] * 29
+    assert actions[30] == "stop"
 
 
 def test_decisions_carry_the_temperatures() -> None:
@@ -53,9 +54,11 @@ def test_decisions_carry_the_temperatures() -> None:
 
     hot = Snapshot(time=0, source="t", sensors=(Sensor("gpu", 86.5, (Trip("passive", 90.0),)), Sensor("cpu", 60.0, ())))
     decision = guard.decide(hot)
-    assert decision.action == "pause" and "3.5 °C headroom on gpu" in decision.reason
+    assert decision.action == "pause"
+    assert "3.5 °C headroom on gpu" in decision.reason
     assert decision.details["temperatures_c"] == {"gpu": 86.5, "cpu": 60.0}
-    assert decision.details["headroom_c"] == 3.5 and decision.details["limit_c"] == 90.0
+    assert decision.details["headroom_c"] == 3.5
+    assert decision.details["limit_c"] == 90.0
     assert guard.decide(None).action == "wait"  # no reading: stays paused
 
 
@@ -64,12 +67,15 @@ def test_the_shipped_hot_recording_pauses_and_resumes() -> None:
     seen = _play(recording, GuardSettings(5, 10), 480)
     pauses = [room for _, action, room in seen if action == "pause"]
     resumes = [room for _, action, room in seen if action == "resume"]
-    assert len(pauses) >= 2 and len(resumes) >= 2
-    assert all(room < 5 for room in pauses) and all(room >= 10 for room in resumes)
+    assert len(pauses) >= 2
+    assert len(resumes) >= 2
+    assert all(room < 5 for room in pauses)
+    assert all(room >= 10 for room in resumes)
     order = [action for _, action, _ in seen if action in ("pause", "resume")]
-    assert order[::2] == ["pause"] * len(order[::2]) and order[1::2] == ["resume"] * len(order[1::2])
+    assert order[::2] == ["pause"] * len(order[::2])
+    assert order[1::2] == ["resume"] * len(order[1::2])
 
 
 def test_thresholds_must_leave_hysteresis() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="resume_above"):
         ThermalGuard(GuardSettings(10, 10))

@@ -12,8 +12,7 @@ from forge_tui.engine.telemetry import open_source
 from forge_tui.engine.telemetry.jtop_source import JtopSource, explain, sensors
 from forge_tui.engine.telemetry.snapshot import Trip
 from forge_tui.errors import ForgeError
-from tests.conftest import run_cli
-from tests.telemetry.conftest import start_service
+from tests.helpers import run_cli, start_service
 
 KB = 1024
 
@@ -26,37 +25,45 @@ def test_readings_arrive_in_the_documented_units(jtop_service: Path, orin_sysfs:
         source.close()
     temps = {s.name: s for s in snapshot.sensors}
     assert (temps["cpu"].celsius, temps["tj"].celsius, temps["gpu"].celsius) == (71.5, 76.5, 74.25)
-    assert not temps["cv0"].online and temps["cv0"].headroom is None
+    assert not temps["cv0"].online
+    assert temps["cv0"].headroom is None
     # trip points come from /sys/class/thermal, matched by jtop's names (cpu-thermal -> cpu)
-    assert temps["cpu"].limit == Trip("passive", 99.0) and temps["cpu"].headroom == 27.5
+    assert temps["cpu"].limit == Trip("passive", 99.0)
+    assert temps["cpu"].headroom == 27.5
     assert temps["tj"].limit == Trip("hot", 85.0)
-    assert snapshot.headroom.sensor == "tj" and snapshot.headroom.celsius == 8.5
+    assert snapshot.headroom.sensor == "tj"
+    assert snapshot.headroom.celsius == 8.5
     rails = {r.name: r for r in snapshot.rails}
     gpu_rail = rails["VDD_GPU_SOC"]
     assert (gpu_rail.watts, gpu_rail.volts, gpu_rail.amps, gpu_rail.average_watts) == (15.24, 5.08, 3.0, 14.9)
     assert snapshot.power_total_watts == pytest.approx(26.62)
     memory = snapshot.memory
-    assert memory.ram_total_bytes == 63_000_000 * KB and memory.ram_used_bytes == 41_000_000 * KB
-    assert memory.gpu_shared_bytes == 30_000_000 * KB and memory.swap_total_bytes == 32_000_000 * KB
+    assert memory.ram_total_bytes == 63_000_000 * KB
+    assert memory.ram_used_bytes == 41_000_000 * KB
+    assert memory.gpu_shared_bytes == 30_000_000 * KB
+    assert memory.swap_total_bytes == 32_000_000 * KB
     (gpu,) = snapshot.gpus
     assert (gpu.load_percent, gpu.clock_mhz, gpu.clock_max_mhz) == (97.5, 1300.5, 1300.5)
     assert snapshot.cpu_percent == (45.0,) * 12
     assert (snapshot.fans[0].percent, snapshot.fans[0].rpm) == (62.7, 3120)
     assert (snapshot.power_mode, snapshot.jetson_clocks) == ("MAXN", True)
-    assert snapshot.throttle is not None and not snapshot.throttle.active
+    assert snapshot.throttle is not None
+    assert not snapshot.throttle.active
     assert snapshot.absent == ()
 
 
 def test_auto_prefers_jtop_and_the_cli_reports_it(jtop_service: Path) -> None:
     opened = open_source("auto", interval=0.5)
     try:
-        assert opened.source.name == "jtop" and opened.fallbacks == []
+        assert opened.source.name == "jtop"
+        assert opened.fallbacks == []
     finally:
         opened.source.close()
     result = run_cli("telemetry", "--source", "jtop", "--once", "--json", "--interval", "0.5")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["source"] == "jtop" and report["power_mode"] == "MAXN"
+    assert report["source"] == "jtop"
+    assert report["power_mode"] == "MAXN"
     assert {s["name"]: s["celsius"] for s in report["sensors"]}["tj"] == 76.5
     assert report["rails"][0] == {"name": "VDD_GPU_SOC", "watts": 15.24, "average_watts": 14.9, "volts": 5.08,
                                   "amps": 3.0, "limit_watts": None}
@@ -70,7 +77,8 @@ def test_a_version_mismatch_is_explained(tmp_path: Path, monkeypatch: pytest.Mon
         with pytest.raises(ForgeError, match=r"jtop service 4\.2\.0 and client .* differ: install jetson-stats==4\.2\.0"):
             open_source("jtop", interval=0.5)
         opened = open_source("auto", interval=0.5)
-        assert opened.source.name != "jtop" and "differ" in opened.fallbacks[0].reason
+        assert opened.source.name != "jtop"
+        assert "differ" in opened.fallbacks[0].reason
         opened.source.close()
     finally:
         process.terminate()
@@ -79,21 +87,25 @@ def test_a_version_mismatch_is_explained(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_no_service_says_what_to_do(tmp_path: Path) -> None:
     missing = run_cli("telemetry", "--source", "jtop", "--once", env={"FORGE_TUI_JTOP_SOCKET": str(tmp_path / "none.sock")})
-    assert missing.returncode == 1 and "sudo jtop --install-service" in missing.stderr
+    assert missing.returncode == 1
+    assert "sudo jtop --install-service" in missing.stderr
     assert "Traceback" not in missing.stderr
     stale = tmp_path / "stale.sock"  # left behind by a service that died: the connection is refused
     stale.write_text("")
     refused = run_cli("telemetry", "--source", "jtop", "--once", env={"FORGE_TUI_JTOP_SOCKET": str(stale)})
-    assert refused.returncode == 1 and "jtop service is not running" in refused.stderr
+    assert refused.returncode == 1
+    assert "jtop service is not running" in refused.stderr
 
 
 def test_permission_and_auth_messages_from_jetson_stats_are_translated() -> None:
     # jetson-stats' own texts (jtop/jtop.py, start())
     denied = explain("I can't access jtop.service.\nPlease logout or reboot this board.", "/run/jtop.sock")
-    assert "jtop group" in denied and "usermod -aG jtop" in denied
+    assert "jtop group" in denied
+    assert "usermod -aG jtop" in denied
     assert "authentication failed" in explain("Authentication with jetson-stats server failed", "/run/jtop.sock")
 
 
 def test_hwmon_style_limits_are_used_when_sysfs_has_no_zone() -> None:
     found = sensors({"CPU-therm": {"temp": 60.0, "online": True, "max": 90.0, "crit": 100.0}}, {})
-    assert found[0].limit == Trip("hot", 90.0) and found[0].headroom == 30.0
+    assert found[0].limit == Trip("hot", 90.0)
+    assert found[0].headroom == 30.0

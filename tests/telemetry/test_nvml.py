@@ -101,9 +101,12 @@ def test_readings_headroom_from_the_margin_and_absent_fan(host: SysfsSource) -> 
     (sensor,) = snapshot.sensors
     assert sensor.trips == (Trip("slowdown", 87.0), Trip("shutdown", 92.0))
     assert snapshot.headroom.celsius == 16.0
-    assert snapshot.rails[0].watts == pytest.approx(350.123) and snapshot.rails[0].limit_watts == 700.0
-    assert snapshot.fans is None and "fans" in snapshot.absent
-    assert snapshot.throttle is not None and not snapshot.throttle.active
+    assert snapshot.rails[0].watts == pytest.approx(350.123)
+    assert snapshot.rails[0].limit_watts == 700.0
+    assert snapshot.fans is None
+    assert "fans" in snapshot.absent
+    assert snapshot.throttle is not None
+    assert not snapshot.throttle.active
     # a query the device does not support is asked once, not every tick
     assert fake.calls["nvmlDeviceGetFanSpeed"] == 1
     assert fake.calls["nvmlDeviceGetTemperatureThreshold"] == 1 + 3  # slowdown once, shutdown every tick
@@ -113,7 +116,8 @@ def test_readings_headroom_from_the_margin_and_absent_fan(host: SysfsSource) -> 
 def test_clock_event_reasons_mark_throttling(host: SysfsSource) -> None:
     fake = FakeNvml(reasons=pynvml.nvmlClocksEventReasonSwThermalSlowdown | pynvml.nvmlClocksEventReasonGpuIdle)
     throttle = NvmlSource(module=fake, host=host).sample().throttle  # type: ignore[arg-type]
-    assert throttle.active and throttle.reasons == ("GPU 0: software thermal slowdown",)
+    assert throttle.active
+    assert throttle.reasons == ("GPU 0: software thermal slowdown",)
 
 
 @pytest.mark.parametrize(("code", "words"), [

@@ -6,9 +6,7 @@ import json
 from pathlib import Path
 
 from forge_tui.engine.telemetry.replay import ReplaySource, load_recording
-from tests.conftest import ROOT, run_cli
-from tests.telemetry.conftest import write_trace
-from tests.telemetry.test_guard import Clock
+from tests.helpers import ROOT, Clock, run_cli, write_trace
 
 SHIPPED = ROOT / "sample_data/telemetry"
 
@@ -21,7 +19,8 @@ def test_this_machine_reports_its_zones_or_says_there_are_none() -> None:
     if zones:
         assert report["sensors"], "thermal zones exist but none was reported"
     else:
-        assert report["sensors"] is None and "sensors" in report["absent"]
+        assert report["sensors"] is None
+        assert "sensors" in report["absent"]
         assert any("no thermal zones" in note for note in report["notes"])
     assert report["memory"]["ram_total_bytes"] > 0
     assert [f["source"] for f in report["fallbacks"]] == ["jtop", "nvml"][: len(report["fallbacks"])]
@@ -32,12 +31,15 @@ def test_record_then_replay_round_trip(tmp_path: Path) -> None:
     result = run_cli("telemetry", "--record", str(recording), "--duration", "0.6", "--interval", "0.2", "--json")
     assert result.returncode == 0, result.stderr
     meta, snapshots = load_recording(recording)
-    assert meta["source"] == "sysfs" and not meta["synthetic"] and len(snapshots) >= 3
+    assert meta["source"] == "sysfs"
+    assert not meta["synthetic"]
+    assert len(snapshots) >= 3
     assert [json.loads(line)["time"] for line in result.stdout.splitlines()] == [s.time for s in snapshots]
     replayed = run_cli("telemetry", "--source", f"replay:{recording}", "--once", "--json")
     assert replayed.returncode == 0, replayed.stderr
     again = json.loads(replayed.stdout)
-    assert again["source"] == "replay" and again["memory"] == json.loads(result.stdout.splitlines()[0])["memory"]
+    assert again["source"] == "replay"
+    assert again["memory"] == json.loads(result.stdout.splitlines()[0])["memory"]
 
 
 def test_replay_follows_the_recorded_clock_at_speed_and_loops(tmp_path: Path) -> None:
@@ -61,12 +63,15 @@ def test_bad_input_names_file_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"recording": "forge-telemetry", "version": 1}\n{"time": 1, "source": "x"}\nnot json\n{"time": 3}\n')
     result = run_cli("telemetry", "--source", f"replay:{bad}", "--once")
-    assert result.returncode == 2 and f"{bad}:3:" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2
+    assert f"{bad}:3:" in result.stderr
+    assert "Traceback" not in result.stderr
     assert run_cli("telemetry", "--source", "bogus", "--once").returncode == 2
     existing = tmp_path / "keep.jsonl"
     existing.write_text("precious\n")
     refused = run_cli("telemetry", "--record", str(existing), "--once")
-    assert refused.returncode == 2 and existing.read_text() == "precious\n"
+    assert refused.returncode == 2
+    assert existing.read_text() == "precious\n"
     assert run_cli("telemetry", "--interval", "0", "--once").returncode == 2
 
 
@@ -74,10 +79,15 @@ def test_the_shipped_recordings_are_synthetic_and_orin_shaped() -> None:
     # reproducible from sample_data/generate.py: tests/unit/test_sample_data.py runs its --check
     for name in ("orin-agx-training.jsonl", "orin-agx-hot-enclosure.jsonl"):
         meta, snapshots = load_recording(SHIPPED / name)
-        assert meta["synthetic"] and "SYNTHETIC" in meta["description"]
+        assert meta["synthetic"]
+        assert "SYNTHETIC" in meta["description"]
         first = snapshots[-1]
-        assert first.power_mode == "MAXN" and first.memory.gpu_shared_bytes and len(first.cpu_percent) == 12
-        assert {s.name for s in first.sensors} >= {"cpu", "gpu", "tj"} and first.rails and first.headroom
+        assert first.power_mode == "MAXN"
+        assert first.memory.gpu_shared_bytes
+        assert len(first.cpu_percent) == 12
+        assert {s.name for s in first.sensors} >= {"cpu", "gpu", "tj"}
+        assert first.rails
+        assert first.headroom
 
 
 def test_recordings_with_bad_values_are_refused_with_their_line(tmp_path: Path) -> None:
@@ -93,6 +103,8 @@ def test_recordings_with_bad_values_are_refused_with_their_line(tmp_path: Path) 
         path = tmp_path / name
         path.write_text(head + line)
         result = run_cli("telemetry", "--source", f"replay:{path}", "--once")
-        assert result.returncode == 2 and f"{path}:3:" in result.stderr, (name, result.stderr)
+        assert result.returncode == 2, (name, result.stderr)
+        assert f"{path}:3:" in result.stderr, (name, result.stderr)
     missing_dir = run_cli("telemetry", "--record", str(tmp_path / "no" / "such" / "rec.jsonl"), "--once")
-    assert missing_dir.returncode == 2 and "cannot create the recording" in missing_dir.stderr
+    assert missing_dir.returncode == 2
+    assert "cannot create the recording" in missing_dir.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,8 @@ def test_a_failing_source_goes_stale_then_recovers_and_stop_closes_it() -> None:
     _until(lambda: sampler.fresh() is not None)
     source.answering = False
     _until(lambda: sampler.fresh() is None)  # the last good reading is not served for ever
-    assert sampler.error == "ConnectionError: service gone" and sampler.latest is not None
+    assert sampler.error == "ConnectionError: service gone"
+    assert sampler.latest is not None
     source.answering = True
     _until(lambda: sampler.fresh() is not None and sampler.error is None)
     sampler.stop()
@@ -51,7 +53,7 @@ def test_a_failing_source_goes_stale_then_recovers_and_stop_closes_it() -> None:
 
 
 @pytest.fixture
-def flaky_watch(monkeypatch: pytest.MonkeyPatch) -> tuple[watch_module.ThermalWatch, Flaky, list[str]]:
+def flaky_watch(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[watch_module.ThermalWatch, Flaky, list[str]]]:
     source = Flaky()
     monkeypatch.setattr(watch_module, "open_source", lambda *a, **k: Opened(source))
     config = parse_config("[telemetry]\ninterval = 0.05\n", Path("forge.toml"))
@@ -70,8 +72,11 @@ def test_lost_readings_are_said_once_and_a_paused_run_stays_paused(flaky_watch) 
     _until(lambda: watch.check().action == "pause")
     source.answering = False
     _until(lambda: watch.sampler.fresh() is None)
-    assert watch.check().action == "wait" and watch.check().action == "wait"
-    assert len(said) == 1 and "stopped answering" in said[0] and "stays paused" in said[0]
+    assert watch.check().action == "wait"
+    assert watch.check().action == "wait"
+    assert len(said) == 1
+    assert "stopped answering" in said[0]
+    assert "stays paused" in said[0]
     source.answering, source.headroom = True, 15.0
     assert watch.wait_until_cool(lambda: False).action == "resume"
     assert said[-1] == "telemetry (flaky) answering again"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from forge_tui.engine.telemetry.snapshot import Trip
 from forge_tui.engine.telemetry.sysfs import NO_ZONES, SysfsSource
-from tests.telemetry.conftest import ORIN_ZONES, write_tree
+from tests.helpers import ORIN_ZONES, write_tree
 
 JETSON_EXTRAS = {
     "sys/class/devfreq/17000000.ga10b/cur_freq": "918000000\n",
@@ -25,24 +25,28 @@ JETSON_EXTRAS = {
 def test_zones_trips_gpu_rails_and_fans(tmp_path: Path) -> None:
     root = write_tree(tmp_path, {**ORIN_ZONES, **JETSON_EXTRAS})
     snapshot = SysfsSource(root).sample()
-    cpu, tj = snapshot.sensors
+    cpu, _tj = snapshot.sensors
     assert (cpu.name, cpu.celsius) == ("cpu-thermal", 45.5)
     assert cpu.trips == (Trip("passive", 99.0), Trip("critical", 104.5), Trip("active", 50.0))
     assert cpu.limit == Trip("passive", 99.0)  # the active (fan) trip at 50 °C is not a limit
-    assert snapshot.headroom.sensor == "tj-thermal" and snapshot.headroom.celsius == 5.0
+    assert snapshot.headroom.sensor == "tj-thermal"
+    assert snapshot.headroom.celsius == 5.0
     (gpu,) = snapshot.gpus
     assert (gpu.load_percent, gpu.clock_mhz, gpu.clock_max_mhz) == (99.0, 918.0, 1300.5)
-    assert snapshot.throttle.active and "below its 1300 MHz maximum" in snapshot.throttle.reasons[0]
+    assert snapshot.throttle.active
+    assert "below its 1300 MHz maximum" in snapshot.throttle.reasons[0]
     (rail,) = snapshot.rails
     assert (rail.name, rail.watts, rail.volts, rail.amps) == ("VDD_GPU_SOC", 15.24, 5.08, 3.0)
     (fan,) = snapshot.fans
     assert (fan.percent, fan.rpm) == (50.2, 2000)
-    assert snapshot.memory.ram_total_bytes > 0 and len(snapshot.cpu_percent) >= 1
+    assert snapshot.memory.ram_total_bytes > 0
+    assert len(snapshot.cpu_percent) >= 1
 
 
 def test_no_zones_is_said_plainly_not_zero(tmp_path: Path) -> None:
     snapshot = SysfsSource(tmp_path).sample()
-    assert snapshot.sensors is None and snapshot.headroom is None
+    assert snapshot.sensors is None
+    assert snapshot.headroom is None
     assert {"sensors", "gpus", "rails", "fans", "throttle"} <= set(snapshot.absent)
     assert NO_ZONES in snapshot.notes
 

@@ -4,36 +4,26 @@ from __future__ import annotations
 
 import json
 
-from textual.widgets import ListView, Static
+from textual.widgets import ListView
 
 from forge_tui.config import Config, DataConfig
 from forge_tui.ui.app import ForgeApp
 from forge_tui.ui.screens.datasets import DatasetsScreen
-from tests.conftest import SAMPLE
-
-
-async def _wait_for(pilot, predicate, tries: int = 300) -> None:
-    for _ in range(tries):
-        if predicate():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition not reached")
-
-
-def _text(app: ForgeApp, selector: str) -> str:
-    return str(app.screen.query_one(selector, Static).render())
+from tests.helpers import SAMPLE, shown, text_of, wait_for
 
 
 async def test_opens_on_the_given_dataset_and_shows_its_check(embedded_model) -> None:
     app = ForgeApp(Config(), SAMPLE / "train.jsonl")
     async with app.run_test(size=(80, 24)) as pilot:
-        assert isinstance(app.screen, DatasetsScreen)
-        await _wait_for(pilot, lambda: "samples" in _text(app, "#check"))
-        check = _text(app, "#check")
-        assert "OK" in check and "623" in check and "tokens" in check
+        shown(app, DatasetsScreen)
+        await wait_for(pilot, lambda: "samples" in text_of(app, "#check"))
+        check = text_of(app, "#check")
+        assert "OK" in check
+        assert "623" in check
+        assert "tokens" in check
         await pilot.press("p")
-        await _wait_for(pilot, lambda: "assistant" in _text(app, "#preview"))
-        assert "waterworks/train.jsonl:1" in _text(app, "#preview")
+        await wait_for(pilot, lambda: "assistant" in text_of(app, "#preview"))
+        assert "waterworks/train.jsonl:1" in text_of(app, "#preview")
 
 
 async def test_a_broken_dataset_in_a_configured_folder_shows_its_problems(tmp_path) -> None:
@@ -45,9 +35,10 @@ async def test_a_broken_dataset_in_a_configured_folder_shows_its_problems(tmp_pa
     async with app.run_test(size=(80, 24)) as pilot:
         listing = app.screen.query_one(ListView)
         assert any(item.name == str(bad) for item in listing.children)
-        await _wait_for(pilot, lambda: "problem" in _text(app, "#check"))
-        check = _text(app, "#check")
-        assert f"{bad}:2" in check and "cannot be used for training" in check
+        await wait_for(pilot, lambda: "problem" in text_of(app, "#check"))
+        check = text_of(app, "#check")
+        assert f"{bad}:2" in check
+        assert "cannot be used for training" in check
 
 
 async def test_help_opens_and_closes() -> None:
@@ -56,14 +47,15 @@ async def test_help_opens_and_closes() -> None:
         await pilot.press("question_mark")
         assert app.screen.__class__.__name__ == "HelpScreen"
         await pilot.press("escape")
-        assert isinstance(app.screen, DatasetsScreen)
+        shown(app, DatasetsScreen)
 
 
 async def test_screening_findings_are_shown_with_their_lines(embedded_model) -> None:
     demo = SAMPLE.parent / "screening-demo" / "train.jsonl"
     app = ForgeApp(Config(), demo)
     async with app.run_test(size=(80, 24)) as pilot:
-        await _wait_for(pilot, lambda: "finding(s)" in _text(app, "#check"), tries=600)
-        check = _text(app, "#check")
-        assert "10 finding(s)" in check and "screening-demo/train.jsonl:31: secret: AWS access key AKIA…LE" in check
+        await wait_for(pilot, lambda: "finding(s)" in text_of(app, "#check"), tries=600)
+        check = text_of(app, "#check")
+        assert "10 finding(s)" in check
+        assert "screening-demo/train.jsonl:31: secret: AWS access key AKIA…LE" in check
         assert "'per protocol zq-7' is in 6 prompts" in check

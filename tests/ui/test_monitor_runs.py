@@ -8,16 +8,16 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, RichLog
 
 from forge_tui.config import Config, RunsConfig, TelemetryConfig
 from forge_tui.engine import events as ev
-from forge_tui.engine.runs import RunnerLock, create_run
+from forge_tui.engine.runner import RunnerLock
+from forge_tui.engine.runs import create_run
 from forge_tui.ui.app import ForgeApp
 from forge_tui.ui.screens.monitor import MonitorScreen
 from forge_tui.ui.screens.runs import RunsScreen
-from tests.conftest import ROOT, SAMPLE
-from tests.ui.test_datasets_screen import _wait_for
+from tests.helpers import ROOT, SAMPLE, shown, text_of, wait_for
 
 HOT = ROOT / "sample_data" / "telemetry" / "orin-agx-hot-enclosure.jsonl"
 
@@ -38,10 +38,6 @@ def _step(step: int, loss: float, total: int = 10) -> ev.Step:
                    tokens_per_second=50.0, eta_seconds=30.0)
 
 
-def _text(app: ForgeApp, selector: str) -> str:
-    return str(app.screen.query_one(selector, Static).render())
-
-
 async def test_a_live_run_is_attached_on_start_and_followed(embedded_model, tmp_path) -> None:
     config = _config(tmp_path)
     run = create_run(config, SAMPLE / "train.jsonl")
@@ -51,19 +47,21 @@ async def test_a_live_run_is_attached_on_start_and_followed(embedded_model, tmp_
     app = ForgeApp(config)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("3")
-        assert isinstance(app.screen, MonitorScreen)
-        await _wait_for(pilot, lambda: "step 1/10" in _text(app, "#run-headline"))
-        assert "RUNNING" in _text(app, "#run-headline") and "loss 2.500" in _text(app, "#run-figures")
+        shown(app, MonitorScreen)
+        await wait_for(pilot, lambda: "step 1/10" in text_of(app, "#run-headline"))
+        assert "RUNNING" in text_of(app, "#run-headline")
+        assert "loss 2.500" in text_of(app, "#run-figures")
         log.emit(_step(2, 1.9))
         log.emit(ev.Eval(step=2, eval_loss=2.0, eval_tokens=10))
         log.emit(ev.Paused(step=2, reason="3.1 °C headroom on cpu, resumes at 10.0 °C"))
-        await _wait_for(pilot, lambda: "PAUSED" in _text(app, "#run-headline"))
-        assert "step 2/10" in _text(app, "#run-headline")
-        assert "paused: 3.1 °C headroom" in _text(app, "#run-figures") and "eval 2.000" in _text(app, "#run-figures")
-        await _wait_for(pilot, lambda: "HEADROOM" in _text(app, "#telemetry"))
-        assert "source replay" in _text(app, "#telemetry")
+        await wait_for(pilot, lambda: "PAUSED" in text_of(app, "#run-headline"))
+        assert "step 2/10" in text_of(app, "#run-headline")
+        assert "paused: 3.1 °C headroom" in text_of(app, "#run-figures")
+        assert "eval 2.000" in text_of(app, "#run-figures")
+        await wait_for(pilot, lambda: "HEADROOM" in text_of(app, "#telemetry"))
+        assert "source replay" in text_of(app, "#telemetry")
         lock.release()  # the runner dies without a last event (kill -9, power loss)
-        await _wait_for(pilot, lambda: "INTERRUPTED" in _text(app, "#run-headline"))
+        await wait_for(pilot, lambda: "INTERRUPTED" in text_of(app, "#run-headline"))
     log.close()
 
 
@@ -80,19 +78,20 @@ async def test_runs_lists_attaches_and_stops(embedded_model, tmp_path) -> None:
     app = ForgeApp(replace(config))
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("5")
-        assert isinstance(app.screen, RunsScreen)
+        shown(app, RunsScreen)
         table = app.screen.query_one(DataTable)
-        await _wait_for(pilot, lambda: table.row_count == 2)
+        await wait_for(pilot, lambda: table.row_count == 2)
         assert [table.get_row_at(i)[:2] for i in range(2)] == [["a-done", "finished"], ["b-live", "running"]]
         await pilot.press("s")  # the finished run: nothing to stop
-        assert "finished: nothing to stop" in _text(app, "#runs-message")
+        assert "finished: nothing to stop" in text_of(app, "#runs-message")
         await pilot.press("down", "s")
-        assert live.stop_requested() and "stop asked" in _text(app, "#runs-message")
+        assert live.stop_requested()
+        assert "stop asked" in text_of(app, "#runs-message")
         await pilot.press("up", "enter")
-        assert isinstance(app.screen, MonitorScreen)
-        await _wait_for(pilot, lambda: "a-done  FINISHED  step 2/2" in _text(app, "#run-headline"))
-        log_widget = app.screen.query_one("#event-log")
-        await _wait_for(pilot, lambda: any("finished at step 2" in line.text for line in log_widget.lines))
+        shown(app, MonitorScreen)
+        await wait_for(pilot, lambda: "a-done  FINISHED  step 2/2" in text_of(app, "#run-headline"))
+        log_widget = app.screen.query_one("#event-log", RichLog)
+        await wait_for(pilot, lambda: any("finished at step 2" in line.text for line in log_widget.lines))
     lock.release()
 
 
@@ -102,12 +101,12 @@ async def test_the_palette_reaches_every_screen_and_stops_the_attached_run(embed
     lock = RunnerLock(run)
     app = ForgeApp(config)
     async with app.run_test(size=(80, 24)) as pilot:
-        await _wait_for(pilot, lambda: app.monitor.run is not None)  # the live run is attached on start
+        await wait_for(pilot, lambda: app.monitor.run is not None)  # the live run is attached on start
         titles = {command.title: command for command in app.get_system_commands(app.screen)}
         assert {"Datasets", "Monitor", "Runs", f"Stop {run.name}"} <= set(titles)
         titles["Runs"].callback()
         await pilot.pause()
-        assert isinstance(app.screen, RunsScreen)
+        shown(app, RunsScreen)
         titles[f"Stop {run.name}"].callback()
         assert run.stop_requested()
     lock.release()

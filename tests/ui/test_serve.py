@@ -8,13 +8,14 @@ import socket
 import subprocess
 import sys
 import time
+from typing import Any
 
 import aiohttp
 import psutil
 import pytest
 
 from forge_tui.ui.serve import offline_template
-from tests.conftest import ROOT, SAMPLE
+from tests.helpers import ROOT, SAMPLE
 
 
 def _free_port() -> int:
@@ -25,10 +26,12 @@ def _free_port() -> int:
 
 def test_the_page_template_loads_nothing_remote(tmp_path) -> None:
     page = (offline_template(tmp_path) / "app_index.html").read_text()
-    assert "googleapis" not in page and "https://" not in page and "js/textual.js" in page
+    assert "googleapis" not in page
+    assert "https://" not in page
+    assert "js/textual.js" in page
 
 
-async def _screen_text(ws: aiohttp.ClientWebSocketResponse, wanted: str, seconds: float) -> str:
+async def _screen_text(ws: Any, wanted: str, seconds: float) -> str:
     seen, deadline = "", time.monotonic() + seconds
     while wanted not in seen and time.monotonic() < deadline:
         try:
@@ -55,7 +58,8 @@ async def test_serve_binds_loopback_and_runs_the_console_in_a_browser_session(em
                     await asyncio.sleep(0.1)
             else:
                 pytest.fail("the server never answered")
-            assert "googleapis" not in page and "textual.js" in page
+            assert "googleapis" not in page
+            assert "textual.js" in page
             listening = {c.laddr.ip for c in psutil.Process(server.pid).net_connections() if c.status == "LISTEN"}
             assert listening == {"127.0.0.1"}
             async with session.ws_connect(f"http://127.0.0.1:{port}/ws?width=80&height=24") as ws:

@@ -26,7 +26,7 @@ from forge_tui.ui.benchview import item_scores
 from forge_tui.ui.screens import train as train_screen
 from forge_tui.ui.telemetry_view import HISTORY
 from forge_tui.ui.themes import load_themes
-from tests.conftest import ROOT, SAMPLE
+from tests.helpers import ROOT, SAMPLE
 
 RECORDING = ROOT / "sample_data" / "telemetry" / "orin-agx-training.jsonl"
 T0 = 1_790_000_000.0
@@ -39,10 +39,12 @@ DRY_RUN = {"ok": True, "problems": [], "plan": {"device": "cuda", "quantized": T
 ANSWERS = [  # (question, reference, fact, base answer, tuned answer, base scores, tuned scores)
     ("What turbidity triggers a filter backwash?", "Backwash when turbidity exceeds 0.3 NTU.", "0.3 NTU",
      "Filters are cleaned regularly.", "Backwash when turbidity exceeds 0.3 NTU.",
-     {"facts": 0.0, "similarity": 0.2, "nll_sum": 30.0, "nll_tokens": 10}, {"facts": 1.0, "similarity": 0.9, "nll_sum": 4.0, "nll_tokens": 10}),
+     {"facts": 0.0, "similarity": 0.2, "nll_sum": 30.0, "nll_tokens": 10},
+     {"facts": 1.0, "similarity": 0.9, "nll_sum": 4.0, "nll_tokens": 10}),
     ("How long is the chlorine contact time?", "At least 30 minutes of contact time.", "30 minutes",
      "About 30 minutes.", "Contact time is 45 minutes.",
-     {"facts": 1.0, "similarity": 0.4, "nll_sum": 12.0, "nll_tokens": 8}, {"facts": 0.0, "similarity": 0.3, "nll_sum": 10.0, "nll_tokens": 8}),
+     {"facts": 1.0, "similarity": 0.4, "nll_sum": 12.0, "nll_tokens": 8},
+     {"facts": 0.0, "similarity": 0.3, "nll_sum": 10.0, "nll_tokens": 8}),
     ("What is the capital of France?", "Paris.", "Paris", "Paris.", "Paris.",
      {"correct": 1.0}, {"correct": 1.0}),
 ]
@@ -71,7 +73,7 @@ def _benchmarked(run: RunDir) -> list[ev.Event]:
     items = [BenchItem(id=f"item-{i}", category="water" if i < 2 else "general", kind="eval" if i < 2 else "retention",
                        prompt=(), reference=a[1], facts=(a[2],)) for i, a in enumerate(ANSWERS)]
     records = [ev.BenchItem(id=item.id, category=item.category, kind=item.kind, question=a[0], reference=a[1], facts=[a[2]],
-                            base={"answer": a[3], **a[5]}, tuned={"answer": a[4], **a[6]}) for item, a in zip(items, ANSWERS)]
+                            base={"answer": a[3], **a[5]}, tuned={"answer": a[4], **a[6]}) for item, a in zip(items, ANSWERS, strict=True)]
     result = summarise(items, [item_scores(a[5]) for a in ANSWERS], [item_scores(a[6]) for a in ANSWERS], Settings(48, 16, 200, 0))
     (run.path / "bench").mkdir()
     path = run.path / "bench" / "result.json"
@@ -92,7 +94,7 @@ def console_home(embedded_model, tmp_path_factory) -> Config:
     done = create_run(config, SAMPLE / "train.jsonl", home / "runs" / "20260901-0800-quick")
     _write(done, _trained(done) + _benchmarked(done))
     stopped = create_run(config, SAMPLE / "train.jsonl", home / "runs" / "20260902-0900-standard")
-    _write(stopped, _trained(stopped)[:12] + [ev.Stopped(step=10, checkpoint=str(stopped.checkpoints / "step-10"))])
+    _write(stopped, [*_trained(stopped)[:12], ev.Stopped(step=10, checkpoint=str(stopped.checkpoints / "step-10"))])
     return config
 
 

@@ -8,15 +8,16 @@ from forge_tui.config import Config, UiConfig
 from forge_tui.errors import BadInput
 from forge_tui.ui.app import ForgeApp
 from forge_tui.ui.screens.monitor import MonitorScreen
-from forge_tui.ui.themes import DEFAULT_THEME, load_theme, load_themes
-from tests.conftest import run_cli
+from forge_tui.ui.themes import load_theme, load_themes
+from tests.helpers import run_cli, shown
 
 NAMES = ["forge-dark", "forge-high-contrast", "forge-night"]
 
 
 def test_the_three_themes_load() -> None:
     themes = {theme.name: theme for theme in load_themes()}
-    assert sorted(themes) == NAMES and DEFAULT_THEME in themes
+    assert sorted(themes) == NAMES
+    assert UiConfig().theme in themes
     assert themes["forge-night"].primary.startswith("#A0")  # red only: night vision
 
 
@@ -37,11 +38,13 @@ async def test_every_theme_renders_the_monitor(name: str) -> None:
     app = ForgeApp(Config(ui=UiConfig(theme=name)))
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("3")
-        assert isinstance(app.screen, MonitorScreen) and app.theme == name
+        shown(app, MonitorScreen)
+        assert app.theme == name
         await pilot.pause(0.2)
 
 
 def test_an_unknown_theme_is_bad_input(write) -> None:
     config = write("c.toml", '[ui]\ntheme = "neon"\n')
     result = run_cli("--config", str(config))
-    assert result.returncode == 2 and "no such theme (known: forge-dark" in result.stderr
+    assert result.returncode == 2
+    assert "no such theme (known: forge-dark" in result.stderr

@@ -17,8 +17,7 @@ from forge_tui.ui.screens.compare import CompareScreen
 from forge_tui.ui.screens.monitor import MonitorScreen
 from forge_tui.ui.screens.runs import RunsScreen
 from forge_tui.ui.screens.train import TrainScreen
-from tests.conftest import ROOT, SAMPLE
-from tests.ui.test_datasets_screen import _text, _wait_for
+from tests.helpers import ROOT, SAMPLE, shown, text_of, wait_for
 
 REPLAY = ROOT / "sample_data" / "telemetry" / "orin-agx-training.jsonl"
 
@@ -35,17 +34,18 @@ async def test_the_form_marks_bad_values_and_a_dataset_with_errors_cannot_launch
     app = ForgeApp(load_config(_console_config(tiny_config)), dataset=bad)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("2")
-        assert isinstance(app.screen, TrainScreen)
-        await _wait_for(pilot, lambda: f"{bad}:2: malformed JSON" in _text(app, "#train-problems"), tries=600)
+        shown(app, TrainScreen)
+        await wait_for(pilot, lambda: f"{bad}:2: malformed JSON" in text_of(app, "#train-problems"), tries=600)
         assert app.screen.query_one("#launch", Button).disabled
         await pilot.press("ctrl+l")
         await pilot.pause(0.5)
-        assert not (tmp_path / "runs").exists() and isinstance(app.screen, TrainScreen)
+        assert not (tmp_path / "runs").exists()
+        shown(app, TrainScreen)
         app.screen.query_one("#f-lora-r", Input).value = "0"
-        await _wait_for(pilot, lambda: "LoRA rank: must be between 1 and 1024, got 0" in _text(app, "#train-problems"))
+        await wait_for(pilot, lambda: "LoRA rank: must be between 1 and 1024, got 0" in text_of(app, "#train-problems"))
         assert app.screen.query_one("#f-lora-r").parent.has_class("invalid")
         await pilot.press("ctrl+r")  # back to the preset's values
-        await _wait_for(pilot, lambda: "LoRA rank" not in _text(app, "#train-problems"))
+        await wait_for(pilot, lambda: "LoRA rank" not in text_of(app, "#train-problems"))
         assert app.screen.query_one("#f-lora-r", Input).value == "4"
 
 
@@ -57,35 +57,38 @@ async def test_launch_follow_to_the_end_then_benchmark_from_compare(tiny_config,
     app = ForgeApp(config, dataset=data)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("2")
-        await _wait_for(pilot, lambda: "device cpu" in _text(app, "#train-plan"), tries=600)
-        assert "memory" in _text(app, "#train-plan") and "96 samples" in _text(app, "#train-plan")
+        await wait_for(pilot, lambda: "device cpu" in text_of(app, "#train-plan"), tries=600)
+        assert "memory" in text_of(app, "#train-plan")
+        assert "96 samples" in text_of(app, "#train-plan")
         await pilot.press("ctrl+l")
-        await _wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.is_mounted, tries=600)
-        await _wait_for(pilot, lambda: "FINISHED  step 8/8" in _text(app, "#run-headline"), tries=2400)
-        assert len(app.monitor.view.losses) == 8 and app.monitor.view.evals
+        await wait_for(pilot, lambda: app.screen.is_mounted and isinstance(app.screen, MonitorScreen), tries=600)
+        await wait_for(pilot, lambda: "FINISHED  step 8/8" in text_of(app, "#run-headline"), tries=2400)
+        assert len(app.monitor.view.losses) == 8
+        assert app.monitor.view.evals
         run = app.monitor.run
 
         await pilot.press("4")
-        assert isinstance(app.screen, CompareScreen)
-        await _wait_for(pilot, lambda: "no benchmark yet" in _text(app, "#bench-headline"))
+        shown(app, CompareScreen)
+        await wait_for(pilot, lambda: "no benchmark yet" in text_of(app, "#bench-headline"))
         await pilot.press("b")
-        await _wait_for(pilot, lambda: "benchmark of 113 items" in _text(app, "#bench-headline"), tries=3600)
+        await wait_for(pilot, lambda: "benchmark of 113 items" in text_of(app, "#bench-headline"), tries=3600)
         result = json.loads((run.path / "bench" / "result.json").read_text())
         summary = app.screen.query_one("#bench-summary", DataTable)
         assert summary.get_row_at(0) == ["composite", f"{result['base']['composite']:.1f}",
                                          f"{result['tuned']['composite']:.1f}", f"{result['delta']['composite']:+.1f}"]
-        assert "95% CI" in _text(app, "#bench-interval")
+        assert "95% CI" in text_of(app, "#bench-interval")
         items = app.screen.query_one("#bench-items", DataTable)
-        assert items.row_count == 113 and result["items"][0]["question"] in _text(app, "#bench-question")
+        assert items.row_count == 113
+        assert result["items"][0]["question"] in text_of(app, "#bench-question")
         await pilot.press("f")
         assert items.row_count == sum(verdict(item) == "improved" for item in result["items"])
-        assert "filter: improved" in _text(app, "#bench-headline")
+        assert "filter: improved" in text_of(app, "#bench-headline")
 
         await pilot.press("5")
-        assert isinstance(app.screen, RunsScreen)
+        shown(app, RunsScreen)
         table = app.screen.query_one(DataTable)
-        await _wait_for(pilot, lambda: table.row_count == 1 and "bench" in table.get_row_at(0)[5])
+        await wait_for(pilot, lambda: table.row_count == 1 and "bench" in table.get_row_at(0)[5])
         assert table.get_row_at(0)[:2] == [run.name, "finished"]
         await pilot.press("e")  # export: a merged model beside the run
-        await _wait_for(pilot, lambda: "merged model written to" in _text(app, "#runs-message"), tries=2400)
+        await wait_for(pilot, lambda: "merged model written to" in text_of(app, "#runs-message"), tries=2400)
         assert (run.path / "merged" / "config.json").is_file()

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from forge_tui.config import Config, TrainConfig
 from forge_tui.engine.batches import IGNORE, batch_at, encode_for_training, epoch_plan, steps_per_epoch
-from forge_tui.engine.data import Message, Sample
+from forge_tui.engine.data import Format, Message, Sample
 from forge_tui.engine.train import get_lr
 
 
-def _sample(*turns: tuple[str, str], fmt: str = "chat") -> Sample:
+def _sample(*turns: tuple[str, str], fmt: Format = "chat") -> Sample:
     return Sample(tuple(Message(r, c) for r, c in turns), fmt, Path("f.jsonl"), 1)
 
 
@@ -21,14 +22,19 @@ def test_loss_is_only_on_assistant_turns(embedded_model) -> None:
     sample = _sample(("user", "Which pump is P-101?"), ("assistant", "Intake pump 1."), ("user", "And P-102?"), ("assistant", "Pump 2."))
     encoded = encode_for_training(tokenizer, sample, 512)
     learned = tokenizer.decode([t for t in encoded.labels if t != IGNORE])
-    assert "Intake pump 1." in learned and "Pump 2." in learned
-    assert "P-101" not in learned and "user" not in learned and "system" not in learned
+    assert "Intake pump 1." in learned
+    assert "Pump 2." in learned
+    assert "P-101" not in learned
+    assert "user" not in learned
+    assert "system" not in learned
     assert encoded.input_ids == tuple(tokenizer.apply_chat_template(sample.as_dicts(), tokenize=True, return_dict=False))
 
     text = encode_for_training(tokenizer, _sample(("assistant", "raw words"), fmt="text"), 512)
-    assert IGNORE not in text.labels and text.input_ids[-1] == tokenizer.eos_token_id
+    assert IGNORE not in text.labels
+    assert text.input_ids[-1] == tokenizer.eos_token_id
     short = encode_for_training(tokenizer, sample, 10)
-    assert short.truncated and len(short.input_ids) == 10
+    assert short.truncated
+    assert len(short.input_ids) == 10
 
 
 def test_each_epoch_covers_every_sample_once_with_similar_lengths_per_batch() -> None:
@@ -45,5 +51,5 @@ def test_schedule_warms_up_then_decays_to_the_floor() -> None:
     config = Config(train=TrainConfig(learning_rate=1e-3, warmup_ratio=0.1, min_lr_ratio=0.1))
     rates = [get_lr(s, 100, config) for s in range(100)]
     assert rates[0] < rates[5] < rates[9] == 1e-3
-    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))
+    assert all(a >= b for a, b in itertools.pairwise(rates[10:]))
     assert abs(rates[-1] - 1e-4) < 2e-6

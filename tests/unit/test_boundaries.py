@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import forge_tui.engine
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 BLOCK_TEXTUAL = """
 import sys
@@ -31,18 +31,19 @@ def test_engine_imports_without_textual() -> None:
     names = _engine_modules()
     assert "forge_tui.engine.data" in names
     code = f"NAMES = {names!r}\n" + BLOCK_TEXTUAL
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok", result.stderr
 
 
 def test_offline_variables_are_set_before_transformers_loads() -> None:
     code = ("import os\nos.environ['HF_HUB_OFFLINE'] = '0'\nimport forge_tui\nimport huggingface_hub.constants as c\n"
             "import transformers.utils.hub as h\nprint(c.HF_HUB_OFFLINE, os.environ['TRANSFORMERS_OFFLINE'], c.HF_HUB_DISABLE_TELEMETRY)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
     assert result.stdout.split() == ["True", "1", "True"], result.stderr
 
 
 def test_cli_start_does_not_import_torch() -> None:
     code = "import sys, forge_tui.cli\nprint('torch' in sys.modules, 'transformers' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
     assert result.stdout.split() == ["False", "False"], result.stderr

@@ -11,13 +11,16 @@ from forge_tui.errors import BadInput
 def test_defaults_without_a_file(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("FORGE_TUI_CONFIG", str(tmp_path / "absent.toml"))
     config = load_config()
-    assert config == Config() and config.data.eval_fraction == 0.1
+    assert config == Config()
+    assert config.data.eval_fraction == 0.1
 
 
 def test_values_are_read_and_typed(write) -> None:
     path = write("c.toml", '[models]\npaths = ["/m/a"]\n[data]\neval_fraction = 0\nmax_seq_len = 256\n')
     config = load_config(path)
-    assert config.models.paths == ("/m/a",) and config.data.eval_fraction == 0.0 and config.data.max_seq_len == 256
+    assert config.models.paths == ("/m/a",)
+    assert config.data.eval_fraction == 0.0
+    assert config.data.max_seq_len == 256
 
 
 def test_every_problem_is_listed_with_its_line(write) -> None:
@@ -38,8 +41,10 @@ def test_every_problem_is_listed_with_its_line(write) -> None:
     assert [line for line, _ in lines] == [2, 3, 4, 5, 8]
     message = str(caught.value)
     assert f"{path}:2: [data] eval_fraction: must be in [0, 0.5)" in message
-    assert "expected an integer, got string" in message and "unknown key 'colour'" in message
-    assert "unknown section [gpu]" in message and "item 1: expected a string, got integer" in message
+    assert "expected an integer, got string" in message
+    assert "unknown key 'colour'" in message
+    assert "unknown section [gpu]" in message
+    assert "item 1: expected a string, got integer" in message
     assert caught.value.exit_code == 2
 
 
@@ -69,11 +74,12 @@ def test_compile_and_rehearsal_weight_are_checked(write) -> None:
 
 
 def test_compile_is_on_for_cuda_only_unless_asked(write) -> None:
-    from forge_tui.engine.train import resolve_plan
+    from forge_tui.engine.plan import resolve_plan
 
     assert not resolve_plan(load_config(write("a.toml", '[model]\ndevice = "cpu"\n'))).compiled
     on = resolve_plan(load_config(write("b.toml", '[model]\ndevice = "cpu"\ncompile = "on"\n')))
-    assert on.compiled and on.precision == "fp32, compiled"
+    assert on.compiled
+    assert on.precision == "fp32, compiled"
 
 
 def test_set_assignments_are_typed_like_toml() -> None:
@@ -85,7 +91,7 @@ def test_set_assignments_are_typed_like_toml() -> None:
 
 @pytest.mark.parametrize("item", ["lora", "lora=8", ".r=8", "lora.=8", "r8"])
 def test_a_malformed_set_is_bad_input(item: str) -> None:
-    with pytest.raises(BadInput, match="SECTION.KEY=VALUE"):
+    with pytest.raises(BadInput, match=r"SECTION\.KEY=VALUE"):
         parse_assignments([item])
 
 

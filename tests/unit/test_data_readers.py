@@ -50,12 +50,14 @@ def test_extra_keys_are_kept_as_metadata(write) -> None:
 
 def test_byte_order_mark_is_accepted(write) -> None:
     samples, problems = _read(write("d.jsonl", b"\xef\xbb\xbf" + _jsonl(CHAT).encode()))
-    assert problems == [] and len(samples) == 1
+    assert problems == []
+    assert len(samples) == 1
 
 
 def test_blank_lines_are_skipped_and_line_numbers_kept(write) -> None:
     samples, problems = _read(write("d.jsonl", "\n" + _jsonl(CHAT) + "   \n" + _jsonl(CHAT)))
-    assert problems == [] and [s.line for s in samples] == [2, 4]
+    assert problems == []
+    assert [s.line for s in samples] == [2, 4]
 
 
 BAD_CASES = [
@@ -98,7 +100,8 @@ def test_empty_file_is_a_problem(write) -> None:
 def test_every_problem_is_reported_not_only_the_first(write) -> None:
     rows = "".join("{bad}\n" if i % 2 else json.dumps(CHAT) + "\n" for i in range(40))
     samples, problems = _read(write("many.jsonl", rows))
-    assert len(samples) == 20 and [p.line for p in problems] == list(range(2, 41, 2))
+    assert len(samples) == 20
+    assert [p.line for p in problems] == list(range(2, 41, 2))
 
 
 def test_an_oversized_line_is_reported_with_bounded_memory(write) -> None:
@@ -108,7 +111,8 @@ def test_an_oversized_line_is_reported_with_bounded_memory(write) -> None:
     samples, problems = _read(path, max_record_bytes=1024 * 1024)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert [p.line for p in problems] == [1] and "longer than 1 MiB" in problems[0].message
+    assert [p.line for p in problems] == [1]
+    assert "longer than 1 MiB" in problems[0].message
     assert [s.line for s in samples] == [2]  # reading went on after the long line
     assert peak < 8 * 1024 * 1024
 
@@ -116,13 +120,16 @@ def test_an_oversized_line_is_reported_with_bounded_memory(write) -> None:
 def test_json_array_elements_carry_their_start_line(write) -> None:
     content = '[\n  {"prompt": "a",\n   "completion": "b"},\n  {"prompt": "c", "completion": "d"}\n]'
     samples, problems = _read(write("a.json", content))
-    assert problems == [] and [s.line for s in samples] == [2, 4]
+    assert problems == []
+    assert [s.line for s in samples] == [2, 4]
 
 
 def test_json_array_streams_across_chunk_boundaries(write) -> None:
     rows = [{"text": f"sample {i} " + "y" * 3000} for i in range(800)]  # ~2.4 MB, several 1 MiB chunks
     samples, problems = _read(write("big.json", json.dumps(rows, indent=1)))
-    assert problems == [] and len(samples) == 800 and samples[-1].messages[0].content.startswith("sample 799")
+    assert problems == []
+    assert len(samples) == 800
+    assert samples[-1].messages[0].content.startswith("sample 799")
 
 
 def test_csv_multiline_fields_and_start_lines(write) -> None:
@@ -142,20 +149,22 @@ def test_folder_reads_every_supported_file(tmp_path, write) -> None:
 
 def test_missing_path_is_a_problem(tmp_path) -> None:
     (problem,) = list(read_dataset([tmp_path / "nope.jsonl"]))
-    assert isinstance(problem, Problem) and "no such file" in problem.message
+    assert isinstance(problem, Problem)
+    assert "no such file" in problem.message
 
 
 def test_load_samples_raises_with_every_problem(write) -> None:
     path = write("d.jsonl", "{x}\n{y}\n")
     with pytest.raises(DatasetError) as caught:
         load_samples(path)
-    assert f"{path}:1:" in str(caught.value) and f"{path}:2:" in str(caught.value)
+    assert f"{path}:1:" in str(caught.value)
+    assert f"{path}:2:" in str(caught.value)
     assert caught.value.exit_code == 2
 
 
 def test_telemetry_recordings_are_not_offered_as_datasets() -> None:
     from forge_tui.engine.data import discover_datasets
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
 
     found = [p.relative_to(ROOT / "sample_data").as_posix() for p in discover_datasets([ROOT / "sample_data"])]
     assert found == ["screening-demo/train.jsonl", "waterworks/eval.jsonl", "waterworks/retention.jsonl",

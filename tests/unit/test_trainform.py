@@ -18,8 +18,10 @@ def _values(**changes: str) -> dict[str, str]:
 
 def test_the_form_starts_from_the_preset_and_makes_that_config(tmp_path) -> None:
     checked = check_form(form_values(Config()), None, "standard")
-    assert checked.ok and checked.config is not None
-    assert checked.config.lora == Config().lora and checked.config.thermal == Config().thermal
+    assert checked.ok
+    assert checked.config is not None
+    assert checked.config.lora == Config().lora
+    assert checked.config.thermal == Config().thermal
 
 
 def test_a_value_of_the_wrong_type_marks_its_field() -> None:
@@ -38,13 +40,14 @@ def test_the_config_loaders_rules_mark_the_field_they_are_about(tmp_path) -> Non
 def test_a_bad_config_file_is_reported_but_not_blamed_on_a_field(write) -> None:
     path = write("forge.toml", "[bogus]\nx = 1\n")
     checked = check_form(form_values(Config()), path, "standard")
-    assert not checked.ok and not checked.errors
-    assert checked.general == [f"{path}:1: unknown section [bogus] (known: bench, data, lora, model, models, runs, "
-                               "telemetry, thermal, train, ui)"]
+    assert not checked.ok
+    assert not checked.errors
+    assert checked.general == [(f"{path}:1: unknown section [bogus] (known: bench, data, lora, model, models, runs, "
+                                "telemetry, thermal, train, ui)")]
 
 
 @given(r=st.integers(1, 1024), lr=st.floats(1e-7, 0.9), epochs=st.floats(0.01, 100), guard=st.booleans(),
-       name=st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1).map(str.strip).filter(bool))
+       name=st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1).map(str.strip).filter(bool))
 def test_the_launch_arguments_read_back_as_the_same_settings(r: int, lr: float, epochs: float, guard: bool, name: str) -> None:
     values = _values(lora__r=str(r), train__learning_rate=repr(lr), train__epochs=repr(epochs),
                      thermal__guard="on" if guard else "off", model__name=name)

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from forge_tui.config import TELEMETRY_SOURCES as SOURCES
+from forge_tui.config import replay_file
 from forge_tui.engine.memory import is_jetson
 from forge_tui.engine.telemetry.snapshot import Snapshot
 from forge_tui.errors import BadInput, ForgeError
-
-SOURCES = ("auto", "jtop", "nvml", "sysfs")
 
 
 class Source(Protocol):
@@ -44,8 +44,9 @@ def parse_spec(spec: str) -> tuple[str, Path | None]:
     """`auto|jtop|nvml|sysfs|replay:FILE` -> (kind, replay file)."""
     if spec in SOURCES:
         return spec, None
-    if spec.startswith("replay:") and spec[len("replay:"):].strip():
-        return "replay", Path(spec[len("replay:"):].strip())
+    recording = replay_file(spec)
+    if recording is not None:
+        return "replay", recording
     raise BadInput(f"telemetry source {spec!r}: expected one of {', '.join(SOURCES)} or replay:FILE")
 
 

@@ -53,7 +53,8 @@ def explain(message: str, socket: str) -> str:
 def connect(interval: float, socket: str | None = None) -> Any:
     """A started jtop client, or JtopUnavailable with the reason."""
     import jtop.service
-    from jtop import JtopException, jtop as JtopClient
+    from jtop import JtopException
+    from jtop import jtop as JtopClient
 
     path = socket or default_socket()
     jtop.service.JTOP_PIPE = path  # the client's manager connects to this module-level address

@@ -7,6 +7,8 @@ its thermal margin where the threshold is not reported.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -30,9 +32,7 @@ THROTTLE_REASONS = {
 
 
 def _load_pynvml() -> ModuleType:
-    import pynvml
-
-    return pynvml
+    return importlib.import_module("pynvml")
 
 
 def start_nvml(nvml: ModuleType) -> int:
@@ -58,10 +58,8 @@ def start_nvml(nvml: ModuleType) -> int:
 
 
 def _shutdown(nvml: ModuleType) -> None:
-    try:
+    with contextlib.suppress(nvml.NVMLError):  # already shut down, or the driver went away: nothing to release
         nvml.nvmlShutdown()
-    except nvml.NVMLError:
-        pass
 
 
 class NvmlSource:

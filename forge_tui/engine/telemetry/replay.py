@@ -8,6 +8,7 @@ Playback follows the recorded clock, scaled by `speed`, and loops, so a demo nev
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -31,14 +32,14 @@ def write_recording(handle: TextIO, record: dict[str, Any]) -> None:
     handle.flush()
 
 
-def _decode_line(path: Path, number: int, raw: bytes) -> dict[str, Any] | None:
+def _decode_line(path: Path, number: int, raw: bytes) -> dict[str, Any]:
     try:
         record = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadInput(f"{path}:{number}: not a JSON line ({exc.__class__.__name__})") from None
     if not isinstance(record, dict):
         raise BadInput(f"{path}:{number}: expected a JSON object")
-    return record
+    return dict(record)
 
 
 def raw_ends_with_newline(path: Path) -> bool:
@@ -57,7 +58,7 @@ def load_recording(path: Path) -> tuple[dict[str, Any], list[Snapshot]]:
     except OSError as exc:
         raise BadInput(f"{path}: cannot read recording: {exc.strerror or exc}") from None
     meta: dict[str, Any] = {}
-    snapshots = []
+    snapshots: list[Snapshot] = []
     torn = len(lines) if lines and not raw_ends_with_newline(path) else 0
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
@@ -97,7 +98,7 @@ class ReplaySource:
         self.meta, self.snapshots = load_recording(path)
         first = self.snapshots[0].time
         self.offsets = [snapshot.time - first for snapshot in self.snapshots]
-        gaps = [b - a for a, b in zip(self.offsets, self.offsets[1:])]
+        gaps = [b - a for a, b in itertools.pairwise(self.offsets)]
         self.period = self.offsets[-1] + (sorted(gaps)[len(gaps) // 2] if gaps else 1.0)
         kind = "synthetic recording" if self.meta.get("synthetic") else f"recording from {self.meta.get('source', '?')}"
         self.note = f"replay of {path.name} ({kind}) at {speed:g}x"

@@ -8,13 +8,9 @@ import time
 from forge_tui.engine.telemetry import Fallback
 from forge_tui.engine.telemetry.guard import describe
 from forge_tui.engine.telemetry.snapshot import Snapshot
+from forge_tui.units import gib
 
-GIB = 1024**3
 WIDTH = 80  # an SSH console
-
-
-def _gib(value: int | None) -> str:
-    return "-" if value is None else f"{value / GIB:.1f}"
 
 
 def _cpu(snapshot: Snapshot) -> str:
@@ -28,11 +24,11 @@ def _memory(snapshot: Snapshot) -> str:
     memory = snapshot.memory
     if memory is None:
         return "-"
-    parts = [f"RAM {_gib(memory.ram_used_bytes)} / {_gib(memory.ram_total_bytes)} GiB"]
+    parts = [f"RAM {gib(memory.ram_used_bytes)} / {gib(memory.ram_total_bytes)} GiB"]
     if memory.swap_total_bytes is not None:
-        parts.append(f"swap {_gib(memory.swap_used_bytes)} / {_gib(memory.swap_total_bytes)} GiB")
+        parts.append(f"swap {gib(memory.swap_used_bytes)} / {gib(memory.swap_total_bytes)} GiB")
     if memory.gpu_shared_bytes is not None:
-        parts.append(f"GPU share {_gib(memory.gpu_shared_bytes)} GiB")
+        parts.append(f"GPU share {gib(memory.gpu_shared_bytes)} GiB")
     return ", ".join(parts)
 
 
@@ -42,7 +38,7 @@ def _gpus(snapshot: Snapshot) -> list[str]:
         load = "-" if gpu.load_percent is None else f"{gpu.load_percent:.0f}%"
         top = "-" if gpu.clock_max_mhz is None else f"{gpu.clock_max_mhz:.0f}"
         clock = "" if gpu.clock_mhz is None else f" at {gpu.clock_mhz:.0f}/{top} MHz"
-        memory = "" if gpu.memory_total_bytes is None else f", memory {_gib(gpu.memory_used_bytes)} / {_gib(gpu.memory_total_bytes)} GiB"
+        memory = "" if gpu.memory_total_bytes is None else f", memory {gib(gpu.memory_used_bytes)} / {gib(gpu.memory_total_bytes)} GiB"
         lines.append(f"{gpu.name}: {load}{clock}{memory}")
     return lines
 
@@ -96,7 +92,7 @@ def ticker(snapshot: Snapshot) -> str:
     parts = [time.strftime("%H:%M:%S", time.localtime(snapshot.time)),
              f"headroom {headroom.celsius:.1f}°C {headroom.sensor[:12]}" if headroom else "headroom -",
              f"cpu {_cpu(snapshot).split('%')[0]}%" if snapshot.cpu_percent else "cpu -",
-             f"ram {_gib(snapshot.memory.ram_used_bytes)}/{_gib(snapshot.memory.ram_total_bytes)}G" if snapshot.memory else "ram -"]
+             f"ram {gib(snapshot.memory.ram_used_bytes)}/{gib(snapshot.memory.ram_total_bytes)}G" if snapshot.memory else "ram -"]
     parts += [f"gpu {g.load_percent:.0f}%" for g in snapshot.gpus or () if g.load_percent is not None]
     if snapshot.power_total_watts is not None:
         parts.append(f"{snapshot.power_total_watts:.1f}W")

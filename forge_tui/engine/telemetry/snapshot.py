@@ -172,7 +172,7 @@ def _number(value: Any, at: str) -> float:
         ok = False
     if not ok:
         raise ValueError(f"{at}: expected a finite number, got {str(value)[:40]}")
-    return value
+    return float(value)
 
 
 def _text(value: Any, at: str) -> str:

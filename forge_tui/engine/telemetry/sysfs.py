@@ -132,10 +132,10 @@ class SysfsReader:
                     found.append(Rail(label, round(microwatts / 1e6, 3)))
             for volts_file in sorted(hwmon.glob("in[0-9]*_input")):
                 index = volts_file.name[2:].split("_")[0]
-                label = self.text(hwmon / f"in{index}_label")
+                rail = self.text(hwmon / f"in{index}_label")
                 millivolts, milliamps = self.number(volts_file), self.number(hwmon / f"curr{index}_input")
-                if label and millivolts is not None and milliamps is not None:
-                    found.append(Rail(label, round(millivolts * milliamps / 1e6, 3), volts=millivolts / 1000, amps=milliamps / 1000))
+                if rail and millivolts is not None and milliamps is not None:
+                    found.append(Rail(rail, round(millivolts * milliamps / 1e6, 3), volts=millivolts / 1000, amps=milliamps / 1000))
         return tuple(found)
 
     # ----------------------------------------------------------------- devfreq GPU (Jetson iGPU)
@@ -159,7 +159,7 @@ def power_mode() -> str | None:
     if binary is None:
         return None
     try:
-        output = subprocess.run([binary, "-q"], capture_output=True, text=True, timeout=5).stdout
+        output = subprocess.run([binary, "-q"], capture_output=True, text=True, timeout=5, check=False).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     found = re.search(r"NV Power Mode:\s*(\S+)", output)

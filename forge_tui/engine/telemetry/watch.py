@@ -83,7 +83,8 @@ class ThermalWatch:
 
     def wait_until_cool(self, stop_requested: Callable[[], bool]) -> Decision:
         """Block while paused; returns resume, stop (the pause cap) or `operator` (a stop request)."""
-        assert self.sampler is not None and self.guard is not None
+        assert self.sampler is not None
+        assert self.guard is not None
         while True:
             decision = self.guard.decide(self._reading(self.sampler.wait(self.interval * 2)))
             if decision.action != "wait":

@@ -8,34 +8,31 @@ and writes each item to the run's event log as both models answer it; this scree
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Header, ProgressBar, Static
 
 from forge_tui.config import Config
-from forge_tui.engine.runs import RunDir, list_runs
+from forge_tui.engine.runs import RunDir
+from forge_tui.engine.status import list_runs, newest
 from forge_tui.ui.benchview import FILTERS, BenchView, item_composite, verdict
 from forge_tui.ui.chrome import footer, nav
-from forge_tui.ui.jobs import last_line, run_cli
+from forge_tui.ui.jobs import start_bench
 from forge_tui.ui.tailing import FollowingScreen, RunEvents
+from forge_tui.units import figure
 
 SUMMARY_COLUMNS = (("score", 10), ("base", 6), ("tuned", 6), ("change", 6))
 ITEM_COLUMNS = (("item", 18), ("kind", 9), ("base", 4), ("tuned", 5), ("Δ", 4), ("", 8))
 MARKS = {"improved": "▲ better", "regressed": "▼ worse", "same": "= same"}  # no colour needed to read it
 
 
-def _cell(value: float | None, sign: bool = False) -> str:
-    return "-" if value is None else f"{value:+.1f}" if sign else f"{value:.1f}"
-
-
 def summary_rows(view: BenchView) -> list[tuple[str, str, str, str]]:
-    return [(name, _cell(base), _cell(tuned), _cell(None if base is None or tuned is None else tuned - base, True))
+    return [(name, figure(base), figure(tuned), figure(None if base is None or tuned is None else tuned - base, sign=True))
             for name, base, tuned in view.summary()]
 
 
@@ -54,7 +51,7 @@ def answers_markup(item: dict[str, Any], side: str) -> str:
 class CompareScreen(FollowingScreen):
     """The benchmark of one run (the one attached, or one opened from Runs)."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("b", "bench", "Benchmark", id="compare.bench"),
         Binding("f", "filter", "Filter", id="compare.filter"),
     ]
@@ -98,13 +95,12 @@ class CompareScreen(FollowingScreen):
         if self.run is None:
             self.pick_default()
 
-    @work(thread=True, exclusive=True, group="pick", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="pick", exit_on_error=False, description="choosing a run to compare")
     def pick_default(self) -> None:
         """The attached run; else the newest run with a benchmark; else the newest finished run."""
-        attached = self.app.monitor.run
-        statuses = sorted(list_runs(self.config), key=lambda s: s.get("created") or 0, reverse=True)
-        benched = [s for s in statuses if s.get("bench")] or [s for s in statuses if s["state"] == "finished"]
-        run = attached or (RunDir(Path(benched[0]["path"])) if benched else None)
+        statuses = newest(list_runs(self.config))
+        benched = [s for s in statuses if s.bench] or [s for s in statuses if s.state == "finished"]
+        run = self.console.attached_run() or (benched[0].run if benched else None)
         if run is not None:
             self.app.call_from_thread(self.open, run)
 
@@ -192,12 +188,11 @@ class CompareScreen(FollowingScreen):
             self.query_one("#bench-headline", Static).update(f"{escape(self.run.name)}: starting the benchmark ...")
             self.start_bench(self.run)
 
-    @work(thread=True, group="bench", exit_on_error=False)
+    @work(thread=True, group="bench", exit_on_error=False, description="starting the benchmark")
     def start_bench(self, run: RunDir) -> None:
-        """`bench RUN --detach`: it refuses an unfinished or busy run, with the reason."""
-        done = run_cli(self.config, "bench", str(run.path), "--detach")
-        if done.returncode != 0:
-            self.app.call_from_thread(self._refused, last_line(done))
+        """`bench RUN --detach`: it refuses an unfinished or busy run, with the reason; once started,
+        the run's event log tells the rest."""
+        self.settle(lambda: start_bench(self.config, run.path), lambda _: None, self._refused)
 
     def _refused(self, reason: str) -> None:
         self.query_one("#bench-headline", Static).update(escape(f"benchmark refused: {reason}"))

@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 from itertools import islice
 from pathlib import Path
+from typing import Any, ClassVar
 
 from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import (
     Header,
     Label,
@@ -30,6 +30,7 @@ from forge_tui.config import Config
 from forge_tui.engine.data import Sample, discover_datasets, read_dataset
 from forge_tui.engine.datacheck import summary_lines
 from forge_tui.paths import sample_data_dir
+from forge_tui.ui.base import ForgeScreen
 from forge_tui.ui.chrome import footer, nav
 from forge_tui.ui.jobs import run_data_check
 
@@ -46,6 +47,11 @@ def dataset_label(path: Path) -> str:
     return str(path.relative_to(root)) if path.is_relative_to(root) else f"{path.parent.name}/{path.name}"
 
 
+def first_samples(path: Path) -> list[Sample]:
+    """The samples a preview shows: the first PREVIEW_SAMPLES that read cleanly."""
+    return list(islice((item for item in read_dataset([path]) if isinstance(item, Sample)), PREVIEW_SAMPLES))
+
+
 def render_preview(samples: list[Sample]) -> str:
     blocks = []
     for sample in samples:
@@ -54,11 +60,12 @@ def render_preview(samples: list[Sample]) -> str:
     return "\n\n".join(blocks) or "no samples could be read (see Check)"
 
 
-def _where(problem: dict) -> str:
+def _where(problem: dict[str, Any]) -> str:
     return f"{problem['file']}:{problem['line']}" if problem["line"] else str(problem["file"])
 
 
-def render_check(report: dict) -> str:
+def render_check(report: dict[str, Any]) -> str:
+    """A `CheckReport.to_json()` document as the Check tab shows it."""
     status = "[b $success]OK[/]" if report["ok"] else f"[b $error]{report['problem_count']} problem(s)[/]"
     problems = [f"[$error]{escape(_where(p))}[/]: {escape(p['message'])}" for p in report["problems"]]
     hidden = report["problem_count"] - len(report["problems"])
@@ -70,10 +77,10 @@ def render_check(report: dict) -> str:
     return ("\n".join([status, *problems, "", body]) + verdict).replace(f"{sample_data_dir()}{os.sep}", "")
 
 
-class DatasetsScreen(Screen):
+class DatasetsScreen(ForgeScreen):
     """Pick a dataset and see whether it can be trained on."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "recheck", "Re-check", id="datasets.recheck"),
         Binding("p", "toggle_tab", "Check/Preview", id="datasets.toggle"),
         Binding("t", "train", "Train on it", id="datasets.train"),
@@ -110,7 +117,7 @@ class DatasetsScreen(Screen):
     def _highlighted(self, event: ListView.Highlighted) -> None:
         if event.item is not None and event.item.name:
             self.selected = Path(event.item.name)
-            self.app.dataset = self.selected  # what the Train screen will train on
+            self.console.dataset = self.selected  # what the Train screen will train on
             self.action_recheck()
 
     def action_recheck(self) -> None:
@@ -129,18 +136,16 @@ class DatasetsScreen(Screen):
         tabs = self.query_one(TabbedContent)
         tabs.active = "tab-preview" if tabs.active == "tab-check" else "tab-check"
 
-    @work(thread=True, exclusive=True, group="check", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="check", exit_on_error=False, description="the dataset check")
     def check(self, path: Path) -> None:
-        try:
-            text = render_check(run_data_check(self.config, path))
-        except (RuntimeError, ValueError) as exc:
-            text = f"[b $error]check failed[/]: {escape(str(exc))}"
-        self.app.call_from_thread(self._show, "#check", path, text)
+        self.settle(lambda: run_data_check(self.config, path),
+                    lambda report: self._show("#check", path, render_check(report)),
+                    lambda reason: self._show("#check", path, f"[b $error]check failed[/]: {escape(reason)}"))
 
-    @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="preview", exit_on_error=False, description="the dataset preview")
     def preview(self, path: Path) -> None:
-        samples = [s for s in islice((i for i in read_dataset([path]) if isinstance(i, Sample)), PREVIEW_SAMPLES)]
-        self.app.call_from_thread(self._show, "#preview", path, render_preview(samples))
+        self.settle(lambda: render_preview(first_samples(path)), lambda text: self._show("#preview", path, text),
+                    lambda reason: self._show("#preview", path, f"[b $error]preview failed[/]: {escape(reason)}"))
 
     def _show(self, target: str, path: Path, text: str) -> None:
         if path == self.selected:  # a late answer for a dataset no longer selected is dropped

@@ -7,8 +7,10 @@ nothing queues behind a slow screen.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.color import Color
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Header, ProgressBar, RichLog, Static
@@ -16,7 +18,6 @@ from textual_plotext import PlotextPlot
 
 from forge_tui.config import Config
 from forge_tui.engine.runs import RunDir
-from forge_tui.engine.telemetry.snapshot import Snapshot
 from forge_tui.ui.chrome import footer, nav
 from forge_tui.ui.runview import RunView
 from forge_tui.ui.tailing import FollowingScreen, RunEvents
@@ -26,7 +27,7 @@ from forge_tui.ui.telemetry_view import TelemetryHistory, telemetry_markup
 class MonitorScreen(FollowingScreen):
     """Loss, progress and telemetry; with no run attached, telemetry alone."""
 
-    BINDINGS = [Binding("s", "stop", "Stop run", id="monitor.stop")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("s", "stop", "Stop run", id="monitor.stop")]
 
     def __init__(self, config: Config) -> None:
         super().__init__()
@@ -113,9 +114,7 @@ class MonitorScreen(FollowingScreen):
 
     # ------------------------------------------------------------------ telemetry
     def show_telemetry(self) -> None:
-        sampler = getattr(self.app, "sampler", None)
-        snapshot: Snapshot | None = sampler.fresh() if sampler else None
+        snapshot, problem = self.console.telemetry()
         if snapshot is not None:
             self.history.add(snapshot)
-        problem = getattr(self.app, "telemetry_problem", None)
         self.query_one("#telemetry", Static).update(telemetry_markup(snapshot, self.config.thermal, problem, self.history))

@@ -7,40 +7,38 @@ next step after a checkpoint; resuming starts a detached runner, which outlives 
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import ClassVar, TypeVar
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.screen import Screen
+from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Header, Static
 
 from forge_tui.config import Config
-from forge_tui.engine.runs import RunDir, list_runs
+from forge_tui.engine.status import RunStatus, list_runs
+from forge_tui.ui.base import ForgeScreen
 from forge_tui.ui.chrome import footer, nav
-from forge_tui.ui.jobs import last_line, run_cli
+from forge_tui.ui.jobs import export_merged, resume_run
+from forge_tui.units import figure
+
+T = TypeVar("T")
 
 REFRESH_SECONDS = 3.0
 COLUMNS = (("run", 21), ("state", 12), ("step", 7), ("loss", 5), ("eval", 5), ("note", 40))
 
 
-def row(status: dict[str, Any]) -> tuple[str, ...]:
+def row(status: RunStatus) -> tuple[str, ...]:
     """One table row, short enough for 80 columns."""
-    total = status.get("total_steps")
-    step = f"{status.get('step', 0)}/{total}" if total else "-"
-    bench = status.get("bench")
-    scored = f"bench {bench['base']:.1f} -> {bench['tuned']:.1f}" if bench else None
-    note = status.get("error") or status.get("reason") or scored or status.get("preset") or ""
-    return (status["name"], status["state"], step, _num(status.get("loss")), _num(status.get("eval_loss")), str(note)[:40])
+    step = f"{status.step}/{status.total_steps}" if status.total_steps else "-"
+    bench = status.bench
+    scored = f"bench {bench.base:.1f} -> {bench.tuned:.1f}" if bench else None
+    note = status.error or status.reason or scored or status.preset or ""
+    return (status.name, status.state, step, figure(status.loss, 3), figure(status.eval_loss, 3), note[:40])
 
 
-def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
-class RunsScreen(Screen):
-    BINDINGS = [
+class RunsScreen(ForgeScreen):
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "attach", "Attach", id="runs.attach"),
         Binding("s", "stop", "Stop", id="runs.stop"),
         Binding("r", "resume", "Resume", id="runs.resume"),
@@ -51,7 +49,7 @@ class RunsScreen(Screen):
     def __init__(self, config: Config) -> None:
         super().__init__()
         self.config = config
-        self.statuses: list[dict[str, Any]] = []
+        self.statuses: list[RunStatus] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -69,7 +67,7 @@ class RunsScreen(Screen):
     def on_screen_resume(self) -> None:
         self.refresh_runs()
 
-    @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="runs", exit_on_error=False, description="reading the runs")
     def refresh_runs(self) -> None:
         """Re-read every run (each one's whole event log), only while this screen is shown: the
         console must not read logs behind the operator's back while a run trains."""
@@ -78,19 +76,19 @@ class RunsScreen(Screen):
         statuses = list_runs(self.config)
         self.app.call_from_thread(self._show, statuses)
 
-    def _show(self, statuses: list[dict[str, Any]]) -> None:
+    def _show(self, statuses: list[RunStatus]) -> None:
         table = self.query_one(DataTable)
         cursor = table.cursor_row
         self.statuses = statuses
         table.clear()
         for status in statuses:
-            table.add_row(*row(status), key=status["path"])
+            table.add_row(*row(status), key=status.path)
         if statuses:
             table.move_cursor(row=min(cursor, len(statuses) - 1))
         else:
             self.say("no runs yet: pick a dataset (1), then Train (2)")
 
-    def selected(self) -> dict[str, Any] | None:
+    def selected(self) -> RunStatus | None:
         table = self.query_one(DataTable)
         if not self.statuses or table.cursor_row >= len(self.statuses):
             return None
@@ -105,47 +103,50 @@ class RunsScreen(Screen):
     def action_attach(self) -> None:
         status = self.selected()
         if status:
-            self.app.attach(RunDir(Path(status["path"])))
+            self.console.attach(status.run)
 
-    def _selected_in(self, states: tuple[str, ...], refusal: str) -> dict[str, Any] | None:
+    def _selected_in(self, states: tuple[str, ...], refusal: str) -> RunStatus | None:
         """The selected run when its state is one of `states`; otherwise say why not."""
         status = self.selected()
-        if status is not None and status["state"] not in states:
-            self.say(f"{status['name']} is {status['state']}: {refusal}")
+        if status is not None and status.state not in states:
+            self.say(f"{status.name} is {status.state}: {refusal}")
             return None
         return status
 
     def action_stop(self) -> None:
         status = self._selected_in(("running", "paused"), "nothing to stop")
         if status is not None:
-            RunDir(Path(status["path"])).request_stop()
-            self.say(f"stop asked: {status['name']} checkpoints and stops at its next step (resumable)")
+            status.run.request_stop()
+            self.say(f"stop asked: {status.name} checkpoints and stops at its next step (resumable)")
 
     def action_bench(self) -> None:
         status = self.selected()
         if status:
-            self.app.compare(RunDir(Path(status["path"])))
+            self.console.compare(status.run)
 
     def action_export(self) -> None:
         """A merged full model in RUN/merged, for serving without peft."""
         status = self._selected_in(("finished",), "only a finished run can be exported")
         if status is not None:
-            target = Path(status["path"]) / "merged"
-            self.say(f"exporting {status['name']} to {target} ...")
-            self.in_child("export", status["path"], "--merged", str(target), done=f"merged model written to {target}")
+            target = status.run.path / "merged"
+            self.say(f"exporting {status.name} to {target} ...")
+            self.in_child(lambda: export_merged(self.config, status.run.path, target),
+                          lambda merged: f"merged model written to {merged}", f"export of {status.name} failed")
 
     def action_resume(self) -> None:
         status = self.selected()
         if status is not None:
-            self.say(f"resuming {status['name']} ...")
-            self.in_child("resume", status["path"], "--detach",
-                          done=f"{status['name']} resumed in its own process: enter attaches the Monitor")
+            self.say(f"resuming {status.name} ...")
+            self.in_child(lambda: resume_run(self.config, status.run.path),
+                          lambda launched: f"{status.name} resumed in its own process (pid {launched.pid}): enter attaches the Monitor",
+                          f"{status.name} not resumed")
 
-    @work(thread=True, group="child", exit_on_error=False)
-    def in_child(self, *command: str, done: str | None = None) -> None:
+    @work(thread=True, group="child", exit_on_error=False, description="a run command")
+    def in_child(self, job: Callable[[], T], done: Callable[[T], str], failed: str) -> None:
         """A forge-tui command in a child process (resume refuses a running or finished run, export
-        an unfinished one, each with the reason), its last word shown below the table."""
-        result = run_cli(self.config, *command)
-        said = done if done and result.returncode == 0 else last_line(result)
-        self.app.call_from_thread(self.say, said)
-        self.app.call_from_thread(self.refresh_runs)
+        an unfinished one, each with the reason), its outcome shown below the table."""
+        self.settle(job, lambda result: self._said(done(result)), lambda reason: self._said(f"{failed}: {reason}"))
+
+    def _said(self, text: str) -> None:
+        self.say(text)
+        self.refresh_runs()

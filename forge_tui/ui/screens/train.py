@@ -10,62 +10,64 @@ the SSH link, does not stop it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 from rich.markup import escape
 from textual import events, on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Button, Header, Input, Label, Select, Static
 
 from forge_tui.config import PRESETS, Config, load_config
+from forge_tui.engine.children import Launched
 from forge_tui.engine.models import list_models
+from forge_tui.engine.preflight import MemoryBrief, Preflight
 from forge_tui.engine.runs import RunDir
 from forge_tui.errors import ForgeError
+from forge_tui.ui.base import ForgeScreen
 from forge_tui.ui.chrome import footer, nav
 from forge_tui.ui.jobs import launch_training, preflight
 from forge_tui.ui.screens.datasets import dataset_label
 from forge_tui.ui.trainform import FIELDS, Checked, Field, check_form, field_doc, form_values
+from forge_tui.units import gib
 
-GIB = 1024**3
 PREFLIGHT_DELAY = 0.5
 DETACHED_NOTE = "The run goes on in its own process if this console closes or the SSH link drops; reopen to attach."
 
 
-def memory_markup(memory: dict[str, Any]) -> str:
+def memory_markup(memory: MemoryBrief) -> str:
     """'5.5 of 22.9 GiB' with a bar, coloured by the verdict."""
-    colour = {"ok": "$success", "warn": "$warning", "fail": "$error"}[memory["verdict"]]
-    share = min(1.0, memory["total"] / max(1, memory["available"]))
+    colour = {"ok": "$success", "warn": "$warning", "fail": "$error"}[memory.verdict]
+    share = min(1.0, memory.total / max(1, memory.available))
     bar = "█" * round(20 * share) + "░" * (20 - round(20 * share))
-    return (f"memory [{colour}]{memory['total'] / GIB:.1f}[/] of {memory['available'] / GIB:.1f} GiB available\n"
-            f"[{colour}]{bar}[/] {memory['verdict']}")
+    return (f"memory [{colour}]{gib(memory.total)}[/] of {gib(memory.available)} GiB available\n"
+            f"[{colour}]{bar}[/] {memory.verdict}")
 
 
-def plan_markup(found: dict[str, Any]) -> str:
-    plan = found["plan"]
+def plan_markup(found: Preflight) -> str:
+    plan = found.plan
     lines = []
     if plan:
-        extras = [x for x, on_ in (("4-bit NF4", plan["quantized"]), ("checkpointed", plan["checkpointing"]),
-                                   ("compiled", plan["compiled"])) if on_]
-        lines.append(f"device {plan['device']} {plan['dtype']}" + (f", {', '.join(extras)}" if extras else ""))
-    if found["memory"]:
-        lines.append(memory_markup(found["memory"]))
-    data = found["dataset"]
-    lines.append(f"dataset {data['samples']} samples: {data['split']['train']} train / {data['split']['eval']} eval")
-    if data.get("findings"):
-        kinds = ", ".join(f"{count} {kind}" for kind, count in data["findings"].items())
+        extras = [x for x, on_ in (("4-bit NF4", plan.quantized), ("checkpointed", plan.checkpointing),
+                                   ("compiled", plan.compiled)) if on_]
+        lines.append(f"device {plan.device} {plan.dtype}" + (f", {', '.join(extras)}" if extras else ""))
+    if found.memory:
+        lines.append(memory_markup(found.memory))
+    data = found.dataset
+    lines.append(f"dataset {data.samples} samples: {data.split['train']} train / {data.split['eval']} eval")
+    if data.findings:
+        kinds = ", ".join(f"{count} {kind}" for kind, count in data.findings.items())
         lines.append(f"[$warning]screening: {escape(kinds)}[/]; read them on Datasets (1) before launching")
     return "\n".join(lines)
 
 
-class TrainScreen(Screen):
+class TrainScreen(ForgeScreen):
     """Settings for a new run, and its launch."""
 
     AUTO_FOCUS = None  # the screen keys (1-5) work until a field is entered (tab)
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+l", "launch", "Launch", id="train.launch", priority=True),
         Binding("escape", "leave_field", "Leave field", id="train.leave"),
         Binding("ctrl+r", "reset", "Preset values", id="train.reset", priority=True),
@@ -76,7 +78,7 @@ class TrainScreen(Screen):
         self.config = config
         self.dataset: Path | None = None
         self.checked: Checked | None = None
-        self.found: dict[str, Any] | None = None    # the last dry run's answer, for the form as it is now
+        self.found: Preflight | None = None    # the last dry run's answer, for the form as it is now
         self.launching = False
         self._pending: Timer | None = None
 
@@ -113,7 +115,7 @@ class TrainScreen(Screen):
         self.sub_title = nav("train")
 
     def on_screen_resume(self) -> None:
-        chosen = getattr(self.app, "dataset", None)
+        chosen = self.console.dataset
         if chosen != self.dataset or self.checked is None:
             self.dataset = chosen
             label = escape(dataset_label(chosen)) if chosen else "none: pick one on Datasets (1)"
@@ -127,12 +129,11 @@ class TrainScreen(Screen):
         self.query_one("#train-help", Static).update(f"{field.label}: {escape(field_doc(field.key))}" if field else "")
 
     # ------------------------------------------------------------------ checking
+    def _field(self, field: Field) -> Input | Select[str]:
+        return self.query_one(f"#{field.id}", Input | Select)  # type: ignore[arg-type]
+
     def values(self) -> dict[str, str]:
-        found = {}
-        for field in FIELDS:
-            widget = self.query_one(f"#{field.id}")
-            found[field.key] = str(widget.value)
-        return found
+        return {field.key: str(self._field(field).value) for field in FIELDS}
 
     def preset(self) -> str:
         return str(self.query_one("#f-preset", Select).value)
@@ -153,7 +154,7 @@ class TrainScreen(Screen):
             self._show_problems([str(exc)])
             return
         for field in FIELDS:
-            self.query_one(f"#{field.id}").value = values[field.key]
+            self._field(field).value = values[field.key]
         self.revalidate()
 
     def revalidate(self) -> None:
@@ -161,9 +162,9 @@ class TrainScreen(Screen):
         self.checked = checked = check_form(self.values(), self.config.source, self.preset())
         self.found = None
         for field in FIELDS:
-            row = self.query_one(f"#{field.id}").parent
-            assert row is not None
-            row.set_class(field.key in checked.errors, "invalid")
+            row = self._field(field).parent
+            if isinstance(row, Horizontal):
+                row.set_class(field.key in checked.errors, "invalid")
         problems = [f"{f.label}: {checked.errors[f.key]}" for f in FIELDS if f.key in checked.errors] + checked.general
         if self.dataset is None:
             problems.append("no dataset chosen: pick one on Datasets (1)")
@@ -171,30 +172,34 @@ class TrainScreen(Screen):
         self.query_one("#train-plan", Static).update("")
         if self._pending is not None:
             self._pending.stop()
-        if checked.ok and self.dataset is not None:
+        dataset = self.dataset
+        if checked.ok and dataset is not None:
             self.query_one("#train-plan", Static).update("checking dataset, device and memory ...")
-            self._pending = self.set_timer(PREFLIGHT_DELAY, lambda: self.dry_run(self.dataset, checked))
+            self._pending = self.set_timer(PREFLIGHT_DELAY, lambda: self.dry_run(dataset, checked, self.preset()))
 
-    def _show_problems(self, problems: list[str]) -> None:
+    def _show_problems(self, problems: list[str], *, blocking: bool = True) -> None:
+        """List what is wrong; `blocking` problems (the form's, the dry run's) disable the launch."""
         text = "\n".join(f"[$error]•[/] {escape(p)}" for p in problems)
         self.query_one("#train-problems", Static).update(text)
-        self.query_one("#launch", Button).disabled = bool(problems) or self.launching
+        self.query_one("#launch", Button).disabled = (blocking and bool(problems)) or self.launching
 
-    @work(thread=True, exclusive=True, group="preflight", exit_on_error=False)
-    def dry_run(self, dataset: Path, checked: Checked) -> None:
-        try:
-            found = preflight(self.config, dataset, self.preset(), checked.settings())
-        except (RuntimeError, ValueError) as exc:
-            found = {"ok": False, "problems": [f"the check failed: {exc}"], "plan": None, "memory": None,
-                     "dataset": {"samples": 0, "split": {"train": 0, "eval": 0}}}
-        self.app.call_from_thread(self._show_found, checked, found)
+    @work(thread=True, exclusive=True, group="preflight", exit_on_error=False, description="the dry run")
+    def dry_run(self, dataset: Path, checked: Checked, preset: str) -> None:
+        self.settle(lambda: preflight(self.config, dataset, preset, checked.settings()),
+                    lambda found: self._show_found(checked, found),
+                    lambda reason: self._check_failed(checked, reason))
 
-    def _show_found(self, checked: Checked, found: dict[str, Any]) -> None:
+    def _show_found(self, checked: Checked, found: Preflight) -> None:
         if checked is not self.checked:
             return  # the form changed while this was checked
         self.found = found
         self.query_one("#train-plan", Static).update(plan_markup(found))
-        self._show_problems(found["problems"])
+        self._show_problems(found.problems)
+
+    def _check_failed(self, checked: Checked, reason: str) -> None:
+        if checked is self.checked:
+            self.query_one("#train-plan", Static).update("")
+            self._show_problems([f"the check failed: {reason}"])
 
     # ------------------------------------------------------------------ launching
     def action_leave_field(self) -> None:
@@ -206,29 +211,31 @@ class TrainScreen(Screen):
         if self.launching or checked is None or not checked.ok or dataset is None:
             self.notify("fix the marked settings first" if dataset else "pick a dataset first (1)", severity="warning")
             return
-        if self.found is not None and not self.found["ok"]:
-            self.notify("this run cannot start: " + self.found["problems"][0], severity="error")
+        if self.found is not None and not self.found.ok:
+            self.notify("this run cannot start: " + self.found.problems[0], severity="error")
             return
         self.launching = True
         self.query_one("#launch", Button).disabled = True
         self.query_one("#train-note", Static).update("launching ...")
-        self.launch(dataset, checked)
+        self.launch(dataset, checked, self.preset())
 
-    @work(thread=True, group="launch", exit_on_error=False)
-    def launch(self, dataset: Path, checked: Checked) -> None:
-        try:
-            run = RunDir(launch_training(self.config, dataset, self.preset(), checked.settings()))
-        except RuntimeError as exc:
-            self.app.call_from_thread(self._launched, None, str(exc))
-            return
-        self.app.call_from_thread(self._launched, run, None)
+    @work(thread=True, group="launch", exit_on_error=False, description="the launch")
+    def launch(self, dataset: Path, checked: Checked, preset: str) -> None:
+        self.settle(lambda: launch_training(self.config, dataset, preset, checked.settings()),
+                    self._launched, self._launch_failed)
 
-    def _launched(self, run: RunDir | None, problem: str | None) -> None:
+    def _launched(self, launched: Launched) -> None:
+        self._launch_over()
+        run = RunDir(Path(launched.run))
+        self.notify(f"{run.name} started in its own process (pid {launched.pid})", title="Launched")
+        self.console.attach(run)
+
+    def _launch_failed(self, reason: str) -> None:
+        self._launch_over()
+        self._show_problems([f"launch refused: {reason}"], blocking=False)  # the operator may try again
+
+    def _launch_over(self) -> None:
+        """The launch key works again, whatever became of the launch."""
         self.launching = False
         self.query_one("#train-note", Static).update(DETACHED_NOTE)
         self.query_one("#launch", Button).disabled = False
-        if run is None:
-            self._show_problems([f"launch refused: {problem}"])
-            return
-        self.notify(f"{run.name} started in its own process", title="Launched")
-        self.app.attach(run)

@@ -1,0 +1,82 @@
+"""What every command shares: its handler's shape, JSON output, the usage-error parser and the
+parent parsers of the flags several commands take."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from forge_tui.config import PRESETS, Config
+from forge_tui.errors import EXIT_BAD_INPUT
+
+Handler = Callable[[argparse.Namespace, Config], int]
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False), flush=True)
+
+
+def print_json_line(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False), flush=True)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with our exit code for usage errors (2, as argparse) and no traceback paths."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    Commands: TypeAlias = argparse._SubParsersAction[Parser]
+
+
+def usage(parser: argparse.ArgumentParser) -> int:
+    """A command group called without its command: the usage, exit 2."""
+    parser.print_usage(sys.stderr)
+    print(f"{parser.prog}: error: a command is required (see --help)", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _parent() -> Parser:
+    return Parser(add_help=False)
+
+
+def config_flag() -> Parser:
+    """--config, accepted after the command too (`forge-tui train --config F`); SUPPRESS keeps the
+    value given before the command when it is not repeated after it."""
+    parent = _parent()
+    parent.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config TOML")
+    return parent
+
+
+def json_flag() -> Parser:
+    parent = _parent()
+    parent.add_argument("--json", action="store_true",
+                        help='machine-readable output; a failure prints {"error": ..., "exit_code": ...}')
+    return parent
+
+
+def run_argument(what: str = "run name or directory") -> Parser:
+    parent = _parent()
+    parent.add_argument("run", help=what)
+    return parent
+
+
+def detach_flag() -> Parser:
+    parent = _parent()
+    parent.add_argument("--detach", action="store_true", help="run in a new session that survives this terminal")
+    return parent
+
+
+def preset_flag(help_text: str) -> Parser:
+    parent = _parent()
+    parent.add_argument("--preset", choices=list(PRESETS), help=help_text)
+    return parent

@@ -1,0 +1,197 @@
+"""`train`, `resume`, `runs`, `stop`, `export` and `audit`: a run's life from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from forge_tui.cli.common import config_flag, detach_flag, json_flag, preset_flag, print_json, print_json_line, run_argument
+from forge_tui.config import Config, load_config, parse_assignments
+from forge_tui.engine.events import Record
+from forge_tui.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, BadInput
+
+if TYPE_CHECKING:
+    from forge_tui.cli.common import Commands
+    from forge_tui.engine.runs import RunDir
+
+
+def _train_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """`--set` settings, then the dedicated flags over them."""
+    overrides = parse_assignments(args.set or [])
+    flags = {"max_steps": args.max_steps, "save_every": args.save_every, "seed": args.seed}
+    train = {key: value for key, value in flags.items() if value is not None}
+    if args.dataset is not None:
+        train["dataset"] = str(args.dataset)
+    if train:
+        overrides["train"] = {**overrides.get("train", {}), **train}
+    return overrides
+
+
+def _echo(event: Record) -> None:
+    from forge_tui.engine.eventtext import describe
+
+    line = describe(event)
+    if line:
+        print(line, flush=True)
+
+
+def _run_foreground(run: RunDir, as_json: bool) -> int:
+    from forge_tui.engine.train import run_training
+
+    if not as_json:
+        print(f"run directory: {run.path}", flush=True)
+    state = run_training(run, echo=print_json_line if as_json else _echo)
+    return EXIT_OK if state in ("finished", "stopped") else EXIT_FAILURE
+
+
+def start_detached_command(run: RunDir, args: argparse.Namespace, *command: str, log_name: str) -> int:
+    """`forge-tui COMMAND` in its own session, its output in RUN/LOG_NAME; says so (as a `Launched`
+    record with --json) and returns 0."""
+    from forge_tui.engine.children import Launched, forge_argv, start_detached
+
+    pid = start_detached(forge_argv(args.config, *command), run.path / log_name)
+    if args.json:
+        print_json(Launched(str(run.path), pid).to_json())
+    else:
+        print(run.path)
+        print(f"pid {pid} started in its own session: it keeps going if this terminal closes; output in "
+              f"{run.path / log_name}\nwatch: forge-tui runs   stop: forge-tui stop {run.name}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _launch(run: RunDir, args: argparse.Namespace) -> int:
+    """The runner in the foreground, or detached (`resume RUN` in its own session)."""
+    if args.detach:
+        return start_detached_command(run, args, "resume", str(run.path), log_name="runner.log")
+    return _run_foreground(run, args.json)
+
+
+def cmd_train(args: argparse.Namespace, config: Config) -> int:
+    from forge_tui.engine.runs import create_run
+
+    config = load_config(args.config, args.preset, _train_overrides(args))
+    if not config.train.dataset:
+        raise BadInput("no dataset: pass --dataset PATH or set [train] dataset in the config")
+    if args.dry_run:
+        return _dry_run(config, Path(config.train.dataset), as_json=args.json)
+    return _launch(create_run(config, Path(config.train.dataset), args.run_dir), args)
+
+
+def _dry_run(config: Config, dataset: Path, *, as_json: bool) -> int:
+    from forge_tui.engine.preflight import preflight
+
+    found = preflight(config, dataset)
+    if as_json:
+        print_json(found.to_json())
+        return EXIT_OK if found.ok else EXIT_BAD_INPUT
+    for line in found.problems:
+        print(line, file=sys.stderr)
+    plan, memory = found.plan, found.memory
+    if plan:
+        print(f"plan: {plan.device} {plan.dtype}{', 4-bit NF4' if plan.quantized else ''}"
+              f"{', checkpointed activations' if plan.checkpointing else ''}")
+    if memory:
+        print(f"memory ({memory.verdict}): {memory.describe}")
+    print("ready to launch" if found.ok else "not ready: nothing was created")
+    return EXIT_OK if found.ok else EXIT_BAD_INPUT
+
+
+def cmd_resume(args: argparse.Namespace, config: Config) -> int:
+    from forge_tui.engine.runner import ensure_resumable
+    from forge_tui.engine.runs import find_run
+
+    run = find_run(args.run, config)
+    ensure_resumable(run)
+    return _launch(run, args)
+
+
+def cmd_runs(args: argparse.Namespace, config: Config) -> int:
+    from forge_tui.engine.status import list_runs
+
+    rows = list_runs(config)
+    if args.json:
+        print_json([row.to_json() for row in rows])
+        return EXIT_OK
+    if not rows:
+        print("no runs yet: forge-tui train --preset quick --dataset sample_data/waterworks/train.jsonl")
+    for row in rows:
+        loss = f"loss {row.loss:.4f}" if row.loss is not None else ""
+        print(f"{row.name:<32} {row.state:<11} step {row.step}/{row.total_steps or '?'}  {loss}")
+        if row.error:
+            print(f"{'':<32} error: {row.error}")
+        if row.reason:
+            print(f"{'':<32} {row.state}: {row.reason}")
+    return EXIT_OK
+
+
+def cmd_stop(args: argparse.Namespace, config: Config) -> int:
+    from forge_tui.engine.runs import find_run
+    from forge_tui.engine.status import is_running
+
+    run = find_run(args.run, config)
+    if not is_running(run):
+        raise BadInput(f"{run.path}: not running")
+    run.request_stop()
+    print(f"stop requested: {run.name} checkpoints and stops before its next step (resume with forge-tui resume {run.name})")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace, config: Config) -> int:
+    from forge_tui.engine.export import export_merged
+    from forge_tui.engine.runs import find_run
+
+    out = export_merged(find_run(args.run, config), args.merged)
+    if args.json:
+        print_json({"merged": str(out)})
+    else:
+        print(f"merged model written to {out}")
+    return EXIT_OK
+
+
+def cmd_audit(args: argparse.Namespace, config: Config) -> int:
+    from forge_tui.engine.audit import verify
+    from forge_tui.engine.runs import find_run
+
+    run = find_run(args.run, config)
+    if not run.audit.is_file():
+        raise BadInput(f"{run.audit}: no audit trail (runs created before forge-tui kept one have none)")
+    count, problems = verify(run.audit)
+    if args.json:
+        print_json({"path": str(run.audit), "entries": count, "intact": not problems, "problems": problems})
+    else:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print(f"{run.audit}: {count} entries, " + ("chain intact" if not problems else f"BROKEN ({len(problems)} problem(s))"))
+    return EXIT_OK if not problems else EXIT_BAD_INPUT
+
+
+def register(commands: Commands) -> None:
+    common, as_json, run, detach = config_flag(), json_flag(), run_argument(), detach_flag()
+    train = commands.add_parser("train", parents=[common, as_json, detach, preset_flag("settings under the config file")],
+                                help="fine-tune with LoRA/QLoRA (foreground, or --detach)")
+    train.add_argument("--dataset", type=Path, help="training data file or folder")
+    train.add_argument("--max-steps", type=int, help="optimizer steps (overrides epochs)")
+    train.add_argument("--save-every", type=int, help="steps between checkpoints")
+    train.add_argument("--seed", type=int, help="seed for adapter init, dropout and data order")
+    train.add_argument("--run-dir", type=Path, help="run directory (default: a new one under the runs folder)")
+    train.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                       help="override one config setting (repeatable), e.g. --set lora.r=8")
+    train.add_argument("--dry-run", action="store_true",
+                       help="check the dataset, model and memory estimate, then stop (creates nothing)")
+    train.set_defaults(handler=cmd_train)
+
+    resume = commands.add_parser("resume", parents=[common, run, as_json, detach],
+                                 help="continue an interrupted or stopped run from its last checkpoint")
+    resume.set_defaults(handler=cmd_resume)
+    runs = commands.add_parser("runs", parents=[common, as_json], help="list runs and their state")
+    runs.set_defaults(handler=cmd_runs)
+    stop = commands.add_parser("stop", parents=[common, run], help="ask a running run to checkpoint and stop")
+    stop.set_defaults(handler=cmd_stop)
+    export = commands.add_parser("export", parents=[common, run, as_json], help="write a merged full model of a finished run")
+    export.add_argument("--merged", type=Path, required=True, metavar="DIR", help="new folder for the merged model")
+    export.set_defaults(handler=cmd_export)
+    audit = commands.add_parser("audit", parents=[common, run, as_json],
+                                help="verify a run's audit trail (hash chain); names the first broken line")
+    audit.set_defaults(handler=cmd_audit)

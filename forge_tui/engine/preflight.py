@@ -1,0 +1,80 @@
+"""`train --dry-run`: everything a run would check before it starts, and nothing created.
+
+The answer is a `Preflight` record: the dataset's check, the device plan, the memory estimate against
+the device's memory, and every reason the run could not start. `train --dry-run --json` prints it and
+the console's Train screen reads it back with `Preflight.from_json`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from forge_tui.config import Config
+from forge_tui.engine.plan import Plan
+from forge_tui.errors import ForgeError
+
+
+@dataclass(frozen=True)
+class DatasetBrief:
+    """What the dry run says of the dataset."""
+
+    path: str
+    samples: int
+    problem_count: int
+    split: dict[str, int]                                       # train / eval sample counts
+    findings: dict[str, int] = field(default_factory=dict)      # screening findings by kind
+
+
+@dataclass(frozen=True)
+class MemoryBrief:
+    """The memory estimate against what the device has; verdict ok | warn | fail."""
+
+    verdict: str
+    total: int
+    available: int
+    describe: str
+
+
+@dataclass(frozen=True)
+class Preflight:
+    ok: bool
+    problems: list[str]
+    dataset: DatasetBrief
+    plan: Plan | None
+    memory: MemoryBrief | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, record: dict[str, Any]) -> Preflight:
+        plan, memory = record.get("plan"), record.get("memory")
+        return cls(ok=bool(record["ok"]), problems=[str(p) for p in record["problems"]],
+                   dataset=DatasetBrief(**record["dataset"]),
+                   plan=Plan.from_json(plan) if plan else None, memory=MemoryBrief(**memory) if memory else None)
+
+
+def preflight(config: Config, dataset: Path) -> Preflight:
+    """What `train --dry-run` reports (and the Train screen shows)."""
+    from forge_tui.engine.datacheck import check_configured
+    from forge_tui.engine.doctor import memory_estimate
+
+    problems: list[str] = []
+    report = check_configured([dataset], config.data)
+    problems += [str(p) for p in report.problems]
+    hidden = report.problem_count - len(report.problems)
+    if hidden:
+        problems.append(f"... and {hidden} more dataset problems")
+    plan = memory = None
+    try:
+        plan, found = memory_estimate(config)
+    except ForgeError as exc:
+        problems.append(str(exc))
+    else:
+        memory = MemoryBrief(found.verdict, found.total, found.available, found.describe())
+        if found.verdict == "fail":
+            problems.append(f"not enough memory: {found.describe()}")
+    brief = DatasetBrief(str(dataset), report.samples, report.problem_count, report.split, report.finding_kinds())
+    return Preflight(ok=not problems, problems=problems, dataset=brief, plan=plan, memory=memory)

@@ -1,0 +1,154 @@
+"""Helpers the tests share (fixtures live in conftest.py files). Test modules import from here, never
+from each other."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from textual.app import App
+from textual.pilot import Pilot
+from textual.screen import Screen
+from textual.widgets import Static
+
+from forge_tui.engine.events import Record, read_events
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "sample_data" / "waterworks"
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `python -m forge_tui ARGS` in a fresh process, as an operator would."""
+    return subprocess.run(
+        [sys.executable, "-m", "forge_tui", *args],
+        capture_output=True, text=True, timeout=600, cwd=cwd or ROOT, env={**os.environ, **(env or {})}, check=False,
+    )
+
+
+def train(config: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`forge-tui --config CONFIG train EXTRA` in the foreground."""
+    return run_cli("--config", str(config), "train", *extra)
+
+
+def run_dir(result: subprocess.CompletedProcess[str]) -> Path:
+    """The run directory a foreground `train` announced."""
+    line = next(line for line in result.stdout.splitlines() if line.startswith("run directory: "))
+    return Path(line.removeprefix("run directory: "))
+
+
+def adapter_tensors(run: Path) -> dict[str, Any]:
+    """The final adapter's tensors by name."""
+    from safetensors.torch import load_file
+
+    return load_file(run / "adapter" / "adapter_model.safetensors")
+
+
+def wait_for_event(run: Path, kind: str, predicate: Callable[[Record], bool] = lambda e: True, timeout: float = 300) -> Record:
+    """Poll a run's event log until an event of `kind` satisfies `predicate`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for event in read_events(run / "events.jsonl"):
+            if event["type"] == kind and predicate(event):
+                return event
+        time.sleep(0.2)
+    raise AssertionError(f"no {kind} event in {run}")
+
+
+# --------------------------------------------------------------------------- the console
+
+
+async def wait_for(pilot: Pilot[Any], predicate: Callable[[], bool], tries: int = 300) -> None:
+    """Let the app run until `predicate` holds (about 15 s at most)."""
+    for _ in range(tries):
+        if predicate():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("condition not reached")
+
+
+S = TypeVar("S", bound=Screen[Any])
+
+
+def shown(app: App[Any], kind: type[S]) -> S:
+    """The app's current screen, which must be a `kind`."""
+    screen = app.screen
+    assert isinstance(screen, kind), f"{type(screen).__name__} is shown, not {kind.__name__}"
+    return screen
+
+
+def text_of(app: App[Any], selector: str) -> str:
+    """What a Static on the app's current screen shows."""
+    return str(app.screen.query_one(selector, Static).render())
+
+
+# --------------------------------------------------------------------------- telemetry
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def write_tree(root: Path, files: dict[str, str]) -> Path:
+    """Files (relative path -> content) under `root`, e.g. a fake /sys."""
+    for relative, content in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    return root
+
+
+ORIN_ZONES = {
+    "sys/class/thermal/thermal_zone0/type": "cpu-thermal\n",
+    "sys/class/thermal/thermal_zone0/temp": "45500\n",
+    "sys/class/thermal/thermal_zone0/trip_point_0_type": "passive\n",
+    "sys/class/thermal/thermal_zone0/trip_point_0_temp": "99000\n",
+    "sys/class/thermal/thermal_zone0/trip_point_1_type": "critical\n",
+    "sys/class/thermal/thermal_zone0/trip_point_1_temp": "104500\n",
+    "sys/class/thermal/thermal_zone0/trip_point_2_type": "active\n",
+    "sys/class/thermal/thermal_zone0/trip_point_2_temp": "50000\n",
+    "sys/class/thermal/thermal_zone1/type": "tj-thermal\n",
+    "sys/class/thermal/thermal_zone1/temp": "80000\n",
+    "sys/class/thermal/thermal_zone1/trip_point_0_type": "hot\n",
+    "sys/class/thermal/thermal_zone1/trip_point_0_temp": "85000\n",
+}
+
+
+def start_service(socket: Path, *extra: str) -> subprocess.Popen[bytes]:
+    """The emulated jtop service (tests/fakes) listening on `socket`."""
+    process = subprocess.Popen([sys.executable, "-m", "tests.fakes.jtop_service", "--socket", str(socket), *extra],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not socket.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"emulated jtop service did not start: {process.communicate()[1].decode()}")
+        time.sleep(0.05)
+    return process
+
+
+def write_trace(path: Path, headrooms: list[float], step: float = 1.0, limit: float = 90.0) -> Path:
+    """A recording whose one sensor has the given headroom to a passive trip at `limit`, `step` s apart."""
+    from forge_tui.engine.telemetry.replay import header
+    from forge_tui.engine.telemetry.snapshot import Sensor, Snapshot, Trip
+
+    lines = [header("test", synthetic=True)]
+    for index, room in enumerate(headrooms):
+        sensor = Sensor("tj", limit - room, (Trip("passive", limit),))
+        lines.append(Snapshot(time=1000.0 + index * step, source="test", sensors=(sensor,)).to_json())
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
