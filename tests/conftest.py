@@ -4,7 +4,10 @@ command provisions it first, so its absence is a set-up failure, reported as suc
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,7 @@ from hypothesis import settings
 
 import forge_tui  # noqa: F401 - sets the offline variables before anything imports transformers
 from forge_tui.engine.models import embedded_path, is_provisioned
-from tests.helpers import SAMPLE
+from tests.helpers import SAMPLE, run_dir, train
 
 # The operator's own config file must not change what the suite sees (nor its child processes).
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="forge-tui-test-config-")
@@ -70,17 +73,16 @@ def tiny_model(embedded_model, tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture
-def tiny_config(tiny_model, tmp_path) -> Path:
-    """A config file training the tiny model on a slice of the sample data, runs under tmp_path."""
-    data = tmp_path / "train.jsonl"
+def write_tiny_config(folder: Path, tiny_model: Path) -> Path:
+    """A config file training the tiny model on a slice of the sample data, runs under `folder`."""
+    data = folder / "train.jsonl"
     data.write_text("".join((SAMPLE / "train.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)[:96]), encoding="utf-8")
-    config = tmp_path / "forge.toml"
+    config = folder / "forge.toml"
     config.write_text(f"""
 [model]
 name = "{tiny_model}"
 [runs]
-dir = "{tmp_path / 'runs'}"
+dir = "{folder / 'runs'}"
 [data]
 max_seq_len = 128
 [lora]
@@ -99,3 +101,34 @@ keep_checkpoints = 10
 threads = 1
 """)
     return config
+
+
+@pytest.fixture
+def tiny_config(tiny_model: Path, tmp_path: Path) -> Path:
+    """The tiny run's config, with its data and runs under this test's tmp_path."""
+    return write_tiny_config(tmp_path, tiny_model)
+
+
+@dataclass(frozen=True)
+class TinyRun:
+    path: Path
+    trained: subprocess.CompletedProcess[str]     # what `train` printed
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
+    """The tiny config trained once for the whole session, to the end (8 steps, checkpoints every 2,
+    eval every 4). Read it, never change it: `trained` gives a test a copy of its own."""
+    config = write_tiny_config(tmp_path_factory.mktemp("tiny-run"), tiny_model)
+    result = train(config)
+    assert result.returncode == 0, result.stderr
+    return TinyRun(run_dir(result), result)
+
+
+@pytest.fixture
+def trained(tiny_run: TinyRun, tiny_config: Path, tmp_path: Path) -> Path:
+    """A copy of the session's finished tiny run in this test's runs folder (where `tiny_config`
+    looks), to benchmark, export, damage or list."""
+    target = tmp_path / "runs" / tiny_run.path.name
+    shutil.copytree(tiny_run.path, target)
+    return target

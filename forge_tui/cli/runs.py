@@ -43,6 +43,8 @@ def _run_foreground(run: RunDir, as_json: bool) -> int:
     if not as_json:
         print(f"run directory: {run.path}", flush=True)
     state = run_training(run, echo=print_json_line if as_json else _echo)
+    if state == "finished" and not as_json:
+        print(f"adapter: {run.adapter}")
     return EXIT_OK if state in ("finished", "stopped") else EXIT_FAILURE
 
 

@@ -1,5 +1,6 @@
 """Events in words: one line (or two) per event, as the CLI prints them and the console's Monitor logs
-them. The one place an event's wording lives."""
+them. The one place an event's wording lives. Lines fit the Monitor's 80 columns with their time
+stamp; paths are left to the run directory's layout (runs.py), which the CLI names once."""
 
 from __future__ import annotations
 
@@ -40,25 +41,24 @@ def _error(e: Record) -> str:
 def _stopped(e: Record) -> str:
     reason = e.get("reason", "operator")
     why = "" if reason == "operator" else f" ({reason})"
-    return f"stopped at step {e['step']}{why}; resume with: forge-tui resume {Path(e['checkpoint']).parents[1]}"
+    return f"stopped at step {e['step']}{why}; resume with: forge-tui resume {Path(e['checkpoint']).parents[1].name}"
 
 
 def _finished(e: Record) -> str:
-    return (f"finished at step {e['step']}: adapter in {e['adapter']} (eval loss {figure(e.get('eval_loss'), 4)}, "
-            f"{e['seconds']} s, peak memory {gib(e['peak_memory_bytes'], 2)} GiB)")
+    return (f"finished at step {e['step']}: eval loss {figure(e.get('eval_loss'), 4)}, {e['seconds']:.0f} s, "
+            f"peak memory {gib(e['peak_memory_bytes'], 2)} GiB")
 
 
 def _bench_result(e: Record) -> str:
     low, high = e["ci95"]
-    return (f"benchmark: composite {e['base']:.1f} -> {e['tuned']:.1f} ({e['delta']:+.1f}; "
-            f"95% CI of the change {low:+.1f}..{high:+.1f})")
+    return f"benchmark: composite {e['base']:.1f} -> {e['tuned']:.1f} ({e['delta']:+.1f}, 95% CI {low:+.1f}..{high:+.1f})"
 
 
 _TEXT: dict[str, Callable[[Record], str]] = {
     "run_started": _started,
     "step": _step,
     "eval": lambda e: f"eval loss {e['eval_loss']:.4f} at step {e['step']}",
-    "checkpoint": lambda e: f"checkpoint at step {e['step']}: {e['path']} ({e['seconds']} s)",
+    "checkpoint": lambda e: f"checkpoint at step {e['step']} ({e['seconds']} s)",
     "warning": lambda e: f"warning: {e['message']}",
     "error": _error,
     "paused": lambda e: f"paused at step {e['step']}: {e['reason']}",

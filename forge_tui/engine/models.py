@@ -32,6 +32,7 @@ from forge_tui.engine.fsutil import file_sha256, json_object, publish_dir
 from forge_tui.engine.safety import CONVERT_HINT, custom_code, pickle_files
 from forge_tui.errors import BadInput, ForgeError
 from forge_tui.paths import downloads_dir, models_dir
+from forge_tui.units import MIB
 
 MANIFEST_NAME = "forge-model.json"
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -95,7 +96,7 @@ def safetensors_header(path: Path) -> dict[str, Any]:
         if len(raw) != 8:
             raise BadInput(f"{path}: not a safetensors file (too short)")
         (length,) = struct.unpack("<Q", raw)
-        if length > 100 * 1024 * 1024:
+        if length > 100 * MIB:
             raise BadInput(f"{path}: not a safetensors file (header length {length})")
         try:
             return json_object(handle.read(length))

@@ -34,9 +34,10 @@ from forge_tui.ui.screens.monitor import MonitorScreen
 from forge_tui.ui.screens.runs import RunsScreen
 from forge_tui.ui.screens.train import TrainScreen
 from forge_tui.ui.themes import load_themes
+from forge_tui.units import MIB
 
 TERMINAL_CHECK_SECONDS = 2.0
-LOG_BYTES, LOG_BACKUPS = 1024**2, 3
+LOG_BYTES, LOG_BACKUPS = MIB, 3
 
 
 def console_log() -> tuple[logging.Logger, Path]:

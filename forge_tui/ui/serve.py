@@ -13,6 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from forge_tui.engine.children import forge_argv
 from forge_tui.errors import ForgeError
 
 REMOTE_FONT = re.compile(r"\s*<link[^>]*fonts\.googleapis\.com[^>]*>", re.DOTALL)
@@ -33,10 +34,8 @@ def offline_template(target: Path) -> Path:
 
 def app_command(config_file: Path | None, dataset: Path | None) -> str:
     """The shell command textual-serve runs for each browser session."""
-    argv = [sys.executable, "-m", "forge_tui"]
-    argv += ["--config", str(config_file.resolve())] if config_file else []
-    argv += ["--dataset", str(dataset.resolve())] if dataset else []
-    return shlex.join(argv)
+    dataset_flag = ["--dataset", str(dataset.resolve())] if dataset else []
+    return shlex.join(forge_argv(config_file.resolve() if config_file else None, *dataset_flag))
 
 
 def serve(config_file: Path | None, dataset: Path | None, host: str, port: int) -> None:

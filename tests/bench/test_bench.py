@@ -10,16 +10,9 @@ from pathlib import Path
 import pytest
 
 from forge_tui.engine.events import read_events
-from tests.helpers import SAMPLE, run_cli, run_dir, train
+from tests.helpers import SAMPLE, run_cli
 
 SETS = ("--eval", str(SAMPLE / "eval.jsonl"), "--retention", str(SAMPLE / "retention.jsonl"))
-
-
-@pytest.fixture
-def trained(tiny_config: Path) -> Path:
-    result = train(tiny_config)
-    assert result.returncode == 0, result.stderr
-    return run_dir(result)
 
 
 def _bench(config: Path, run: Path, *extra: str):

@@ -22,10 +22,10 @@ def _with_rehearsal(config: Path, rehearsal: str) -> Path:
     return path
 
 
-def test_rehearsal_joins_the_training_split_and_is_recorded(tiny_config: Path, tmp_path: Path) -> None:
+def test_rehearsal_joins_the_training_split_and_is_recorded(tiny_config: Path, tiny_run, tmp_path: Path) -> None:
     general = tmp_path / "general.jsonl"
     general.write_text("".join(json.dumps(row) + "\n" for row in GENERAL))
-    plain = read_events(run_dir(train(tiny_config, "--max-steps", "1")) / "events.jsonl")[0]
+    plain = read_events(tiny_run.path / "events.jsonl")[0]  # the same data without rehearsal
     result = train(_with_rehearsal(tiny_config, str(general)), "--max-steps", "1")
     assert result.returncode == 0, result.stderr
     run = run_dir(result)

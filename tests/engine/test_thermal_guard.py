@@ -19,7 +19,7 @@ def _guarded(config: Path, trace: Path, thermal: str) -> Path:
     return guarded
 
 
-def test_a_hot_trace_pauses_and_resumes_a_run_without_changing_its_result(tiny_config: Path, tmp_path: Path) -> None:
+def test_a_hot_trace_pauses_and_resumes_a_run_without_changing_its_result(tiny_config: Path, tiny_run, tmp_path: Path) -> None:
     trace = write_trace(tmp_path / "hot.jsonl", [20, 2, 2, 7, 7, 15, 15, 15], step=0.25)
     result = train(_guarded(tiny_config, trace, "pause_below = 5.0\nresume_above = 10.0"))
     assert result.returncode == 0, result.stderr
@@ -45,9 +45,9 @@ def test_a_hot_trace_pauses_and_resumes_a_run_without_changing_its_result(tiny_c
         assert after["step"] == event["step"]
     assert "paused" in result.stdout
     assert "resumed" in result.stdout
-    plain = train(tiny_config)
-    assert adapter_tensors(run).keys() == adapter_tensors(run_dir(plain)).keys()
-    for name, tensor in adapter_tensors(run_dir(plain)).items():
+    plain = tiny_run.path  # the same config without the trace, never paused
+    assert adapter_tensors(run).keys() == adapter_tensors(plain).keys()
+    for name, tensor in adapter_tensors(plain).items():
         assert tensor.equal(adapter_tensors(run)[name]), name
 
 

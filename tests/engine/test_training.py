@@ -12,13 +12,11 @@ import time
 from pathlib import Path
 
 from forge_tui.engine.events import read_events
-from tests.helpers import ROOT, adapter_tensors, run_cli, run_dir, train, wait_for_event
+from tests.helpers import ROOT, adapter_tensors, run_cli, train, wait_for_event
 
 
-def test_a_run_writes_events_checkpoints_and_a_peft_adapter(tiny_config, tiny_model) -> None:
-    result = train(tiny_config)
-    assert result.returncode == 0, result.stderr
-    run = run_dir(result)
+def test_a_run_writes_events_checkpoints_and_a_peft_adapter(tiny_run, trained, tiny_config, tiny_model) -> None:
+    result, run = tiny_run.trained, tiny_run.path
     events = read_events(run / "events.jsonl")
     kinds = [e["type"] for e in events]
     assert kinds[0] == "run_started"
@@ -39,14 +37,11 @@ def test_a_run_writes_events_checkpoints_and_a_peft_adapter(tiny_config, tiny_mo
     loaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), run / "adapter")
     assert any("lora_A" in name for name, _ in loaded.named_parameters())
 
-    listed = json.loads(run_cli("--config", str(tiny_config), "runs", "--json").stdout)
-    assert [(r["name"], r["state"], r["step"]) for r in listed] == [(run.name, "finished", 8)]
+    listed = json.loads(run_cli("--config", str(tiny_config), "runs", "--json").stdout)  # its copy, in this test's folder
+    assert [(r["name"], r["state"], r["step"]) for r in listed] == [(trained.name, "finished", 8)]
 
 
-def test_kill_9_then_resume_gives_the_bit_identical_adapter(tiny_config, tmp_path) -> None:
-    straight = train(tiny_config, "--run-dir", str(tmp_path / "straight"))
-    assert straight.returncode == 0, straight.stderr
-
+def test_kill_9_then_resume_gives_the_bit_identical_adapter(tiny_run, tiny_config, tmp_path) -> None:
     run = tmp_path / "runs" / "killed"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen([sys.executable, "-m", "forge_tui", "--config", str(tiny_config), "train", "--run-dir", str(run)],
@@ -61,7 +56,7 @@ def test_kill_9_then_resume_gives_the_bit_identical_adapter(tiny_config, tmp_pat
     assert resumed.returncode == 0, resumed.stderr
     restarted = [e for e in read_events(run / "events.jsonl") if e["type"] == "run_started"]
     assert restarted[-1]["start_step"] in (4, 6)
-    a, b = adapter_tensors(tmp_path / "straight"), adapter_tensors(run)
+    a, b = adapter_tensors(tiny_run.path), adapter_tensors(run)  # the same config, never interrupted
     assert a.keys() == b.keys()
     assert all((a[k] == b[k]).all() for k in a)
 
@@ -154,9 +149,8 @@ def test_two_runners_cannot_share_a_run(tiny_config, tmp_path) -> None:
     assert listed["locked"]["state"] == "stopped"
 
 
-def test_export_writes_a_merged_model_that_generates(tiny_config, tmp_path) -> None:
-    run = tmp_path / "e"
-    assert train(tiny_config, "--run-dir", str(run), "--max-steps", "2").returncode == 0
+def test_export_writes_a_merged_model_that_generates(tiny_config, trained, tmp_path) -> None:
+    run = trained
     out = tmp_path / "merged"
     result = run_cli("--config", str(tiny_config), "export", str(run), "--merged", str(out))
     assert result.returncode == 0, result.stderr

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from forge_tui.engine.audit import GENESIS, AuditLog, verify
-from tests.helpers import run_cli, run_dir, train
+from tests.helpers import run_cli
 
 
 def _trail(tmp_path: Path, entries: int = 5) -> Path:
@@ -64,10 +64,8 @@ def test_removed_inserted_and_torn_lines_are_found(tmp_path) -> None:
     assert verify(path)[1][0] == f"{path}:5: not a JSON entry (edited or torn)"
 
 
-def test_a_run_keeps_its_trail_and_the_command_verifies_it(tiny_config, tmp_path) -> None:
-    result = train(tiny_config)
-    assert result.returncode == 0, result.stderr
-    run = run_dir(result)
+def test_a_run_keeps_its_trail_and_the_command_verifies_it(trained, tmp_path) -> None:
+    run = trained
     entries = [json.loads(line) for line in _lines(run / "audit.jsonl")]
     kinds = [e["kind"] for e in entries]
     assert kinds[:2] == ["run_created", "runner_started"]

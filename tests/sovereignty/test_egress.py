@@ -1,13 +1,12 @@
 """The egress guard: nothing but loopback and unix sockets leaves a forge-tui process, whatever
 library tries; each attempt is refused, recorded with where it came from, and (inside a run) written
-to the run's audit trail and event log. The quick pipeline runs in a network namespace with no
-network at all."""
+to the run's audit trail and event log. (The quick pipeline end to end runs in a network namespace
+with no network at all: tests/e2e/test_quick_training.py.)"""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import pytest
 
 from forge_tui.engine.events import read_events
 from forge_tui.offline import Attempt, EgressRefused, egress_guarded, on_refused, refused_attempts
-from tests.helpers import ROOT, SAMPLE, run_cli
+from tests.helpers import ROOT, run_cli
 
 
 def test_the_guard_is_installed_by_importing_forge_tui() -> None:
@@ -97,37 +96,6 @@ def test_an_attempt_from_inside_a_run_is_refused_and_logged(tiny_config, tmp_pat
     assert any("refused an outgoing connection to 203.0.113.77:443" in w for w in warnings)
     assert audit[-1]["kind"] == "finished"
     assert run_cli("audit", str(run)).returncode == 0
-
-
-def test_the_quick_pipeline_runs_with_no_network_at_all(embedded_model, tmp_path) -> None:
-    """Train (the quick preset on the real model, a few steps), benchmark and export inside a network
-    namespace that has no interface but loopback: nothing of the pipeline needs the network."""
-    if shutil.which("unshare") is None:
-        pytest.fail("unshare (util-linux) is needed for this test")
-    run = tmp_path / "offline-run"
-    config = tmp_path / "short-answers.toml"
-    config.write_text("[bench]\nmax_new_tokens = 8\n")
-
-    def offline(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["unshare", "-rn", sys.executable, "-m", "forge_tui", "--config", str(config), *args],
-                              capture_output=True, text=True, cwd=ROOT, timeout=900, check=False)
-
-    probe = subprocess.run(["unshare", "-rn", sys.executable, "-c",
-                            "import socket; socket.socket().connect(('1.1.1.1', 80))"], capture_output=True, text=True, check=False)
-    assert "Network is unreachable" in probe.stderr  # the namespace really has no network
-    trained = offline("train", "--preset", "quick", "--dataset", str(SAMPLE / "train.jsonl"), "--max-steps", "2",
-                      "--set", 'data.rehearsal=""', "--run-dir", str(run))
-    assert trained.returncode == 0, trained.stderr
-    bench = offline("bench", str(run), "--limit", "1", "--json")
-    assert bench.returncode == 0, bench.stderr
-    assert json.loads(bench.stdout)["base"]["composite"] >= 0
-    exported = offline("export", str(run), "--merged", str(tmp_path / "merged"))
-    assert exported.returncode == 0, exported.stderr
-    assert (tmp_path / "merged" / "model.safetensors").is_file()
-    kinds = [json.loads(line)["kind"] for line in (run / "audit.jsonl").read_text().splitlines()]
-    assert kinds[:2] == ["run_created", "runner_started"]
-    assert "egress_refused" not in kinds
-    assert kinds[-2:] == ["benchmark", "export"]
 
 
 def test_a_command_tells_the_operator_what_it_refused() -> None:

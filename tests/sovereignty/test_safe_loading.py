@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import SAMPLE, run_cli, run_dir, train
+from tests.helpers import SAMPLE, run_cli
 
 
 class _Evil:
@@ -27,13 +27,6 @@ class _Evil:
 def _evil_pickle(path: Path, marker: Path) -> Path:
     path.write_bytes(pickle.dumps({"weight": _Evil(marker)}))
     return path
-
-
-@pytest.fixture
-def trained(tiny_config: Path) -> Path:
-    result = train(tiny_config)
-    assert result.returncode == 0, result.stderr
-    return run_dir(result)
 
 
 def test_a_pickle_only_model_is_refused_and_never_opened(tiny_model, tmp_path) -> None:

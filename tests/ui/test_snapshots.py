@@ -2,8 +2,9 @@
 
 The console is set up to look the same on every machine: runs written with fixed times, telemetry
 replayed from a recording slowed so that its first reading stays (the Monitor is taken once its
-history graphs are full), times shown in UTC. The one seam
-replaced is the Train screen's dry run (a child process whose memory figures are this machine's).
+history graphs are full), times shown in UTC. The Train screen's dry run is replaced (a child
+process whose memory figures are this machine's); the Datasets screen's check is the real child's
+answer, asked once per dataset for the module.
 Review a changed snapshot with the HTML report pytest prints; accept it with --snapshot-update.
 """
 
@@ -12,17 +13,24 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+from textual.screen import Screen
 
 from forge_tui.config import Config, RunsConfig, TelemetryConfig, UiConfig
 from forge_tui.engine import events as ev
 from forge_tui.engine.bench import BenchItem, Settings, summarise
+from forge_tui.engine.plan import Plan
+from forge_tui.engine.preflight import DatasetBrief, MemoryBrief, Preflight
 from forge_tui.engine.runs import RunDir, create_run
 from forge_tui.ui.app import ForgeApp
 from forge_tui.ui.benchview import item_scores
+from forge_tui.ui.jobs import run_data_check
+from forge_tui.ui.screens import datasets as datasets_screen
 from forge_tui.ui.screens import train as train_screen
 from forge_tui.ui.telemetry_view import HISTORY
 from forge_tui.ui.themes import load_themes
@@ -32,10 +40,9 @@ RECORDING = ROOT / "sample_data" / "telemetry" / "orin-agx-training.jsonl"
 T0 = 1_790_000_000.0
 SIZES = {"80x24": (80, 24), "160x48": (160, 48)}
 SCREENS = ("datasets", "train", "monitor", "compare", "runs", "help")
-DRY_RUN = {"ok": True, "problems": [], "plan": {"device": "cuda", "quantized": True, "dtype": "bf16",
-                                                 "checkpointing": True, "compiled": True},
-           "memory": {"verdict": "ok", "total": 9 * 2**30, "available": 52 * 2**30, "describe": ""},
-           "dataset": {"path": "", "samples": 623, "split": {"train": 570, "eval": 53}}}
+DRY_RUN = Preflight(ok=True, problems=[], plan=Plan("cuda", quantized=True, dtype="bf16", checkpointing=True, compiled=True),
+                    memory=MemoryBrief("ok", 9 * 2**30, 52 * 2**30, ""),
+                    dataset=DatasetBrief("", 623, 0, {"train": 570, "eval": 53}))
 ANSWERS = [  # (question, reference, fact, base answer, tuned answer, base scores, tuned scores)
     ("What turbidity triggers a filter backwash?", "Backwash when turbidity exceeds 0.3 NTU.", "0.3 NTU",
      "Filters are cleaned regularly.", "Backwash when turbidity exceeds 0.3 NTU.",
@@ -100,11 +107,15 @@ def console_home(embedded_model, tmp_path_factory) -> Config:
 
 def _ready(app: ForgeApp, screen: str):
     """Put the app on `screen` and wait until everything it shows has arrived."""
-    def shows(selector: str, text: str) -> bool:
+    def shows(selector: str, text: str, screen: Screen[Any] | None = None) -> bool:
         try:
-            return text in str(app.screen.query_one(selector).render())
+            return text in str((screen or app.screen).query_one(selector).render())
         except Exception:  # noqa: BLE001 - not composed yet
             return False
+
+    def shown_under(selector: str, text: str) -> bool:
+        """On the screen under a modal one (help over Datasets)."""
+        return len(app.screen_stack) > 1 and shows(selector, text, app.screen_stack[-2])
 
     ready = {
         "datasets": lambda: shows("#check", "samples"),
@@ -112,7 +123,7 @@ def _ready(app: ForgeApp, screen: str):
         "monitor": lambda: shows("#run-headline", "FINISHED") and len(app.monitor.history.headroom) == HISTORY,
         "compare": lambda: shows("#bench-interval", "95% CI"),
         "runs": lambda: _rows(app) == 2,
-        "help": lambda: type(app.screen).__name__ == "HelpScreen",
+        "help": lambda: type(app.screen).__name__ == "HelpScreen" and shown_under("#check", "samples"),
     }[screen]
 
     async def run_before(pilot) -> None:
@@ -143,10 +154,25 @@ def _rows(app: ForgeApp) -> int:
         return -1
 
 
+@pytest.fixture(scope="module")
+def checked() -> Callable[[Config, Path], dict[str, Any]]:
+    """The Datasets screen's check, each dataset's run once for the module in the real child process
+    (the 36 snapshots would otherwise start 36 children that load the tokenizer)."""
+    reports: dict[Path, dict[str, Any]] = {}
+
+    def check(config: Config, path: Path) -> dict[str, Any]:
+        if path not in reports:
+            reports[path] = run_data_check(config, path)
+        return reports[path]
+
+    return check
+
+
 @pytest.mark.parametrize("theme", [theme.name for theme in load_themes()])
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("screen", SCREENS)
-def test_screen(screen: str, size: str, theme: str, console_home: Config, snap_compare, monkeypatch) -> None:
+def test_screen(screen: str, size: str, theme: str, console_home: Config, checked, snap_compare, monkeypatch) -> None:
     monkeypatch.setattr(train_screen, "preflight", lambda *args: DRY_RUN)
+    monkeypatch.setattr(datasets_screen, "run_data_check", checked)
     app = ForgeApp(replace(console_home, ui=UiConfig(theme=theme)), dataset=SAMPLE / "train.jsonl")
     assert snap_compare(app, terminal_size=SIZES[size], run_before=_ready(app, screen))

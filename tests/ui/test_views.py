@@ -163,7 +163,7 @@ def test_the_monitor_log_tells_of_a_benchmark() -> None:
                         {"type": "bench_result", "time": 0, "base": 24.71, "tuned": 71.3, "delta": 46.59, "ci95": [40.12, 52.0]},
                         ev.BenchFailed(message="a later one ran out of memory", time=0).to_json()])
     assert [line.split(" ", 1)[1] for line in added] == [
-        "benchmark started: 113 items", "benchmark: composite 24.7 -> 71.3 (+46.6; 95% CI of the change +40.1..+52.0)",
+        "benchmark started: 113 items", "benchmark: composite 24.7 -> 71.3 (+46.6, 95% CI +40.1..+52.0)",
         "benchmark failed: a later one ran out of memory"]
 
 
