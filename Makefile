@@ -15,13 +15,18 @@ DATASET ?= sample_data/waterworks/train.jsonl
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.forge-installed
 
-.PHONY: run test setup models tools clean-venv
+.PHONY: run test lint setup models tools clean-venv
 
 run: models
 	$(BIN)/forge-tui --dataset $(DATASET)
 
-test: models tools
+test: models tools lint
 	$(BIN)/python -m pytest
+
+# The project's own lint and type settings (pyproject.toml), as CI runs them: part of `make test`.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # The end-to-end console test drives the app in tmux. Installed here where we may (root with apt, as
 # on CI); anywhere else the message says what to run.

@@ -27,6 +27,7 @@ from forge_tui.engine.telemetry import Sampler, open_source
 from forge_tui.engine.telemetry.snapshot import Snapshot
 from forge_tui.errors import ForgeError
 from forge_tui.paths import log_dir
+from forge_tui.ui.jobs import stop_questions
 from forge_tui.ui.screens.compare import CompareScreen
 from forge_tui.ui.screens.datasets import DatasetsScreen
 from forge_tui.ui.screens.help import HelpScreen
@@ -180,6 +181,7 @@ class ForgeApp(App[None]):
         self.set_interval(TERMINAL_CHECK_SECONDS, lambda: None if _terminal_alive(fd) else self.exit())
 
     def on_unmount(self) -> None:
+        stop_questions()  # a check still running has nobody left to answer
         if self.sampler is not None:
             self.sampler.stop()
 

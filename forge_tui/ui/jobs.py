@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,10 +30,32 @@ class ChildFailed(Exception):
     """A child command gave no usable answer; the message says why, in the operator's words."""
 
 
-def run_child(config: Config, *args: str) -> subprocess.CompletedProcess[str]:
-    """`forge-tui ARGS` (with the console's config) to the end; its output captured."""
-    return subprocess.run(forge_argv(config.source, *args), capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, check=False)
+_questions: set[subprocess.Popen[str]] = set()   # children that only answer a question (checks)
+_questions_lock = threading.Lock()
+
+
+def run_child(config: Config, *args: str, question: bool = False) -> subprocess.CompletedProcess[str]:
+    """`forge-tui ARGS` (with the console's config) to the end; its output captured. A `question`
+    (a check that changes nothing) is stopped when the console closes: nobody waits for its answer."""
+    process = subprocess.Popen(forge_argv(config.source, *args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    if question:
+        with _questions_lock:
+            _questions.add(process)
+    try:
+        stdout, stderr = process.communicate()
+    finally:
+        with _questions_lock:
+            _questions.discard(process)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def stop_questions() -> None:
+    """Kill the checks still running (the console is closing). Launches, resumes and exports are
+    left to finish: they change things, and a detached runner is never a child of the console."""
+    with _questions_lock:
+        for process in _questions:
+            process.kill()
 
 
 def _said(text: str) -> str:
@@ -67,10 +90,10 @@ def answer(what: str, done: subprocess.CompletedProcess[str]) -> Any:
     return document
 
 
-def ask(what: str, parse: Callable[[Any], T], config: Config, *args: str) -> T:
+def ask(what: str, parse: Callable[[Any], T], config: Config, *args: str, question: bool = False) -> T:
     """Run `forge-tui ARGS --json` and read its answer with `parse` (a record's `from_json`); `what`
     names the job in messages ("the dataset check")."""
-    document = answer(what, run_child(config, *args, "--json"))
+    document = answer(what, run_child(config, *args, "--json", question=question))
     try:
         return parse(document)
     except (KeyError, TypeError, ValueError) as exc:
@@ -86,14 +109,14 @@ def _document(record: Any) -> dict[str, Any]:
 def run_data_check(config: Config, path: Path) -> dict[str, Any]:
     """`data check --json` (it loads the tokenizer, which imports transformers): the report's JSON
     document (`CheckReport.to_json`), whether the dataset passed or not."""
-    return ask("the dataset check", _document, config, "data", "check", str(path))
+    return ask("the dataset check", _document, config, "data", "check", str(path), question=True)
 
 
 def preflight(config: Config, dataset: Path, preset: str, settings: list[str]) -> Preflight:
     """`train --dry-run --json`: the dataset's check, the plan and the memory estimate (torch decides
     the device, so this is a child process)."""
     return ask("the dry run", Preflight.from_json, config, "train", "--dry-run", "--dataset", str(dataset),
-               "--preset", preset, *settings)
+               "--preset", preset, *settings, question=True)
 
 
 def launch_training(config: Config, dataset: Path, preset: str, settings: list[str]) -> Launched:

@@ -46,6 +46,9 @@ down show an item's question, reference and both answers side by side.
 (after a checkpoint: it can be resumed), `r` resumes a stopped or interrupted run in the
 background, `b` opens its benchmark, `e` exports a finished run as a merged model in RUN/merged.
 Reopening the console attaches to the run still going.
+
+**When something fails** in the background, a notification names it and the file that holds the
+details (the console log: ~/.local/state/forge-tui/log/console.log on Linux); the screen goes on.
 """
 
 
