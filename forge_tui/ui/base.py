@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
@@ -25,8 +25,9 @@ from forge_tui.ui.jobs import ChildFailed
 T = TypeVar("T")
 
 
+@runtime_checkable
 class Console(Protocol):
-    """The app as the screens see it."""
+    """The app as the screens see it (`ForgeApp` is one: tests/ui/test_child_failures.py checks)."""
 
     config: Config
     dataset: Path | None          # picked on Datasets; what Train trains on

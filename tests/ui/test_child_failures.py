@@ -24,6 +24,7 @@ from forge_tui.engine.preflight import DatasetBrief, MemoryBrief, Preflight
 from forge_tui.engine.runs import RunDir
 from forge_tui.ui import jobs
 from forge_tui.ui.app import ForgeApp
+from forge_tui.ui.base import Console
 from forge_tui.ui.jobs import ChildFailed
 from forge_tui.ui.screens.compare import CompareScreen
 from forge_tui.ui.screens.runs import RunsScreen
@@ -112,6 +113,13 @@ def test_an_answer_is_read_as_its_record(child, tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- the screens
+
+
+def test_the_app_offers_what_the_screens_ask_of_it() -> None:
+    console: Console = ForgeApp(Config())  # mypy checks the shape; isinstance checks the members exist
+    assert isinstance(console, Console)
+    assert console.attached_run() is None
+    assert console.telemetry() == (None, None)
 
 
 class RecordingApp(ForgeApp):

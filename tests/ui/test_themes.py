@@ -1,15 +1,14 @@
-"""Themes load from themes/*.toml, bad files are refused with their line, and every theme renders."""
+"""Themes load from themes/*.toml and bad files are refused with their line. (Every screen in every
+theme: tests/ui/test_snapshots.py.)"""
 
 from __future__ import annotations
 
 import pytest
 
-from forge_tui.config import Config, UiConfig
+from forge_tui.config import UiConfig
 from forge_tui.errors import BadInput
-from forge_tui.ui.app import ForgeApp
-from forge_tui.ui.screens.monitor import MonitorScreen
 from forge_tui.ui.themes import load_theme, load_themes
-from tests.helpers import run_cli, shown
+from tests.helpers import run_cli
 
 NAMES = ["forge-dark", "forge-high-contrast", "forge-night"]
 
@@ -31,16 +30,6 @@ def test_a_bad_theme_file_names_its_line(write, body: str, where: str) -> None:
     with pytest.raises(BadInput) as caught:
         load_theme(path)
     assert f"{path}{where}" in str(caught.value)
-
-
-@pytest.mark.parametrize("name", NAMES)
-async def test_every_theme_renders_the_monitor(name: str) -> None:
-    app = ForgeApp(Config(ui=UiConfig(theme=name)))
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("3")
-        shown(app, MonitorScreen)
-        assert app.theme == name
-        await pilot.pause(0.2)
 
 
 def test_an_unknown_theme_is_bad_input(write) -> None:
