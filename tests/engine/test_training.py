@@ -11,7 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+from forge_tui.engine.children import Launched
 from forge_tui.engine.events import read_events
+from forge_tui.engine.status import RunStatus
+from forge_tui.errors import ErrorRecord
 from tests.helpers import ROOT, adapter_tensors, run_cli, train, wait_for_event
 
 
@@ -38,7 +41,10 @@ def test_a_run_writes_events_checkpoints_and_a_peft_adapter(tiny_run, trained, t
     assert any("lora_A" in name for name, _ in loaded.named_parameters())
 
     listed = json.loads(run_cli("--config", str(tiny_config), "runs", "--json").stdout)  # its copy, in this test's folder
-    assert [(r["name"], r["state"], r["step"]) for r in listed] == [(trained.name, "finished", 8)]
+    statuses = [RunStatus.from_json(record) for record in listed]  # the contract the console reads
+    assert [(s.name, s.state, s.step, s.total_steps) for s in statuses] == [(trained.name, "finished", 8, 8)]
+    assert [s.to_json() for s in statuses] == listed
+    assert statuses[0].adapter == str(trained / "adapter")
 
 
 def test_kill_9_then_resume_gives_the_bit_identical_adapter(tiny_run, tiny_config, tmp_path) -> None:
@@ -49,12 +55,15 @@ def test_kill_9_then_resume_gives_the_bit_identical_adapter(tiny_run, tiny_confi
     wait_for_event(run, "step", lambda e: e["step"] == 5)  # after checkpoint 4, in the middle of the next steps
     process.send_signal(signal.SIGKILL)
     process.wait()
+    log = run / "events.jsonl"
+    os.truncate(log, log.stat().st_size - 10)  # as if the kill had landed in the middle of writing an event
     status = json.loads(run_cli("--config", str(tiny_config), "runs", "--json").stdout)
     assert {r["name"]: r["state"] for r in status}["killed"] == "interrupted"
 
     resumed = run_cli("--config", str(tiny_config), "resume", str(run))
     assert resumed.returncode == 0, resumed.stderr
-    restarted = [e for e in read_events(run / "events.jsonl") if e["type"] == "run_started"]
+    restarted = [e for e in read_events(log) if e["type"] == "run_started"]
+    assert len(restarted) == 2  # the resumed runner's first event is not lost on the torn line
     assert restarted[-1]["start_step"] in (4, 6)
     a, b = adapter_tensors(tiny_run.path), adapter_tensors(run)  # the same config, never interrupted
     assert a.keys() == b.keys()
@@ -127,16 +136,20 @@ def test_bad_inputs_exit_2_and_create_nothing(tiny_config, tmp_path, write) -> N
 
 def test_two_runners_cannot_share_a_run(tiny_config, tmp_path) -> None:
     run = tmp_path / "runs" / "locked"
-    detached = train(tiny_config, "--run-dir", str(run), "--max-steps", "400", "--detach")
+    detached = train(tiny_config, "--run-dir", str(run), "--max-steps", "400", "--detach", "--json")
     assert detached.returncode == 0
-    assert detached.stdout.strip() == str(run)
+    launched = Launched.from_json(json.loads(detached.stdout))
+    assert launched.run == str(run)
     wait_for_event(run, "step")
-    second = run_cli("--config", str(tiny_config), "resume", str(run))
+    second = run_cli("--config", str(tiny_config), "resume", str(run), "--json")
     assert second.returncode == 2
     assert "already running" in second.stderr
+    refused = ErrorRecord.from_json(json.loads(second.stdout))  # a script asking for JSON gets the refusal as JSON
+    assert refused.exit_code == 2
+    assert refused.error == f"{run}: already running (pid {launched.pid})"
     listed = {r["name"]: r for r in json.loads(run_cli("--config", str(tiny_config), "runs", "--json").stdout)}
     assert listed["locked"]["state"] == "running"
-    assert listed["locked"]["pid"]
+    assert listed["locked"]["pid"] == launched.pid
     stop = run_cli("--config", str(tiny_config), "stop", str(run))
     assert stop.returncode == 0
     stopped = wait_for_event(run, "stopped")

@@ -155,3 +155,16 @@ def test_bad_set_values_exit_2_naming_the_flag(tiny_config) -> None:
     assert "--set: [lora] r: must be between 1 and 1024, got 0" in result.stderr
     assert "--set: [lora] dropout: expected a number, got string" in result.stderr
     assert run_cli("train", "--set", "lora").returncode == 2
+
+
+def test_a_command_asked_for_json_fails_in_json(tiny_config) -> None:
+    result = run_cli("--config", str(tiny_config), "train", "--dry-run", "--json", "--set", "lora.r=0")
+    assert result.returncode == 2
+    refused = json.loads(result.stdout)
+    assert set(refused) == {"error", "exit_code"}
+    assert refused["exit_code"] == 2
+    assert "--set: [lora] r: must be between 1 and 1024, got 0" in refused["error"]
+    assert "forge-tui: error: --set: [lora] r" in result.stderr  # and in words for a person
+    missing = run_cli("--config", str(tiny_config), "export", "no-such-run", "--merged", "out", "--json")
+    assert missing.returncode == 2
+    assert json.loads(missing.stdout)["error"].startswith("no-such-run: no such run")
