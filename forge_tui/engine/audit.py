@@ -64,7 +64,10 @@ class AuditLog:
         with open(self.path, "a+", encoding="utf-8") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             handle.seek(0)
-            last = _last_entry(handle.read())
+            text = handle.read()
+            last = _last_entry(text)
+            if text and not text.endswith("\n"):
+                handle.write("\n")  # a writer killed mid-line: the torn entry stays (verify names it), alone on its line
             entry = {"seq": last["seq"] + 1 if last else 1, "time": time.time(), "kind": kind, **fields,
                      "prev": last["hash"] if last else GENESIS}
             entry["hash"] = _digest(entry)

@@ -12,6 +12,7 @@ Other keys (`id`, `category`, `facts`, ...) are kept as metadata.
 from __future__ import annotations
 
 import json
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ from forge_tui.engine.readers import DEFAULT_MAX_RECORD_BYTES, RawRecord, read_r
 from forge_tui.engine.sample import FORMAT_KEYS, ROLES, DatasetError, Format, Message, Problem, Sample
 
 __all__ = ["DatasetError", "Format", "Message", "Problem", "Sample", "dataset_files", "discover_datasets",
-           "is_telemetry_recording", "load_samples", "normalise", "read_dataset", "read_samples"]
+           "is_telemetry_recording", "load_samples", "normalise", "read_dataset", "read_samples", "skipped_entries",
+           "special_kind"]
 
 SUFFIXES = (".jsonl", ".json", ".csv")
 
@@ -38,13 +40,37 @@ def is_telemetry_recording(path: Path) -> bool:
     return isinstance(first, dict) and first.get("recording") == "forge-telemetry"
 
 
+def special_kind(path: Path) -> str | None:
+    """What a path is when it is neither a regular file nor a folder, in words; None for those two (and
+    for a path that is not there). Opening a FIFO blocks until a writer comes: such a path is never
+    opened."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"))
+    return next((word for test, word in kinds if test(mode)), "not a regular file")
+
+
 def dataset_files(path: Path) -> list[Path]:
-    """The data files a path names: the file itself, or the supported files in a folder (sorted),
-    leaving out telemetry recordings."""
+    """The data files a path names: the file itself, or the supported regular files in a folder
+    (sorted), leaving out telemetry recordings; nothing for a path that is neither."""
     if path.is_dir():
         return sorted(p for p in path.rglob("*")
                       if p.is_file() and p.suffix.lower() in SUFFIXES and not is_telemetry_recording(p))
-    return [path]
+    return [path] if path.is_file() else []
+
+
+def skipped_entries(folder: Path) -> list[tuple[Path, str]]:
+    """Entries of a folder with a data file's name that are not regular files (FIFOs, sockets,
+    devices): left out of the dataset, each with what it is."""
+    if not folder.is_dir():
+        return []
+    found = ((entry, special_kind(entry)) for entry in sorted(folder.rglob("*")) if entry.suffix.lower() in SUFFIXES)
+    return [(entry, kind) for entry, kind in found if kind]
 
 
 def discover_datasets(roots: Iterable[Path]) -> list[Path]:
@@ -179,6 +205,10 @@ def read_dataset(paths: Iterable[Path], max_record_bytes: int = DEFAULT_MAX_RECO
     for path in paths:
         if not path.exists():
             yield Problem(path, None, "no such file or folder")
+            continue
+        kind = special_kind(path)
+        if kind:
+            yield Problem(path, None, f"{kind}, not a regular file or folder: not read (it could block or never end)")
             continue
         files = dataset_files(path)
         if not files:

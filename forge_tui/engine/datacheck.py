@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from forge_tui.config import DataConfig
-from forge_tui.engine.data import Problem, Sample, dataset_files, read_dataset
+from forge_tui.engine.data import Problem, Sample, dataset_files, read_dataset, skipped_entries
 from forge_tui.engine.fsutil import file_sha256
 from forge_tui.engine.readers import DEFAULT_MAX_RECORD_BYTES
 from forge_tui.engine.screening import KINDS, Finding, Screener
@@ -80,6 +80,7 @@ class CheckReport:
     eval_fraction: float = 0.1
     lengths: LengthStats | None = None
     length_note: str | None = None
+    skipped: list[str] = field(default_factory=list)      # folder entries that are not regular files
     manifest: Manifest | None = None
     findings: list[Finding] = field(default_factory=list)
     finding_count: int = 0
@@ -102,6 +103,7 @@ class CheckReport:
             "eval_fraction": self.eval_fraction,
             "token_lengths": asdict(self.lengths) if self.lengths else None,
             "token_lengths_note": self.length_note,
+            "skipped": self.skipped,
             "manifest": self.manifest.to_json() if self.manifest else None,
             "screening": {"count": self.finding_count, "by_kind": self.finding_kinds(),
                           "findings": [{"file": str(f.file), "line": f.line, "kind": f.kind, "message": f.message}
@@ -170,7 +172,8 @@ def check_dataset(
     """Read every sample once; gather problems (capped, counted in full), statistics and screening
     findings (problems too when `strict`)."""
     paths = list(paths)
-    report = CheckReport(paths=[str(p) for p in paths], eval_fraction=eval_fraction)
+    report = CheckReport(paths=[str(p) for p in paths], eval_fraction=eval_fraction,
+                         skipped=[f"{entry}: {kind}, not read" for p in paths for entry, kind in skipped_entries(p)])
     screener = Screener()
     first_seen: dict[bytes, str] = {}
     lengths: list[int] = []
@@ -239,6 +242,7 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
             lines.append(f"{low:>6}-{high:<6} {bar:<24} {count}")
     if report["token_lengths_note"]:
         lines.append(f"tokens      {report['token_lengths_note']}")
+    lines.extend(f"skipped     {entry}" for entry in report.get("skipped", []))
     lines.append(f"duplicates  {report['duplicate_count']} exact")
     lines.extend(f"  {d['where']}: same as {d['first']}" for d in report["duplicates"])
     lines.extend(_screening_lines(report["screening"]))

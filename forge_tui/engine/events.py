@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from forge_tui.engine.fsutil import end_torn_line
+
 Record = dict[str, Any]  # an event as it is written and read back: `type`, `time` and its fields
 
 
@@ -201,6 +203,7 @@ class EventLog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        end_torn_line(path)  # a writer killed mid-line before this one
         self._handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the log
 
     def emit(self, event: Event) -> Record:

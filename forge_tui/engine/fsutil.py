@@ -67,3 +67,18 @@ def json_object(text: str | bytes) -> dict[str, Any]:
 def read_json_object(path: Path) -> dict[str, Any]:
     """A small JSON file holding one object (a run's records, a result)."""
     return json_object(path.read_text(encoding="utf-8"))
+
+
+def end_torn_line(path: Path) -> None:
+    """End the last line of an append-only JSON-lines log if a writer was killed in the middle of it,
+    so the next record starts on a line of its own (readers skip the torn fragment; appended to it,
+    the next record would be lost with it)."""
+    try:
+        with open(path, "rb+") as handle:
+            if handle.seek(0, os.SEEK_END) == 0:
+                return
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                handle.write(b"\n")
+    except FileNotFoundError:
+        return

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 from pathlib import Path
 
 from forge_tui.engine.audit import GENESIS, AuditLog, verify
@@ -21,6 +22,16 @@ def _trail(tmp_path: Path, entries: int = 5) -> Path:
 
 def _lines(path: Path) -> list[str]:
     return path.read_text().splitlines()
+
+
+def test_an_entry_after_a_torn_line_is_kept_on_its_own_line(tmp_path) -> None:
+    path = _trail(tmp_path)
+    os.truncate(path, path.stat().st_size - 20)  # a writer killed in the middle of its entry
+    AuditLog(path).append("runner_started", pid=1)
+    last = json.loads(_lines(path)[-1])
+    assert last["kind"] == "runner_started"
+    assert last["seq"] == 6
+    assert verify(path)[1] == [f"{path}:5: not a JSON entry (edited or torn)"]  # the tear is named, nothing else
 
 
 def test_entries_chain_each_to_the_one_before(tmp_path) -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from forge_tui.engine.data import DatasetError, Problem, Sample, load_samples, read_dataset, read_samples
+from forge_tui.engine.datacheck import check_dataset
+from tests.helpers import run_cli
 
 CHAT = {"messages": [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A."}]}
 
@@ -169,3 +172,24 @@ def test_telemetry_recordings_are_not_offered_as_datasets() -> None:
     found = [p.relative_to(ROOT / "sample_data").as_posix() for p in discover_datasets([ROOT / "sample_data"])]
     assert found == ["screening-demo/train.jsonl", "waterworks/eval.jsonl", "waterworks/retention.jsonl",
                      "waterworks/train.jsonl"]
+
+
+def test_a_fifo_is_refused_at_once_and_a_folder_skips_it(tmp_path) -> None:
+    folder = tmp_path / "site"
+    folder.mkdir()
+    fifo = folder / "data.jsonl"
+    os.mkfifo(fifo)  # opening it would wait for a writer that never comes
+    (folder / "ok.jsonl").write_text('{"text": "pump P-101 is running"}\n')
+    (problem,) = list(read_dataset([fifo]))
+    assert isinstance(problem, Problem)
+    assert str(problem) == f"{fifo}: a FIFO, not a regular file or folder: not read (it could block or never end)"
+    (sample,) = list(read_dataset([folder]))  # the FIFO is left out of the folder, no problem raised
+    assert isinstance(sample, Sample)
+    assert sample.messages[0].content == "pump P-101 is running"
+    assert check_dataset([folder]).skipped == [f"{fifo}: a FIFO, not read"]
+    refused = run_cli("data", "check", str(fifo), "--json")  # on the command line: before anything loads
+    assert refused.returncode == 2
+    assert json.loads(refused.stdout)["error"] == f"{fifo}: a FIFO, not a regular file or folder: refused (nothing was read)"
+    dry = run_cli("train", "--dry-run", "--dataset", str(fifo), "--json")
+    assert dry.returncode == 2
+    assert f"{fifo}: a FIFO" in " ".join(json.loads(dry.stdout)["problems"])
