@@ -19,7 +19,7 @@ from pathlib import Path
 from forge_tui import __version__
 from forge_tui.cli import bench, console, data, device, runs
 from forge_tui.cli.common import Handler, Parser, print_json
-from forge_tui.config import load_config
+from forge_tui.config import Config, load_config
 from forge_tui.errors import EXIT_FAILURE, ErrorRecord, ForgeError
 
 INTERRUPTED = 130  # the shell's code for a process ended by Ctrl-C
@@ -44,11 +44,18 @@ def _fail(args: argparse.Namespace, message: str, exit_code: int) -> int:
     return exit_code
 
 
+def command_config(args: argparse.Namespace) -> Config:
+    """The config a command runs with: the config file over the command's `--preset`, under its own
+    flags (`train --set ...`), all checked at once, so that every problem is reported together."""
+    overrides = args.overrides(args) if "overrides" in args else None
+    return load_config(args.config, getattr(args, "preset", None), overrides, check_paths=getattr(args, "dataset_needed", False))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     try:
-        return handler(args, load_config(args.config))
+        return handler(args, command_config(args))
     except ForgeError as exc:
         return _fail(args, str(exc), exc.exit_code)
     except KeyboardInterrupt:

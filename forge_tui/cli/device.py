@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from forge_tui import __version__
 from forge_tui.cli.common import config_flag, json_flag, preset_flag, print_json
-from forge_tui.config import Config, load_config
+from forge_tui.config import Config
 from forge_tui.errors import EXIT_FAILURE, EXIT_OK, BadInput
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def _doctor_lines(check: str, status: str, text: str) -> list[str]:
 def cmd_doctor(args: argparse.Namespace, config: Config) -> int:
     from forge_tui.engine.doctor import run_doctor
 
-    findings = run_doctor(load_config(args.config, args.preset) if args.preset else config)
+    findings = run_doctor(config)
     if args.json:
         print_json([finding.to_json() for finding in findings])
     else:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from forge_tui.cli.common import config_flag, detach_flag, json_flag, preset_flag, print_json, print_json_line, run_argument
-from forge_tui.config import Config, load_config, parse_assignments
+from forge_tui.config import Config, parse_assignments
 from forge_tui.engine.events import Record
 from forge_tui.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, BadInput
 
@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 
 def _train_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """`--set` settings, then the dedicated flags over them."""
+    """`--set` settings, then the dedicated flags over them (the config `train` runs with is the
+    file's under these: cli.command_config)."""
     overrides = parse_assignments(args.set or [])
     flags = {"max_steps": args.max_steps, "save_every": args.save_every, "seed": args.seed}
     train = {key: value for key, value in flags.items() if value is not None}
@@ -73,7 +74,6 @@ def _launch(run: RunDir, args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace, config: Config) -> int:
     from forge_tui.engine.runs import create_run
 
-    config = load_config(args.config, args.preset, _train_overrides(args))
     if not config.train.dataset:
         raise BadInput("no dataset: pass --dataset PATH or set [train] dataset in the config")
     if args.dry_run:
@@ -182,7 +182,7 @@ def register(commands: Commands) -> None:
                        help="override one config setting (repeatable), e.g. --set lora.r=8")
     train.add_argument("--dry-run", action="store_true",
                        help="check the dataset, model and memory estimate, then stop (creates nothing)")
-    train.set_defaults(handler=cmd_train)
+    train.set_defaults(handler=cmd_train, overrides=_train_overrides, dataset_needed=True)
 
     resume = commands.add_parser("resume", parents=[common, run, as_json, detach],
                                  help="continue an interrupted or stopped run from its last checkpoint")

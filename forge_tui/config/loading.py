@@ -25,6 +25,7 @@ from forge_tui.config.sections import PRESETS, SECTIONS, Config
 from forge_tui.errors import BadInput
 from forge_tui.paths import default_config_file
 
+SET = Path("--set")                      # where a problem given on the command line is reported
 toml_loads = tomllib.loads              # the TOML reader of this Python (tomli before 3.11), for themes too
 TOMLDecodeError = tomllib.TOMLDecodeError
 
@@ -155,28 +156,44 @@ def _toml(text: str, file: Path) -> dict[str, Any]:
 
 
 def parse_config(text: str, file: Path, preset: str | None = None,
-                 overrides: dict[str, dict[str, Any]] | None = None) -> Config:
-    """Parse TOML text over a preset, then apply flag overrides; raise ConfigError listing every problem."""
-    data = _toml(text, file)
+                 overrides: dict[str, dict[str, Any]] | None = None, *, check_paths: bool = False) -> Config:
+    """Parse TOML text over a preset, then apply flag overrides; raise ConfigError listing every problem
+    (a file that is not TOML at all still has its flags checked, so both are reported at once)."""
     name = preset or "standard"
     if name not in PRESETS:
         raise ConfigError([ConfigProblem(file, None, f"unknown preset {name!r} (known: {', '.join(PRESETS)})")])
-    lines = _key_lines(text)
+    overrides = overrides or {}
     problems: list[ConfigProblem] = []
+    try:
+        data = _toml(text, file)
+    except ConfigError as exc:
+        problems, data = exc.problems, {}
+    lines = _key_lines(text)
     sections: dict[str, Any] = {}
-    for section, table in _merge(PRESETS[name], data, overrides or {}).items():
+    for section, table in _merge(PRESETS[name], data, overrides).items():
         cls = SECTIONS.get(section)
         if cls is None:
-            problems.append(
-                ConfigProblem(file, lines.get((section, "")) or lines.get(("", section)),
-                              f"unknown section [{section}] (known: {', '.join(sorted(SECTIONS))})")
-            )
+            given = section in overrides and section not in data
+            line = None if given else lines.get((section, "")) or lines.get(("", section))
+            problems.append(ConfigProblem(SET if given else file, line,
+                                          f"unknown section [{section}] (known: {', '.join(sorted(SECTIONS))})"))
             continue
         sections[section], found = _build_section(section, cls, table, file, lines)
-        problems.extend(_blame_overrides(found, overrides or {}))
+        problems.extend(_blame_overrides(found, overrides))
+    if check_paths:
+        problems.extend(_blame_overrides(_missing_dataset(sections.get("train"), file, lines), overrides))
     if problems:
         raise ConfigError(problems)
     return Config(**sections, preset=name, source=file if text else None)
+
+
+def _missing_dataset(train: Any, file: Path, lines: dict[tuple[str, str], int]) -> list[ConfigProblem]:
+    """The training dataset, when one is named and is not there (reported with the other problems)."""
+    dataset = getattr(train, "dataset", "")
+    if not dataset or Path(dataset).expanduser().exists():
+        return []
+    return [ConfigProblem(file, lines.get(("train", "dataset")), f"[train] dataset: {dataset}: no such file or folder",
+                          "train.dataset")]
 
 
 def _blame_overrides(problems: list[ConfigProblem], overrides: dict[str, dict[str, Any]]) -> list[ConfigProblem]:
@@ -185,7 +202,7 @@ def _blame_overrides(problems: list[ConfigProblem], overrides: dict[str, dict[st
         section, _, key = (problem.key or "").partition(".")
         return key in overrides.get(section, {})
 
-    return [dataclasses.replace(p, file=Path("--set"), line=None) if given(p) else p for p in problems]
+    return [dataclasses.replace(p, file=SET, line=None) if given(p) else p for p in problems]
 
 
 def config_from_sections(sections: dict[str, dict[str, Any]], file: Path, preset: str = "standard") -> Config:
@@ -221,14 +238,15 @@ def parse_assignments(items: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def load_config(path: Path | None = None, preset: str | None = None,
-                overrides: dict[str, dict[str, Any]] | None = None) -> Config:
-    """`path`, or the default config file if it exists, over `preset`, under flag `overrides`."""
+                overrides: dict[str, dict[str, Any]] | None = None, *, check_paths: bool = False) -> Config:
+    """`path`, or the default config file if it exists, over `preset`, under flag `overrides`;
+    `check_paths` also refuses a dataset that is not there (what `train` needs)."""
     explicit = path is not None
     file = path if path is not None else default_config_file()
     if not file.exists():
         if explicit:
             raise BadInput(f"{file}: config file not found")
-        return parse_config("", file, preset, overrides)
+        return parse_config("", file, preset, overrides, check_paths=check_paths)
     try:
         raw = file.read_bytes()
     except OSError as exc:
@@ -238,4 +256,4 @@ def load_config(path: Path | None = None, preset: str | None = None,
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ConfigError([ConfigProblem(file, line, "config is not valid UTF-8")]) from None
-    return parse_config(text, file, preset, overrides)
+    return parse_config(text, file, preset, overrides, check_paths=check_paths)
