@@ -64,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILURE
+    except OSError as exc:  # the machine, not the program: a full or read-only disk, a file gone
+        if os.environ.get("FORGE_TUI_DEBUG"):
+            raise
+        return _fail(args, environment_error(exc), EXIT_FAILURE)
     except Exception as exc:  # the last line of defence: no traceback for operators
         if os.environ.get("FORGE_TUI_DEBUG"):
             raise
@@ -71,6 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                            "Run again with FORGE_TUI_DEBUG=1 for the traceback, and report it.", EXIT_FAILURE)
     finally:
         _tell_refused()
+
+
+def environment_error(exc: OSError) -> str:
+    """An error of the machine in the operator's words: what, and on which file."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}" + (f" (-> {exc.filename2})" if exc.filename2 else "")
 
 
 def _tell_refused() -> None:

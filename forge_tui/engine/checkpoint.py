@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from forge_tui.engine.fsutil import file_sha256, publish_dir
+from forge_tui.engine.fsutil import file_sha256, is_out_of_space, out_of_space, publish_dir, require_space
 
 STATE = "state.json"
 PREFIX = "step-"
@@ -46,15 +46,38 @@ def checkpoint_name(step: int) -> str:
     return f"{PREFIX}{step:06d}"
 
 
+def checkpoint_bytes(trainable: list[Any]) -> int:
+    """What a checkpoint takes on disk: the adapter and AdamW's two moments (fp32 each), plus room
+    for the configs, RNG states and state.json."""
+    return sum(int(p.numel()) for p in trainable) * 4 * 3 + 256 * 1024
+
+
 def save_checkpoint(root: Path, step: int, model: Any, optimizer: Any, state: TrainState, keep: int) -> Path:
-    """Write a complete checkpoint atomically, then drop all but the newest `keep`."""
+    """Write a complete checkpoint atomically, then drop all but the newest `keep`. A disk without
+    room is said before writing, or when the write fails; a failed write leaves nothing behind."""
+    root.mkdir(parents=True, exist_ok=True)
+    needed = checkpoint_bytes([p for p in model.parameters() if p.requires_grad])
+    what = f"the checkpoint at step {step}"
+    require_space(root, needed, what)
+    for stale in root.glob(f".tmp-{PREFIX}*"):  # a runner killed mid-checkpoint (only the lock holder writes here)
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = root / f".tmp-{checkpoint_name(step)}"
+    try:
+        _write(staging, model, optimizer, state)
+    except Exception as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if is_out_of_space(exc, root, needed):
+            raise out_of_space(root, needed, what) from None
+        raise
+    final = publish_dir(staging, root / checkpoint_name(step))
+    _prune(root, keep)
+    return final
+
+
+def _write(staging: Path, model: Any, optimizer: Any, state: TrainState) -> None:
     import torch
     from safetensors.torch import save_file
 
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / checkpoint_name(step)
-    staging = root / f".tmp-{checkpoint_name(step)}"
-    shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     model.save_pretrained(staging, safe_serialization=True)
     torch.save(optimizer.state_dict(), staging / "optimizer.pt")
@@ -65,9 +88,6 @@ def save_checkpoint(root: Path, step: int, model: Any, optimizer: Any, state: Tr
     files = {p.name: file_sha256(p) for p in sorted(staging.iterdir()) if p.is_file()}
     record = {**state.__dict__, "python_rng": _python_rng_json(state.python_rng), "files": files}
     (staging / STATE).write_text(json.dumps(record, indent=1))
-    publish_dir(staging, final)
-    _prune(root, keep)
-    return final
 
 
 def _python_rng_json(state: Any) -> list[Any]:
@@ -85,13 +105,24 @@ def _prune(root: Path, keep: int) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def is_complete(folder: Path) -> bool:
-    """True when state.json parses and every file it lists is present with its recorded hash."""
+def damage(folder: Path) -> str | None:
+    """Why a checkpoint folder cannot be resumed from (state.json unreadable, a file missing or
+    changed since it was written); None when it is complete."""
     try:
         record = json.loads((folder / STATE).read_text())
-        return all(file_sha256(folder / name) == digest for name, digest in record["files"].items())
+        files = dict(record["files"])
     except (OSError, ValueError, KeyError, TypeError):
-        return False
+        return f"{STATE} is missing or unreadable (the write was cut short)"
+    for name, digest in files.items():
+        if not (folder / name).is_file():
+            return f"{name} is missing"
+        if file_sha256(folder / name) != digest:
+            return f"{name} changed since it was written"
+    return None
+
+
+def is_complete(folder: Path) -> bool:
+    return damage(folder) is None
 
 
 def complete_checkpoints(root: Path) -> list[Path]:
@@ -105,6 +136,14 @@ def complete_checkpoints(root: Path) -> list[Path]:
 def latest_checkpoint(root: Path) -> Path | None:
     found = complete_checkpoints(root)
     return found[-1] if found else None
+
+
+def passed_over(root: Path, chosen: Path | None) -> list[tuple[Path, str]]:
+    """Damaged checkpoints newer than the one a resume starts from, each with what is wrong."""
+    if not root.is_dir():
+        return []
+    newer = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX) and (chosen is None or p.name > chosen.name))
+    return [(folder, why) for folder in newer if (why := damage(folder))]
 
 
 def read_state(folder: Path) -> TrainState:

@@ -4,12 +4,16 @@ keeps the new one), a small file written durably; and the one file hash everythi
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any
+
+from forge_tui.errors import ForgeError
+from forge_tui.units import MIB
 
 
 def fsync_path(path: Path) -> None:
@@ -82,3 +86,46 @@ def end_torn_line(path: Path) -> None:
                 handle.write(b"\n")
     except FileNotFoundError:
         return
+
+
+def free_bytes(folder: Path) -> int:
+    return shutil.disk_usage(folder).free
+
+
+def out_of_space(folder: Path, needed: int, what: str) -> ForgeError:
+    """The error a full disk is reported as: where, what was being written, needed against free."""
+    return ForgeError(f"no space left on the disk holding {folder} for {what}: about {needed / MIB:.1f} MiB needed, "
+                      f"{free_bytes(folder) / MIB:.1f} MiB free; nothing was left half-written: free space and try again")
+
+
+def require_space(folder: Path, needed: int, what: str) -> None:
+    """Refuse before writing when the disk cannot hold `needed` bytes (with a 10% margin)."""
+    if free_bytes(folder) < needed * 1.1:
+        raise out_of_space(folder, needed, what)
+
+
+def is_out_of_space(exc: BaseException, folder: Path, needed: int) -> bool:
+    """Whether a failed write failed for want of space: ENOSPC itself, or a library's own error
+    (torch: "unexpected pos", safetensors: "No space left on device") on a disk that is now short."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    return "No space left" in str(exc) or free_bytes(folder) < needed
+
+
+def remove_stale(folder: Path, prefix: str) -> None:
+    """Remove the temporaries `PREFIX<pid>` of writers that died (a killed export leaves hundreds
+    of MB); a live writer's are left alone."""
+    for stale in folder.glob(f"{prefix}*"):
+        pid = stale.name[len(prefix):]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True

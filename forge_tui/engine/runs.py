@@ -103,6 +103,7 @@ class RunDir:
 
 def open_run(path: Path) -> RunDir:
     """A run directory that exists and is one of ours (else BadInput, exit 2)."""
+    path = path.resolve()  # recorded paths (events, results, the audit trail) read the same from any folder
     if not (path / "run.json").is_file() or not (path / "config.json").is_file():
         raise BadInput(f"{path}: not a Forge TUI run directory (no run.json / config.json)")
     try:
@@ -151,7 +152,7 @@ def create_run(config: Config, dataset: Path, run_dir: Path | None = None) -> Ru
     manifest = dataset_manifest(dataset, config)
     telemetry_source = _absolute_replay(config.telemetry.source)
     rehearsal = rehearsal_record(config)
-    path = run_dir or runs_root(config) / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.preset}"
+    path = (run_dir or runs_root(config) / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.preset}").resolve()
     if path.exists() and any(path.iterdir()):
         raise BadInput(f"{path}: already exists and is not empty; use `forge-tui resume` for an existing run")
     path.mkdir(parents=True, exist_ok=True)
@@ -173,9 +174,15 @@ def create_run(config: Config, dataset: Path, run_dir: Path | None = None) -> Ru
     return run
 
 
+def has_final_adapter(run: RunDir) -> bool:
+    """The one rule for "finished": the final adapter is in place (it is published atomically, before
+    the `finished` event, which a kill can tear)."""
+    return (run.adapter / "adapter_config.json").is_file()
+
+
 def require_finished(run: RunDir) -> Path:
     """The run's final adapter (BadInput while the run has none)."""
-    if not (run.adapter / "adapter_config.json").is_file():
+    if not has_final_adapter(run):
         raise BadInput(f"{run.path}: the run has not finished (no final adapter); resume it first")
     return run.adapter
 

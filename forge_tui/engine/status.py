@@ -14,7 +14,7 @@ from typing import Any
 from forge_tui.config import Config
 from forge_tui.engine.checkpoint import latest_checkpoint
 from forge_tui.engine.events import Record, read_events
-from forge_tui.engine.runs import RunDir, runs_root
+from forge_tui.engine.runs import RunDir, has_final_adapter, runs_root
 
 TERMINAL = {"finished": "finished", "error": "failed", "stopped": "stopped"}
 LIVE = ("running", "paused")
@@ -99,16 +99,21 @@ def is_running(run: RunDir) -> bool:
 
 
 def _state(run: RunDir, events: list[Record]) -> tuple[str, Record | None]:
-    """The run's state, and the last pause/resume/start event (what a pause's reason comes from)."""
+    """The run's state, and the last pause/resume/start event (what a pause's reason comes from).
+    Finished is decided by the final adapter (runs.has_final_adapter), as for every command."""
     latest = next((e for e in reversed(events) if e["type"] in TERMINAL or e["type"] == "run_started"), None)
     pause = next((e for e in reversed(events) if e["type"] in ("paused", "resumed", "run_started")), None)
+    finished = has_final_adapter(run)
     if is_running(run):
-        if latest is not None and latest["type"] == "finished":
+        if finished:
             return "benchmarking", pause  # only a benchmark works on a finished run
         return ("paused" if pause and pause["type"] == "paused" else "running"), pause
+    if finished:
+        return "finished", pause
     if latest is None:
         return "created", pause
-    return TERMINAL.get(latest["type"], "interrupted"), pause
+    # a `finished` event without its adapter (removed since): the run resumes from its last checkpoint
+    return TERMINAL.get(latest["type"], "interrupted") if latest["type"] != "finished" else "interrupted", pause
 
 
 def run_status(run: RunDir) -> RunStatus:

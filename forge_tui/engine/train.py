@@ -24,9 +24,10 @@ from forge_tui.config import Config
 from forge_tui.engine import events as ev
 from forge_tui.engine.audit import versions, who
 from forge_tui.engine.batches import Encoded, batch_at, collate, encode_for_training, micro_batches, steps_per_epoch
-from forge_tui.engine.checkpoint import TrainState, latest_checkpoint, restore, save_checkpoint
+from forge_tui.engine.checkpoint import TrainState, latest_checkpoint, passed_over, restore, save_checkpoint
 from forge_tui.engine.data import load_samples
 from forge_tui.engine.datacheck import in_eval_split, sample_key
+from forge_tui.engine.events import read_events
 from forge_tui.engine.fsutil import publish_dir
 from forge_tui.engine.generation import pad_id
 from forge_tui.engine.loss import token_loss_sum
@@ -155,6 +156,9 @@ class Trainer:
         plan = resolve_plan(config)
         model_dir = resolve_model(config.model.name, config.models.paths)
         checkpoint = latest_checkpoint(self.run.checkpoints)
+        for folder, why in passed_over(self.run.checkpoints, checkpoint):
+            start = f"{checkpoint.name}" if checkpoint else "the start"
+            self.emit(ev.RunWarning(f"checkpoint {folder.name} is damaged ({why}): not used; resuming from {start}"))
         threads = config.train.threads or os.cpu_count() or 1
         torch.set_num_threads(threads)
         random.seed(config.train.seed)
@@ -340,11 +344,22 @@ class Trainer:
 
 
 def _failed(run: RunDir) -> Callable[[BaseException], ev.Event]:
-    """The error event a failing runner leaves: the message and the checkpoint it can resume from."""
+    """The error event a failing runner leaves: the message, the step it had reached and the
+    checkpoint it can resume from."""
     def failure(exc: BaseException) -> ev.Event:
         last = latest_checkpoint(run.checkpoints)
-        return ev.Error(message=str(exc) or type(exc).__name__, last_checkpoint=str(last) if last else None)
+        return ev.Error(message=str(exc) or type(exc).__name__, step=reached_step(read_events(run.events)),
+                        last_checkpoint=str(last) if last else None)
     return failure
+
+
+def reached_step(events: list[ev.Record]) -> int | None:
+    """The step this runner had reached: its last `step` event, or the step it started from."""
+    started = max((i for i, e in enumerate(events) if e["type"] == "run_started"), default=None)
+    if started is None:
+        return None
+    steps = [e["step"] for e in events[started:] if e["type"] == "step"]
+    return int(steps[-1] if steps else events[started]["start_step"])
 
 
 def run_training(run: RunDir, echo: Echo | None = None) -> str:
