@@ -17,7 +17,7 @@ from forge_tui.engine.runs import create_run
 from forge_tui.ui.app import ForgeApp
 from forge_tui.ui.screens.monitor import MonitorScreen
 from forge_tui.ui.screens.runs import RunsScreen
-from tests.helpers import ROOT, SAMPLE, shown, text_of, wait_for
+from tests.helpers import ROOT, SAMPLE, place_final_adapter, shown, text_of, wait_for
 
 HOT = ROOT / "sample_data" / "telemetry" / "orin-agx-hot-enclosure.jsonl"
 
@@ -72,6 +72,7 @@ async def test_runs_lists_attaches_and_stops(embedded_model, tmp_path) -> None:
     log.emit(_started(2))
     log.emit(_step(2, 0.5, total=2))
     log.emit(ev.Finished(step=2, adapter="x", train_loss=0.5, eval_loss=0.6, seconds=1.0, peak_memory_bytes=1))
+    place_final_adapter(done.path)
     log.close()
     live = create_run(config, SAMPLE / "train.jsonl", tmp_path / "runs" / "b-live")
     lock = RunnerLock(live)

@@ -34,7 +34,7 @@ from forge_tui.ui.screens import datasets as datasets_screen
 from forge_tui.ui.screens import train as train_screen
 from forge_tui.ui.telemetry_view import HISTORY
 from forge_tui.ui.themes import load_themes
-from tests.helpers import ROOT, SAMPLE
+from tests.helpers import ROOT, SAMPLE, place_final_adapter
 
 RECORDING = ROOT / "sample_data" / "telemetry" / "orin-agx-training.jsonl"
 T0 = 1_790_000_000.0
@@ -100,6 +100,7 @@ def console_home(embedded_model, tmp_path_factory) -> Config:
                     telemetry=TelemetryConfig(source=f"replay:{RECORDING}", interval=0.05, replay_speed=0.001))
     done = create_run(config, SAMPLE / "train.jsonl", home / "runs" / "20260901-0800-quick")
     _write(done, _trained(done) + _benchmarked(done))
+    place_final_adapter(done.path)
     stopped = create_run(config, SAMPLE / "train.jsonl", home / "runs" / "20260902-0900-standard")
     _write(stopped, [*_trained(stopped)[:12], ev.Stopped(step=10, checkpoint=str(stopped.checkpoints / "step-10"))])
     return config
