@@ -89,7 +89,8 @@ def _caller() -> str:
 def _refuse(target: str, call: str) -> None:
     attempt = Attempt(target, call, _caller())
     _attempts.append(attempt)
-    for sink in _sinks:
+    sinks = list(_sinks)  # a copy: a run may stop watching while a library thread is being refused
+    for sink in sinks:
         # A broken sink must not let the connection through; the attempt stays in `refused_attempts`.
         with contextlib.suppress(Exception):
             sink(attempt)

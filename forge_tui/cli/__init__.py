@@ -18,7 +18,7 @@ from pathlib import Path
 
 from forge_tui import __version__
 from forge_tui.cli import bench, console, data, device, runs
-from forge_tui.cli.common import Handler, Parser, print_json
+from forge_tui.cli.common import Handler, Parser, print_json_line
 from forge_tui.config import Config, load_config
 from forge_tui.errors import EXIT_FAILURE, ErrorRecord, ForgeError
 
@@ -39,8 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _fail(args: argparse.Namespace, message: str, exit_code: int) -> int:
     print(f"forge-tui: error: {message}", file=sys.stderr)
-    if getattr(args, "json", False):
-        print_json(ErrorRecord(message, exit_code).to_json())
+    if getattr(args, "json", False):  # one line: streaming commands print one JSON object per line
+        print_json_line(ErrorRecord(message, exit_code).to_json())
     return exit_code
 
 

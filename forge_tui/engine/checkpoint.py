@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from forge_tui.engine.fsutil import file_sha256, is_out_of_space, out_of_space, publish_dir, require_space
+from forge_tui.engine.fsutil import file_sha256, publish_dir, staged
 
 STATE = "state.json"
 PREFIX = "step-"
@@ -46,10 +46,15 @@ def checkpoint_name(step: int) -> str:
     return f"{PREFIX}{step:06d}"
 
 
+def adapter_bytes(trainable: list[Any]) -> int:
+    """What an adapter takes on disk: its weights in fp32, plus room for its config."""
+    return sum(int(p.numel()) for p in trainable) * 4 + 64 * 1024
+
+
 def checkpoint_bytes(trainable: list[Any]) -> int:
     """What a checkpoint takes on disk: the adapter and AdamW's two moments (fp32 each), plus room
-    for the configs, RNG states and state.json."""
-    return sum(int(p.numel()) for p in trainable) * 4 * 3 + 256 * 1024
+    for the RNG states and state.json."""
+    return adapter_bytes(trainable) * 3 + 64 * 1024
 
 
 def save_checkpoint(root: Path, step: int, model: Any, optimizer: Any, state: TrainState, keep: int) -> Path:
@@ -57,19 +62,11 @@ def save_checkpoint(root: Path, step: int, model: Any, optimizer: Any, state: Tr
     room is said before writing, or when the write fails; a failed write leaves nothing behind."""
     root.mkdir(parents=True, exist_ok=True)
     needed = checkpoint_bytes([p for p in model.parameters() if p.requires_grad])
-    what = f"the checkpoint at step {step}"
-    require_space(root, needed, what)
     for stale in root.glob(f".tmp-{PREFIX}*"):  # a runner killed mid-checkpoint (only the lock holder writes here)
         shutil.rmtree(stale, ignore_errors=True)
-    staging = root / f".tmp-{checkpoint_name(step)}"
-    try:
+    with staged(root / f".tmp-{checkpoint_name(step)}", needed, f"the checkpoint at step {step}") as staging:
         _write(staging, model, optimizer, state)
-    except Exception as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        if is_out_of_space(exc, root, needed):
-            raise out_of_space(root, needed, what) from None
-        raise
-    final = publish_dir(staging, root / checkpoint_name(step))
+        final = publish_dir(staging, root / checkpoint_name(step))
     _prune(root, keep)
     return final
 
@@ -78,7 +75,6 @@ def _write(staging: Path, model: Any, optimizer: Any, state: TrainState) -> None
     import torch
     from safetensors.torch import save_file
 
-    staging.mkdir()
     model.save_pretrained(staging, safe_serialization=True)
     torch.save(optimizer.state_dict(), staging / "optimizer.pt")
     rng = {"torch_cpu": torch.get_rng_state()}

@@ -1,6 +1,7 @@
 """Events in words: one line (or two) per event, as the CLI prints them and the console's Monitor logs
-them. The one place an event's wording lives. Lines fit the Monitor's 80 columns with their time
-stamp; paths are left to the run directory's layout (runs.py), which the CLI names once."""
+them. The one place an event's wording lives. Lines are short enough for the Monitor's log, where
+they wrap at 80 columns; paths are left to the run directory's layout (runs.py), which the CLI names
+once, but for the resume hint (a run may live outside the runs folder)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def _error(e: Record) -> str:
 def _stopped(e: Record) -> str:
     reason = e.get("reason", "operator")
     why = "" if reason == "operator" else f" ({reason})"
-    return f"stopped at step {e['step']}{why}; resume with: forge-tui resume {Path(e['checkpoint']).parents[1].name}"
+    return f"stopped at step {e['step']}{why}; resume with: forge-tui resume {Path(e['checkpoint']).parents[1]}"
 
 
 def _finished(e: Record) -> str:

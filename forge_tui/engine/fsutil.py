@@ -9,6 +9,8 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +131,21 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True  # someone else's process
     return True
+
+
+@contextmanager
+def staged(staging: Path, needed: int, what: str) -> Iterator[Path]:
+    """Write `what` into `staging` (created here) on a disk checked to have room for `needed` bytes;
+    if the block fails, the staging folder is removed, and a failure for want of space (judged
+    before the removal frees any) is said as such, with where and how much."""
+    folder = staging.parent
+    require_space(folder, needed, what)
+    staging.mkdir()
+    try:
+        yield staging
+    except Exception as exc:
+        short = is_out_of_space(exc, folder, needed)
+        shutil.rmtree(staging, ignore_errors=True)
+        if short:
+            raise out_of_space(folder, needed, what) from None
+        raise

@@ -8,6 +8,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,11 +70,20 @@ class RunOwner:
         self.emit(ev.RunWarning(message=f"refused an outgoing connection to {attempt.target} (from {attempt.caller})"))
 
 
+def _last_word(owner: RunOwner, failure: Callable[[BaseException], ev.Event], exc: Exception) -> None:
+    """Record why the process failed; if even that cannot be written (the disk that failed it is
+    full), say so on stderr and let the original error through."""
+    try:
+        owner.emit(failure(exc))
+    except Exception as unwritten:  # noqa: BLE001 - the original error is the one to report
+        print(f"forge-tui: the error could not be recorded in {owner.run.events}: {unwritten}", file=sys.stderr)
+
+
 @contextmanager
 def owning(run: RunDir, failure: Callable[[BaseException], ev.Event], echo: Echo | None = None) -> Iterator[RunOwner]:
     """Own `run` for the block: its lock (BadInput when another process holds it), its log and trail.
-    An exception leaving the block is recorded as `failure(exc)` first (an interrupt from the
-    keyboard is not a failure: the log then ends without a last word and the run reads as
+    An Exception leaving the block is recorded as `failure(exc)` first; an interrupt from the
+    keyboard or SystemExit is not a failure (the log ends without a last word and the run reads as
     interrupted)."""
     lock = RunnerLock(run)
     log = ev.EventLog(run.events)
@@ -82,7 +92,7 @@ def owning(run: RunDir, failure: Callable[[BaseException], ev.Event], echo: Echo
     try:
         yield owner
     except Exception as exc:
-        owner.emit(failure(exc))
+        _last_word(owner, failure, exc)
         raise
     finally:
         stop_watching()

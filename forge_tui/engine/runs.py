@@ -1,5 +1,5 @@
-"""Run directories: their layout, creation (everything checked first), lookup, stop requests and the
-checks before a resume.
+"""Run directories: their layout, creation (everything checked first), lookup, stop requests, and
+the one rule for a finished run.
 
 RUN_DIR/
   run.json                  name, creation time, preset, config and dataset hashes
@@ -16,7 +16,8 @@ RUN_DIR/
   runner.log, bench.log     the detached runner's and benchmark's stdout/stderr
   stop                      present while a stop is requested
 
-Liveness and states are in status.py; the process owning a run (lock, log, trail) in runner.py.
+Liveness and states are in status.py; the process owning a run (lock, log, trail) and the checks
+before a resume in runner.py.
 """
 
 from __future__ import annotations

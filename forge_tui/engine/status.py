@@ -105,8 +105,8 @@ def _state(run: RunDir, events: list[Record]) -> tuple[str, Record | None]:
     pause = next((e for e in reversed(events) if e["type"] in ("paused", "resumed", "run_started")), None)
     finished = has_final_adapter(run)
     if is_running(run):
-        if finished:
-            return "benchmarking", pause  # only a benchmark works on a finished run
+        if finished and latest is not None and latest["type"] == "finished":
+            return "benchmarking", pause  # only a benchmark works on a finished run (not the runner writing its end)
         return ("paused" if pause and pause["type"] == "paused" else "running"), pause
     if finished:
         return "finished", pause
@@ -158,8 +158,8 @@ def list_runs(config: Config) -> list[RunStatus]:
         if (path / "run.json").is_file():
             try:
                 found.append(run_status(RunDir(path)))
-            except (OSError, ValueError) as exc:
-                found.append(RunStatus(name=path.name, path=str(path), state="unreadable", error=str(exc)))
+            except (OSError, ValueError, KeyError, TypeError) as exc:  # a file damaged or from another version
+                found.append(RunStatus(name=path.name, path=str(path), state="unreadable", error=f"{type(exc).__name__}: {exc}"))
     return found
 
 

@@ -24,11 +24,11 @@ from forge_tui.config import Config
 from forge_tui.engine import events as ev
 from forge_tui.engine.audit import versions, who
 from forge_tui.engine.batches import Encoded, batch_at, collate, encode_for_training, micro_batches, steps_per_epoch
-from forge_tui.engine.checkpoint import TrainState, latest_checkpoint, passed_over, restore, save_checkpoint
+from forge_tui.engine.checkpoint import TrainState, adapter_bytes, latest_checkpoint, passed_over, restore, save_checkpoint
 from forge_tui.engine.data import load_samples
 from forge_tui.engine.datacheck import in_eval_split, sample_key
 from forge_tui.engine.events import read_events
-from forge_tui.engine.fsutil import publish_dir
+from forge_tui.engine.fsutil import publish_dir, staged
 from forge_tui.engine.generation import pad_id
 from forge_tui.engine.loss import token_loss_sum
 from forge_tui.engine.memory import MemoryEstimate, estimate_for
@@ -230,7 +230,7 @@ class Trainer:
                 session.eval_loss = self._evaluate(session)
             if self._due(session, self.config.train.save_every):
                 self._save(session)
-        self._write_adapter(session.model)
+        self._write_adapter(session)
         self.emit(ev.Finished(step=session.step, adapter=str(self.run.adapter), train_loss=session.train_loss,
                               eval_loss=session.eval_loss, seconds=round(time.monotonic() - started, 1),
                               peak_memory_bytes=peak_memory(session.plan.device)))
@@ -336,11 +336,12 @@ class Trainer:
         self.emit(ev.Checkpoint(step=session.step, path=str(path), seconds=round(time.monotonic() - tick, 2)))
         return path
 
-    def _write_adapter(self, model: Any) -> None:
+    def _write_adapter(self, session: Session) -> None:
         staging = self.run.path / ".tmp-adapter"
-        shutil.rmtree(staging, ignore_errors=True)
-        model.save_pretrained(staging, safe_serialization=True)
-        publish_dir(staging, self.run.adapter)
+        shutil.rmtree(staging, ignore_errors=True)  # a runner killed while writing it
+        with staged(staging, adapter_bytes(session.trainable), "the final adapter"):
+            session.model.save_pretrained(staging, safe_serialization=True)
+            publish_dir(staging, self.run.adapter)
 
 
 def _failed(run: RunDir) -> Callable[[BaseException], ev.Event]:

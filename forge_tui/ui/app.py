@@ -27,7 +27,7 @@ from forge_tui.engine.telemetry import Sampler, open_source
 from forge_tui.engine.telemetry.snapshot import Snapshot
 from forge_tui.errors import ForgeError
 from forge_tui.paths import log_dir
-from forge_tui.ui.jobs import stop_questions
+from forge_tui.ui.jobs import accept_questions, stop_questions
 from forge_tui.ui.screens.compare import CompareScreen
 from forge_tui.ui.screens.datasets import DatasetsScreen
 from forge_tui.ui.screens.help import HelpScreen
@@ -88,6 +88,7 @@ class ForgeApp(App[None]):
         self.comparison = CompareScreen(config)
 
     def on_mount(self) -> None:
+        accept_questions()
         model = describe_directory(embedded_path(), name=EMBEDDED.name, embedded=True)
         if not model.provisioned:
             self.notify(f"{model.name} is not provisioned: run `forge-tui models fetch` before training",

@@ -59,8 +59,8 @@ class ForgeScreen(Screen[None]):
 
     def settle(self, job: Callable[[], T], done: Callable[[T], None], failed: Callable[[str], None]) -> None:
         """Run `job` (a child process) in the calling worker thread and hand its outcome to the UI
-        thread: `done(result)`, or `failed(reason)`. An unexpected exception is `failed` too, then
-        re-raised for the worker-error handler."""
+        thread: `done(result)`, or `failed(reason)`. An unexpected exception, in the job or in showing
+        its answer, is `failed` too, then re-raised for the worker-error handler."""
         try:
             result = job()
         except ChildFailed as exc:
@@ -69,4 +69,8 @@ class ForgeScreen(Screen[None]):
         except Exception as exc:
             self.app.call_from_thread(failed, f"{type(exc).__name__}: {exc}")
             raise
-        self.app.call_from_thread(done, result)
+        try:
+            self.app.call_from_thread(done, result)
+        except Exception as exc:  # an answer the screen could not show (a shape it did not expect)
+            self.app.call_from_thread(failed, f"{type(exc).__name__}: {exc}")
+            raise

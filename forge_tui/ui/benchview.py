@@ -8,6 +8,7 @@ confidence interval comes with the final result.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from forge_tui.engine.events import Record
 from forge_tui.engine.fsutil import read_json_object
 from forge_tui.engine.scoring import SUBSCORES, ItemScores, composite, subscores
 
+ITEM_FIELDS = frozenset({"id", "kind", "question", "reference", "facts", "base", "tuned"})
 SAME_WITHIN = 1.0   # item composites closer than this (0-100) count as unchanged
 FILTERS = ("all", "improved", "regressed")
 
@@ -47,19 +49,23 @@ class BenchView:
 
     def apply(self, events: list[Record]) -> None:
         for event in events:
-            kind = event.get("type")
-            if kind == "bench_started":
-                self.items, self.result, self.error, self.done, self.seconds = [], None, None, 0, None
-                self.state, self.total = "running", event["items"]  # a new benchmark replaces the last one
-            elif kind == "bench_item":
-                self.items.append(event)
-            elif kind == "bench_progress":
-                self.done, self.total, self.seconds = event["done"], event["total"], event["seconds"]
-            elif kind == "bench_result":
-                self.state, self.seconds = "done", event["seconds"]
-                self.result = _read_result(Path(event["result"]))
-            elif kind == "bench_failed":
-                self.state, self.error = "failed", event["message"]
+            with contextlib.suppress(KeyError, TypeError):  # an event missing fields is passed over
+                self._apply(event)
+
+    def _apply(self, event: Record) -> None:
+        kind = event.get("type")
+        if kind == "bench_started":
+            self.items, self.result, self.error, self.done, self.seconds = [], None, None, 0, None
+            self.state, self.total = "running", event["items"]  # a new benchmark replaces the last one
+        elif kind == "bench_item" and set(event) >= ITEM_FIELDS:
+            self.items.append(event)
+        elif kind == "bench_progress":
+            self.done, self.total, self.seconds = event["done"], event["total"], event["seconds"]
+        elif kind == "bench_result":
+            self.state, self.seconds = "done", event["seconds"]
+            self.result = _read_result(Path(event["result"]))
+        elif kind == "bench_failed":
+            self.state, self.error = "failed", event["message"]
 
     def summary(self) -> list[tuple[str, float | None, float | None]]:
         """(score, base, tuned) rows: composite first, then each subscore."""

@@ -32,6 +32,7 @@ class ChildFailed(Exception):
 
 _questions: set[subprocess.Popen[str]] = set()   # children that only answer a question (checks)
 _questions_lock = threading.Lock()
+_closing = threading.Event()                     # the console is closing: no new question is asked
 
 
 def run_child(config: Config, *args: str, question: bool = False) -> subprocess.CompletedProcess[str]:
@@ -42,6 +43,8 @@ def run_child(config: Config, *args: str, question: bool = False) -> subprocess.
     if question:
         with _questions_lock:
             _questions.add(process)
+            if _closing.is_set():  # asked while the console closes: nobody will read the answer
+                process.kill()
     try:
         stdout, stderr = process.communicate()
     finally:
@@ -50,10 +53,17 @@ def run_child(config: Config, *args: str, question: bool = False) -> subprocess.
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
+def accept_questions() -> None:
+    """A console opens: questions are asked again (one console per process; tests open many)."""
+    _closing.clear()
+
+
 def stop_questions() -> None:
-    """Kill the checks still running (the console is closing). Launches, resumes and exports are
-    left to finish: they change things, and a detached runner is never a child of the console."""
+    """Kill the checks still running, and any asked from now on (the console is closing). Launches,
+    resumes and exports are left to finish (the console's process waits for them: they change
+    things); a detached runner or benchmark is never a child of the console."""
     with _questions_lock:
+        _closing.set()
         for process in _questions:
             process.kill()
 

@@ -7,6 +7,7 @@ lines of the event log an operator reads.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,7 +46,8 @@ class RunView:
         for event in events:
             handler = _HANDLERS.get(event.get("type", ""))
             if handler:
-                handler(self, event)
+                with contextlib.suppress(KeyError, TypeError):  # an event missing fields is logged, not folded
+                    handler(self, event)
             line = log_line(event)
             if line:
                 added.append(line)

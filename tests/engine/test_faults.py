@@ -18,9 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from forge_tui.config import Config, RunsConfig
 from forge_tui.engine import checkpoint
+from forge_tui.engine import events as ev
 from forge_tui.engine.events import read_events
-from forge_tui.engine.runs import open_run
+from forge_tui.engine.runner import owning
+from forge_tui.engine.runs import RunDir, open_run
+from forge_tui.engine.status import list_runs
 from forge_tui.errors import ForgeError
 from tests.helpers import ROOT, run_cli
 
@@ -61,7 +65,6 @@ def test_a_write_that_fails_for_space_is_cleaned_up_and_explained(trained, monke
                                       is_trainable=True)
 
     def full(staging: Path, *_args: object) -> None:
-        staging.mkdir()
         (staging / "adapter_model.safetensors").write_bytes(b"half")
         raise OSError(errno.ENOSPC, "No space left on device")
 
@@ -127,3 +130,28 @@ def test_a_run_opened_by_a_relative_path_records_absolute_ones(trained, monkeypa
     run = open_run(Path(trained.name))
     assert run.path == trained
     assert run.adapter.is_absolute()
+
+
+def test_a_failure_that_cannot_be_recorded_lets_the_original_error_through(tmp_path, capsys) -> None:
+    (tmp_path / "run.json").write_text("{}")
+    run = RunDir(tmp_path)
+
+    def unrecordable(exc: BaseException) -> ev.Event:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def work() -> None:
+        raise RuntimeError("the real trouble")
+
+    with pytest.raises(RuntimeError, match="the real trouble"), owning(run, unrecordable):
+        work()
+    assert "the error could not be recorded" in capsys.readouterr().err
+
+
+def test_a_run_whose_events_are_damaged_is_listed_as_unreadable(tmp_path) -> None:
+    run = tmp_path / "runs" / "odd"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"name": "odd", "created": 1.0}))
+    (run / "events.jsonl").write_text('{"type": "bench_result", "time": 1}\n')  # fields missing
+    (row,) = list_runs(Config(runs=RunsConfig(dir=str(tmp_path / "runs"))))
+    assert row.state == "unreadable"
+    assert row.error.startswith("KeyError")

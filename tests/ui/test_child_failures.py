@@ -210,6 +210,14 @@ async def test_compare_says_why_a_benchmark_did_not_start(child, tmp_path) -> No
         await wait_for(pilot, lambda: "benchmark refused: the run is busy" in text_of(app, "#bench-headline"))
 
 
+async def test_an_answer_the_screen_cannot_show_still_settles_it(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr("forge_tui.ui.screens.datasets.run_data_check", lambda *_args: {"ok": True})  # no summary
+    app = ForgeApp(_config(tmp_path), dataset=SAMPLE / "eval.jsonl")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: "check failed" in text_of(app, "#check"))
+        assert "KeyError" in text_of(app, "#check")
+
+
 async def test_an_unexpected_error_is_notified_logged_and_the_screen_settles(monkeypatch, tmp_path) -> None:
     def broken(*_args: object) -> dict[str, Any]:
         raise RuntimeError("the parser fell over")

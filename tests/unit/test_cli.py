@@ -161,6 +161,7 @@ def test_a_command_asked_for_json_fails_in_json(tiny_config) -> None:
     result = run_cli("--config", str(tiny_config), "train", "--dry-run", "--json", "--set", "lora.r=0")
     assert result.returncode == 2
     refused = json.loads(result.stdout)
+    assert result.stdout.count("\n") == 1  # one line, as streaming commands print their objects
     assert set(refused) == {"error", "exit_code"}
     assert refused["exit_code"] == 2
     assert "--set: [lora] r: must be between 1 and 1024, got 0" in refused["error"]

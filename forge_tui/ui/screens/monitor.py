@@ -17,7 +17,7 @@ from textual.widgets import Header, ProgressBar, RichLog, Static
 from textual_plotext import PlotextPlot
 
 from forge_tui.config import Config
-from forge_tui.engine.runs import RunDir
+from forge_tui.engine.runs import RunDir, has_final_adapter
 from forge_tui.ui.chrome import footer, nav
 from forge_tui.ui.runview import RunView
 from forge_tui.ui.tailing import FollowingScreen, RunEvents
@@ -72,7 +72,9 @@ class MonitorScreen(FollowingScreen):
         view = self.view
         added = view.apply(message.events)
         if not message.alive and view.state in ("running", "paused"):
-            view.state = "interrupted"  # the runner is gone without a last word: kill -9, power loss
+            # the runner is gone without a last word: kill -9, power loss; or only its `finished`
+            # line was torn, and the final adapter, which is what finished means, is in place
+            view.state = "finished" if has_final_adapter(message.run) else "interrupted"
         self._show_run(view, added)
 
     def _show_run(self, view: RunView, new_lines: list[str]) -> None:
