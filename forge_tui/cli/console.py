@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +25,22 @@ def cmd_tui(args: argparse.Namespace, config: Config) -> int:
     if config.ui.theme not in {theme.name for theme in themes}:
         raise BadInput(f"[ui] theme = {config.ui.theme!r}: no such theme (known: {', '.join(t.name for t in themes)})")
     ForgeApp(config=config, dataset=args.dataset, themes=themes).run()
+    _end_if_input_hangs()
     return EXIT_OK
+
+
+def _end_if_input_hangs(grace: float = 2.0) -> None:
+    """The console's process must end when the console does. Textual's input thread is not a daemon,
+    and when the terminal vanished during the app's shutdown it can miss its stop signal and spin on
+    the dead descriptor for ever (seen once in the tmux test: a console at 96% CPU after its session
+    was gone). Give it `grace` seconds, then end the process (runs live in their own processes)."""
+    stuck = [t for t in threading.enumerate() if t.name == "textual-input" and t.is_alive()]
+    for thread in stuck:
+        thread.join(grace)
+    if any(thread.is_alive() for thread in stuck):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_OK)
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:

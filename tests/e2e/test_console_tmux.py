@@ -10,11 +10,13 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -70,6 +72,30 @@ def _loss(text: str) -> float | None:
     return float(found.group(1)) if found else None
 
 
+def _consoles(config: Path) -> list[int]:
+    """The pids of consoles started with this config (not its runners, which have a command)."""
+    wanted = [sys.executable, "-m", "forge_tui", "--config", str(config)]
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "cmdline").read_bytes().split(b"\0")[:-1] == [w.encode() for w in wanted]:
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def _ended(config: Path, seconds: float = 15) -> list[int]:
+    """Wait for the consoles of this config to be gone; those still there are killed and returned."""
+    deadline = time.monotonic() + seconds
+    while _consoles(config) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    left = _consoles(config)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    return left
+
+
 def _step(text: str) -> int:
     found = re.search(r"step (\d+)/\d+", text)
     return int(found.group(1)) if found else -1
@@ -123,9 +149,11 @@ def test_train_from_the_console_quit_reopen_and_find_the_run_still_going(embedde
         tmux.keys("C-q")
     finally:
         tmux.close()
+        left = _ended(config)  # (and killed, so that a failure here never slows the rest of the suite)
         if runs.exists():
             for path in runs.iterdir():
                 RunDir(path).request_stop()
+    assert left == []  # a console whose terminal is gone exits; it never spins on
     deadline = time.monotonic() + 120
     while is_running(run) and time.monotonic() < deadline:
         time.sleep(0.5)

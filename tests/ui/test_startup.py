@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 from tests.helpers import ROOT, SAMPLE
 
@@ -34,3 +35,16 @@ def test_the_console_never_loads_the_training_stack(embedded_model, tmp_path) ->
                             timeout=300, env={**os.environ, "FORGE_TUI_RUNS_DIR": str(tmp_path)}, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def test_a_console_whose_input_thread_hangs_still_ends() -> None:
+    """Textual's input thread is not a daemon; stuck on a vanished terminal it would keep the process
+    (spinning) after the console closed. The console ends it after a grace period."""
+    code = ("import threading, time\nfrom forge_tui.cli.console import _end_if_input_hangs\n"
+            "threading.Thread(target=time.sleep, args=(60,), name='textual-input').start()\n"
+            "_end_if_input_hangs(0.2)\nprint('still here')\n")
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "still here" not in done.stdout
+    assert time.monotonic() - started < 20
