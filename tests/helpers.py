@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from textual.app import App
 from textual.pilot import Pilot
 from textual.screen import Screen
-from textual.widgets import Static
+from textual.widgets import DataTable, Static
 
 from forge_tui.engine.events import Record, read_events
 
@@ -90,6 +90,16 @@ def shown(app: App[Any], kind: type[S]) -> S:
     screen = app.screen
     assert isinstance(screen, kind), f"{type(screen).__name__} is shown, not {kind.__name__}"
     return screen
+
+
+async def runs_table(pilot: Pilot[Any], ready: Callable[[DataTable[Any]], bool]) -> DataTable[Any]:
+    """Open the Runs screen (5) and wait until its table is `ready`."""
+    from forge_tui.ui.screens.runs import RunsScreen
+
+    await pilot.press("5")
+    table = shown(pilot.app, RunsScreen).query_one(DataTable)
+    await wait_for(pilot, lambda: ready(table))
+    return table
 
 
 def text_of(app: App[Any], selector: str) -> str:

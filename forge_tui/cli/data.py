@@ -61,15 +61,15 @@ def _token_length_function(args: argparse.Namespace, config: Config) -> tuple[An
 
 
 def cmd_data_check(args: argparse.Namespace, config: Config) -> int:
-    from forge_tui.engine.data import special_kind
+    from forge_tui.engine.data import not_readable
     from forge_tui.engine.datacheck import check_configured, summary_lines
 
     if args.max_seq_len is not None and args.max_seq_len < 1:
         raise BadInput(f"--max-seq-len must be at least 1, got {args.max_seq_len}")
-    for path in args.paths:  # at once, before the tokenizer loads: such a path is never opened
-        kind = special_kind(path)
-        if kind:
-            raise BadInput(f"{path}: {kind}, not a regular file or folder: refused (nothing was read)")
+    for path in args.paths:  # at once, before the tokenizer loads (seconds): such a path is never opened
+        refused = not_readable(path)
+        if refused:
+            raise BadInput(f"{path}: {refused}")
     counter, note = _token_length_function(args, config)
     report = check_configured(args.paths, config.data, strict=args.strict, token_length=counter, max_seq_len=args.max_seq_len)
     report.length_note = note

@@ -114,13 +114,9 @@ class LoraConfig:
                                            factory=lambda: ("all-linear",))
 
     def problems(self) -> list[tuple[str, str]]:
-        found = []
-        if not 1 <= self.r <= 1024:
-            found.append(("r", f"must be between 1 and 1024, got {self.r}"))
-        if self.alpha < 1:
-            found.append(("alpha", f"must be at least 1, got {self.alpha}"))
-        if not 0.0 <= self.dropout < 1.0:
-            found.append(("dropout", f"must be in [0, 1), got {self.dropout}"))
+        found = _failed(self, [("r", 1 <= self.r <= 1024, "must be between 1 and 1024"),
+                               ("alpha", self.alpha >= 1, "must be at least 1"),
+                               ("dropout", 0.0 <= self.dropout < 1.0, "must be in [0, 1)")])
         if not self.target_modules:
             found.append(("target_modules", "must name at least one module"))
         return found
@@ -212,14 +208,9 @@ class ThermalConfig:
     max_pause_minutes: float = _doc("Stop the run cleanly after pausing this long; 0 = wait as long as it takes.", 0.0)
 
     def problems(self) -> list[tuple[str, str]]:
-        found = []
-        if not 0 <= self.pause_below <= 100:
-            found.append(("pause_below", f"must be between 0 and 100 °C, got {self.pause_below}"))
-        if self.resume_above <= self.pause_below:
-            found.append(("resume_above", f"must be above pause_below ({self.pause_below}), got {self.resume_above}"))
-        if self.max_pause_minutes < 0:
-            found.append(("max_pause_minutes", f"must be 0 or more, got {self.max_pause_minutes}"))
-        return found
+        return _failed(self, [("pause_below", 0 <= self.pause_below <= 100, "must be between 0 and 100 °C"),
+                              ("resume_above", self.resume_above > self.pause_below, f"must be above pause_below ({self.pause_below})"),
+                              ("max_pause_minutes", self.max_pause_minutes >= 0, "must be 0 or more")])
 
 
 @dataclass(frozen=True)

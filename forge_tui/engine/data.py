@@ -20,9 +20,23 @@ from typing import Any
 from forge_tui.engine.readers import DEFAULT_MAX_RECORD_BYTES, RawRecord, read_raw
 from forge_tui.engine.sample import FORMAT_KEYS, ROLES, DatasetError, Format, Message, Problem, Sample
 
-__all__ = ["DatasetError", "Format", "Message", "Problem", "Sample", "dataset_files", "discover_datasets",
-           "is_telemetry_recording", "load_samples", "normalise", "read_dataset", "read_samples", "skipped_entries",
-           "special_kind"]
+__all__ = [
+    "DatasetError",
+    "Format",
+    "Message",
+    "Problem",
+    "Sample",
+    "dataset_files",
+    "discover_datasets",
+    "is_telemetry_recording",
+    "load_samples",
+    "normalise",
+    "not_readable",
+    "read_dataset",
+    "read_samples",
+    "skipped_entries",
+    "special_kind",
+]
 
 SUFFIXES = (".jsonl", ".json", ".csv")
 
@@ -53,6 +67,13 @@ def special_kind(path: Path) -> str | None:
     kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
              (stat.S_ISBLK, "a block device"))
     return next((word for test, word in kinds if test(mode)), "not a regular file")
+
+
+def not_readable(path: Path) -> str | None:
+    """Why a dataset path is never opened (a FIFO, a socket, a device), in words; None for a regular
+    file or a folder."""
+    kind = special_kind(path)
+    return f"{kind}, not a regular file or folder: not read (it could block or never end)" if kind else None
 
 
 def dataset_files(path: Path) -> list[Path]:
@@ -206,9 +227,9 @@ def read_dataset(paths: Iterable[Path], max_record_bytes: int = DEFAULT_MAX_RECO
         if not path.exists():
             yield Problem(path, None, "no such file or folder")
             continue
-        kind = special_kind(path)
-        if kind:
-            yield Problem(path, None, f"{kind}, not a regular file or folder: not read (it could block or never end)")
+        refused = not_readable(path)
+        if refused:
+            yield Problem(path, None, refused)
             continue
         files = dataset_files(path)
         if not files:

@@ -41,21 +41,22 @@ TERMINAL_CHECK_SECONDS = 2.0
 LOG_BYTES, LOG_BACKUPS = MIB, 3
 
 
-def console_log() -> tuple[logging.Logger, Path]:
-    """The console's log file (rotated at 1 MiB, three kept), opened on first use: a console that
-    never fails writes nothing."""
-    logger = logging.getLogger("forge_tui.console")
+def log_failure(what: str, error: BaseException | None) -> Path:
+    """Append a failure and its traceback to the console's log (rotated at 1 MiB, three kept); the
+    file is opened only when something fails, so a console that never fails writes nothing."""
     path = log_dir() / "console.log"
-    if not any(getattr(h, "baseFilename", None) == os.path.abspath(path) for h in logger.handlers):
-        for stale in list(logger.handlers):  # the log folder moved (FORGE_TUI_LOG_DIR changed)
-            logger.removeHandler(stale)
-            stale.close()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handler = RotatingFileHandler(path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
-    return logger, path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = RotatingFileHandler(path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("forge_tui.console")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        logger.error("%s failed", what, exc_info=error)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    return path
 
 
 class ForgeApp(App[None]):
@@ -116,9 +117,7 @@ class ForgeApp(App[None]):
         what = worker.description or worker.name or "a background task"
         error = worker.error
         try:
-            logger, path = console_log()
-            logger.error("%s failed", what, exc_info=error)
-            where = f"\ndetails in {path}"
+            where = f"\ndetails in {log_failure(what, error)}"
         except OSError as exc:
             where = f"\n(the console log could not be written: {exc.strerror})"
         self.notify(f"{what} failed: {type(error).__name__}: {error}{where}", title="Something failed",

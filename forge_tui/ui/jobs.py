@@ -9,7 +9,6 @@ exception, `ChildFailed`, whose message says what happened: the screens catch it
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import threading
@@ -19,6 +18,7 @@ from typing import Any, TypeVar
 
 from forge_tui.config import Config
 from forge_tui.engine.children import Launched, forge_argv
+from forge_tui.engine.fsutil import json_object
 from forge_tui.engine.preflight import Preflight
 from forge_tui.errors import ErrorRecord
 
@@ -86,21 +86,21 @@ def _died(what: str, done: subprocess.CompletedProcess[str]) -> ChildFailed:
     return ChildFailed(f"{what}: exited with {done.returncode} without an answer" + (f": {said}" if said else ""))
 
 
-def answer(what: str, done: subprocess.CompletedProcess[str]) -> Any:
-    """The JSON document a `--json` child printed; ChildFailed for anything else, or for its error."""
+def answer(what: str, done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """The JSON object a `--json` child printed; ChildFailed for anything else, or for its error."""
     if not done.stdout.strip():
         raise _died(what, done)
     try:
-        document = json.loads(done.stdout)
-    except json.JSONDecodeError:
+        document = json_object(done.stdout)
+    except ValueError:
         shown = " ".join(done.stdout.split())[:SHOWN_OUTPUT]
-        raise ChildFailed(f"{what}: the answer is not JSON (exit {done.returncode}): {shown}") from None
+        raise ChildFailed(f"{what}: the answer is not a JSON object (exit {done.returncode}): {shown}") from None
     if ErrorRecord.is_error(document):
         raise ChildFailed(ErrorRecord.from_json(document).error)
     return document
 
 
-def ask(what: str, parse: Callable[[Any], T], config: Config, *args: str, question: bool = False) -> T:
+def ask(what: str, parse: Callable[[dict[str, Any]], T], config: Config, *args: str, question: bool = False) -> T:
     """Run `forge-tui ARGS --json` and read its answer with `parse` (a record's `from_json`); `what`
     names the job in messages ("the dataset check")."""
     document = answer(what, run_child(config, *args, "--json", question=question))
@@ -110,16 +110,10 @@ def ask(what: str, parse: Callable[[Any], T], config: Config, *args: str, questi
         raise ChildFailed(f"{what}: an answer of the wrong shape ({type(exc).__name__}: {exc})") from None
 
 
-def _document(record: Any) -> dict[str, Any]:
-    if not isinstance(record, dict):
-        raise TypeError(f"expected an object, got {type(record).__name__}")
-    return record
-
-
 def run_data_check(config: Config, path: Path) -> dict[str, Any]:
     """`data check --json` (it loads the tokenizer, which imports transformers): the report's JSON
     document (`CheckReport.to_json`), whether the dataset passed or not."""
-    return ask("the dataset check", _document, config, "data", "check", str(path), question=True)
+    return ask("the dataset check", dict, config, "data", "check", str(path), question=True)
 
 
 def preflight(config: Config, dataset: Path, preset: str, settings: list[str]) -> Preflight:
@@ -146,4 +140,4 @@ def start_bench(config: Config, run: Path) -> Launched:
 
 def export_merged(config: Config, run: Path, target: Path) -> Path:
     """`export RUN --merged DIR --json`: the merged model's folder."""
-    return ask("the export", lambda doc: Path(_document(doc)["merged"]), config, "export", str(run), "--merged", str(target))
+    return ask("the export", lambda doc: Path(doc["merged"]), config, "export", str(run), "--merged", str(target))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import Button, DataTable
+from textual.widgets import Button
 
 from forge_tui.config import Config, RunsConfig
 from forge_tui.engine import events as ev
@@ -27,9 +27,8 @@ from forge_tui.ui.app import ForgeApp
 from forge_tui.ui.base import Console
 from forge_tui.ui.jobs import ChildFailed
 from forge_tui.ui.screens.compare import CompareScreen
-from forge_tui.ui.screens.runs import RunsScreen
 from forge_tui.ui.screens.train import DETACHED_NOTE, TrainScreen
-from tests.helpers import SAMPLE, shown, text_of, wait_for
+from tests.helpers import SAMPLE, runs_table, shown, text_of, wait_for
 
 CHILD = """
 import json, os, signal, sys
@@ -64,7 +63,7 @@ if mode == "launched":
 FAILURES = [
     ("exit", "exited with 1 without an answer: no space left on the device"),
     ("empty", "exited with 0 without an answer"),
-    ("garbage", "the answer is not JSON (exit 1): Traceback (most recent call last): something broke"),
+    ("garbage", "the answer is not a JSON object (exit 1): Traceback (most recent call last): something broke"),
     ("killed", "the process was killed (SIGKILL) before it answered"),
     ("refused", "the run is busy"),
     ("shape", "an answer of the wrong shape (KeyError: 'pid')"),
@@ -173,7 +172,7 @@ async def test_a_check_that_dies_is_shown_on_the_dataset(child, tmp_path) -> Non
         assert "the dataset check: the process was killed (SIGKILL)" in text_of(app, "#check")
         child("garbage")
         await pilot.press("r")  # re-check
-        await wait_for(pilot, lambda: "the answer is not JSON" in text_of(app, "#check"))
+        await wait_for(pilot, lambda: "the answer is not a JSON object" in text_of(app, "#check"))
 
 
 async def test_runs_says_why_a_resume_was_refused_and_goes_on(child, tmp_path) -> None:
@@ -181,10 +180,7 @@ async def test_runs_says_why_a_resume_was_refused_and_goes_on(child, tmp_path) -
     child("refused")
     app = ForgeApp(_config(tmp_path))
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("5")
-        shown(app, RunsScreen)
-        table = app.screen.query_one(DataTable)
-        await wait_for(pilot, lambda: table.row_count == 1)
+        await runs_table(pilot, lambda table: table.row_count == 1)
         await pilot.press("r")
         await wait_for(pilot, lambda: "old not resumed: the run is busy" in text_of(app, "#runs-message"))
         await pilot.press("e")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from textual.widgets import DataTable, RichLog
+from textual.widgets import RichLog
 
 from forge_tui.config import Config, RunsConfig, TelemetryConfig
 from forge_tui.engine import events as ev
@@ -17,7 +17,7 @@ from forge_tui.engine.runs import create_run
 from forge_tui.ui.app import ForgeApp
 from forge_tui.ui.screens.monitor import MonitorScreen
 from forge_tui.ui.screens.runs import RunsScreen
-from tests.helpers import ROOT, SAMPLE, place_final_adapter, shown, text_of, wait_for
+from tests.helpers import ROOT, SAMPLE, place_final_adapter, runs_table, shown, text_of, wait_for
 
 HOT = ROOT / "sample_data" / "telemetry" / "orin-agx-hot-enclosure.jsonl"
 
@@ -78,10 +78,7 @@ async def test_runs_lists_attaches_and_stops(embedded_model, tmp_path) -> None:
     lock = RunnerLock(live)
     app = ForgeApp(replace(config))
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("5")
-        shown(app, RunsScreen)
-        table = app.screen.query_one(DataTable)
-        await wait_for(pilot, lambda: table.row_count == 2)
+        table = await runs_table(pilot, lambda table: table.row_count == 2)
         assert [table.get_row_at(i)[:2] for i in range(2)] == [["a-done", "finished"], ["b-live", "running"]]
         await pilot.press("s")  # the finished run: nothing to stop
         assert "finished: nothing to stop" in text_of(app, "#runs-message")

@@ -15,9 +15,8 @@ from forge_tui.ui.app import ForgeApp
 from forge_tui.ui.benchview import verdict
 from forge_tui.ui.screens.compare import CompareScreen
 from forge_tui.ui.screens.monitor import MonitorScreen
-from forge_tui.ui.screens.runs import RunsScreen
 from forge_tui.ui.screens.train import TrainScreen
-from tests.helpers import ROOT, SAMPLE, shown, text_of, wait_for
+from tests.helpers import ROOT, SAMPLE, runs_table, shown, text_of, wait_for
 
 REPLAY = ROOT / "sample_data" / "telemetry" / "orin-agx-training.jsonl"
 
@@ -84,10 +83,7 @@ async def test_launch_follow_to_the_end_then_benchmark_from_compare(tiny_config,
         assert items.row_count == sum(verdict(item) == "improved" for item in result["items"])
         assert "filter: improved" in text_of(app, "#bench-headline")
 
-        await pilot.press("5")
-        shown(app, RunsScreen)
-        table = app.screen.query_one(DataTable)
-        await wait_for(pilot, lambda: table.row_count == 1 and "bench" in table.get_row_at(0)[5])
+        table = await runs_table(pilot, lambda table: table.row_count == 1 and "bench" in table.get_row_at(0)[5])
         assert table.get_row_at(0)[:2] == [run.name, "finished"]
         await pilot.press("e")  # export: a merged model beside the run
         await wait_for(pilot, lambda: "merged model written to" in text_of(app, "#runs-message"), tries=2400)
