@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from forge_tui.config import PRESETS, Config
-from forge_tui.errors import EXIT_BAD_INPUT
+from forge_tui.errors import EXIT_BAD_INPUT, BadInput
 
 Handler = Callable[[argparse.Namespace, Config], int]
 
@@ -55,6 +55,25 @@ def config_flag() -> Parser:
     parent = _parent()
     parent.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config TOML")
     return parent
+
+
+def map_flag() -> Parser:
+    """--map KEY=FIELD (repeatable): a column mapping over the config's `[data] columns`."""
+    parent = _parent()
+    parent.add_argument("--map", action="append", metavar="KEY=FIELD", dest="columns",
+                        help="read the records' KEY as FIELD (repeatable), e.g. --map question=instruction")
+    return parent
+
+
+def column_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """`--map` flags as a `[data] columns` override (empty when none was given)."""
+    columns: dict[str, str] = {}
+    for item in args.columns or []:
+        key, equals, target = item.partition("=")
+        if not (equals and key.strip() and target.strip()):
+            raise BadInput(f"--map {item!r}: expected KEY=FIELD, e.g. question=instruction")
+        columns[key.strip()] = target.strip()
+    return {"data": {"columns": columns}} if columns else {}
 
 
 def json_flag() -> Parser:

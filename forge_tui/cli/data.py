@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from forge_tui.cli.common import Parser, config_flag, json_flag, print_json, usage
+from forge_tui.cli.common import Parser, column_overrides, config_flag, json_flag, map_flag, print_json, usage
 from forge_tui.config import Config
 from forge_tui.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput
 from forge_tui.units import human_bytes, human_count
@@ -44,20 +44,27 @@ def cmd_models_fetch(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
-def _token_length_function(args: argparse.Namespace, config: Config) -> tuple[Any, str | None]:
-    """The tokenizer-based length function for `data check`, or why there is none."""
+def _tokenizer_model(args: argparse.Namespace, config: Config) -> tuple[Path | None, str | None]:
+    """The model whose tokenizer counts tokens and whose chat template must render the samples, or
+    why there is none."""
     from forge_tui.engine.models import resolve_model
 
     try:
-        path = resolve_model(args.model, config.models.paths)
+        return resolve_model(args.model, config.models.paths), None
     except BadInput:
         if args.model:
             raise
-        return None, "token lengths skipped: the embedded default model is not provisioned (run `forge-tui models fetch`)"
+        return None, ("token lengths and the chat template not checked: the embedded default model is not provisioned "
+                      "(run `forge-tui models fetch`)")
+
+
+def _token_length_function(model: Path | None) -> Any:
+    if model is None:
+        return None
     from forge_tui.engine.models import load_tokenizer
     from forge_tui.engine.tokens import token_counter
 
-    return token_counter(load_tokenizer(path)), None
+    return token_counter(load_tokenizer(model))
 
 
 def cmd_data_check(args: argparse.Namespace, config: Config) -> int:
@@ -70,8 +77,9 @@ def cmd_data_check(args: argparse.Namespace, config: Config) -> int:
         refused = not_readable(path)
         if refused:
             raise BadInput(f"{path}: {refused}")
-    counter, note = _token_length_function(args, config)
-    report = check_configured(args.paths, config.data, strict=args.strict, token_length=counter, max_seq_len=args.max_seq_len)
+    model, note = _tokenizer_model(args, config)
+    report = check_configured(args.paths, config.data, strict=args.strict, model=model,
+                              token_length=_token_length_function(model), max_seq_len=args.max_seq_len)
     report.length_note = note
     if args.json:
         print_json(report.to_json())
@@ -103,9 +111,9 @@ def register(commands: Commands) -> None:
     data = commands.add_parser("data", parents=[common], help="check datasets")
     data.set_defaults(handler=lambda a, c: usage(data))
     data_commands = data.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
-    check = data_commands.add_parser("check", parents=[common, as_json], help="validate a dataset and summarise it")
+    check = data_commands.add_parser("check", parents=[common, as_json, map_flag()], help="validate a dataset and summarise it")
     check.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="data files or folders")
     check.add_argument("--model", help="model whose tokenizer and chat template count tokens (default: embedded)")
     check.add_argument("--max-seq-len", type=int, help="report samples longer than this many tokens")
     check.add_argument("--strict", action="store_true", help="screening findings are errors (exit 2), not warnings")
-    check.set_defaults(handler=cmd_data_check)
+    check.set_defaults(handler=cmd_data_check, overrides=column_overrides)

@@ -7,7 +7,17 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from forge_tui.cli.common import config_flag, detach_flag, json_flag, preset_flag, print_json, print_json_line, run_argument
+from forge_tui.cli.common import (
+    column_overrides,
+    config_flag,
+    detach_flag,
+    json_flag,
+    map_flag,
+    preset_flag,
+    print_json,
+    print_json_line,
+    run_argument,
+)
 from forge_tui.config import Config, parse_assignments
 from forge_tui.engine.events import Record
 from forge_tui.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, BadInput
@@ -21,6 +31,8 @@ def _train_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """`--set` settings, then the dedicated flags over them (the config `train` runs with is the
     file's under these: cli.command_config)."""
     overrides = parse_assignments(args.set or [])
+    for section, table in column_overrides(args).items():
+        overrides[section] = {**overrides.get(section, {}), **table}
     flags = {"max_steps": args.max_steps, "save_every": args.save_every, "seed": args.seed}
     train = {key: value for key, value in flags.items() if value is not None}
     if args.dataset is not None:
@@ -171,7 +183,7 @@ def cmd_audit(args: argparse.Namespace, config: Config) -> int:
 
 def register(commands: Commands) -> None:
     common, as_json, run, detach = config_flag(), json_flag(), run_argument(), detach_flag()
-    train = commands.add_parser("train", parents=[common, as_json, detach, preset_flag("settings under the config file")],
+    train = commands.add_parser("train", parents=[common, as_json, detach, map_flag(), preset_flag("settings under the config file")],
                                 help="fine-tune with LoRA/QLoRA (foreground, or --detach)")
     train.add_argument("--dataset", type=Path, help="training data file or folder")
     train.add_argument("--max-steps", type=int, help="optimizer steps (overrides epochs)")

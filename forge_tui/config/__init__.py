@@ -17,6 +17,7 @@ from forge_tui.config.sections import (
     CHOICES_DTYPE,
     CHOICES_QUANT,
     CHOICES_SWITCH,
+    MAPPABLE,
     PRESETS,
     REPLAY_PREFIX,
     SECTIONS,
@@ -36,7 +37,7 @@ from forge_tui.config.sections import (
 )
 
 __all__ = [
-    "CHOICES_DEVICE", "CHOICES_DTYPE", "CHOICES_QUANT", "CHOICES_SWITCH", "PRESETS", "REPLAY_PREFIX", "SECTIONS",
+    "CHOICES_DEVICE", "CHOICES_DTYPE", "CHOICES_QUANT", "CHOICES_SWITCH", "MAPPABLE", "PRESETS", "REPLAY_PREFIX", "SECTIONS",
     "TELEMETRY_SOURCES", "BenchConfig", "Config", "ConfigError", "ConfigProblem", "DataConfig", "LoraConfig", "ModelConfig",
     "ModelsConfig", "RunsConfig", "TOMLDecodeError", "TelemetryConfig", "ThermalConfig", "TrainConfig", "UiConfig",
     "config_from_sections", "load_config", "parse_assignments", "parse_config", "replay_file", "toml_loads", "toml_value",

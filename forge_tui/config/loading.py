@@ -87,6 +87,8 @@ def _coerce(value: Any, hint: Any) -> tuple[Any, str | None]:
                 return None, f"item {index + 1}: {problem}"
             items.append(converted)
         return tuple(items), None
+    if origin is dict:
+        return _coerce_table(value, typing.get_args(hint)[1])
     if origin in (typing.Union, types.UnionType):
         options = [a for a in typing.get_args(hint) if a is not type(None)]
         return _coerce(value, options[0])
@@ -103,6 +105,18 @@ def _coerce(value: Any, hint: Any) -> tuple[Any, str | None]:
     if hint is str:
         return (value, None) if isinstance(value, str) else (None, f"expected a string, got {_type_name(value)}")
     raise TypeError(f"unsupported config type {hint!r}")  # a programming error, not bad input
+
+
+def _coerce_table(value: Any, item_hint: Any) -> tuple[Any, str | None]:
+    if not isinstance(value, dict):
+        return None, f"expected a table ({{ key = value, ... }}), got {_type_name(value)}"
+    items = {}
+    for key, item in value.items():
+        converted, problem = _coerce(item, item_hint)
+        if problem:
+            return None, f"{key}: {problem}"
+        items[key] = converted
+    return items, None
 
 
 def _build_section(

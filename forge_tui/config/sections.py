@@ -11,6 +11,10 @@ from typing import Any
 
 from forge_tui.units import MIB
 
+# The fields a column may be mapped to (the record shapes of engine/formats.py read these keys).
+MAPPABLE = ("completion", "conversations", "history", "input", "instruction", "messages", "output", "prompt", "system",
+            "text", "tools")
+
 
 def _doc(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING) -> Any:
     if factory is not dataclasses.MISSING:
@@ -44,6 +48,9 @@ class DataConfig:
     screening: str = _doc('What the screening findings (secrets, personal data, near duplicates, outliers, injections, '
                           'triggers) do to training: "warn" (shown; the operator decides) or "strict" (errors: '
                           'the run refuses the dataset).', "warn")
+    columns: dict[str, str] = _doc(  # noqa: RUF009 - _doc gives a default_factory, not a shared dict
+        'Column mapping for files in no known format: {their key = "a field Forge reads"}, e.g. '
+        '{ question = "instruction", answer = "output" } (recorded in the manifest).', factory=dict)
     rehearsal_weight: float = _doc("Weight of the self-distilled rehearsal's KL term against the domain's cross-entropy "
                                    "(per token; higher holds general behaviour closer to the base model).", 1.0)
 
@@ -65,6 +72,9 @@ class DataConfig:
             found.append(("rehearsal_weight", f"must be in (0, 100], got {self.rehearsal_weight}"))
         if not 0.0 < self.rehearsal_share < 0.9:
             found.append(("rehearsal_share", f"must be in (0, 0.9), got {self.rehearsal_share}"))
+        unknown = sorted(f"{key} = {target!r}" for key, target in self.columns.items() if target not in MAPPABLE)
+        if unknown:
+            found.append(("columns", f"{', '.join(unknown)}: a column maps to one of {', '.join(MAPPABLE)}"))
         return found
 
 

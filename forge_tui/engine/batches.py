@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from forge_tui.engine.data import Sample
-from forge_tui.engine.tokens import encode_sample
+from forge_tui.engine.tokens import encode_sample, render
 
 IGNORE = -100
 GROUP_FACTOR = 16  # samples are length-sorted within windows of this many effective batches
@@ -34,13 +34,8 @@ class Encoded:
         return sum(1 for t in self.labels if t != IGNORE)
 
 
-def _template(tokenizer: Any, messages: Sequence[dict[str, str]], generation_prompt: bool) -> list[int]:
-    return list(tokenizer.apply_chat_template(list(messages), tokenize=True, return_dict=False,
-                                              add_generation_prompt=generation_prompt))
-
-
 def encode_for_training(tokenizer: Any, sample: Sample, max_seq_len: int) -> Encoded:
-    """Token ids with labels on assistant tokens only (a `text` sample learns every token).
+    """Token ids with labels on the assistant turns that carry loss (a `text` sample learns every token).
 
     Each assistant turn's span is found by rendering the conversation up to the turn with the
     generation prompt, then through the turn: the template must render prefixes as prefixes, which
@@ -52,11 +47,11 @@ def encode_for_training(tokenizer: Any, sample: Sample, max_seq_len: int) -> Enc
     else:
         turns = sample.as_dicts()
         labels = [IGNORE] * len(ids)
-        for index, turn in enumerate(turns):
-            if turn["role"] != "assistant":
+        for index, message in enumerate(sample.messages):
+            if message.role != "assistant" or not message.train:
                 continue
-            start = len(_template(tokenizer, turns[:index], True))
-            through = _template(tokenizer, turns[: index + 1], False)
+            start = len(render(tokenizer, turns[:index], sample, generation_prompt=True))
+            through = render(tokenizer, turns[: index + 1], sample)
             if ids[: len(through)] != through:
                 raise ValueError(f"{sample.where}: the chat template does not render prefixes stably")
             labels[start:len(through)] = ids[start:len(through)]

@@ -1,12 +1,9 @@
-"""Datasets: discovery, record shapes and their normalisation to one chat form, and the readers'
-entry points (`read_dataset`, `load_samples`). The streaming itself is in `readers`.
+"""Datasets: discovery, and the readers' entry points (`read_dataset`, `load_samples`). The
+streaming is in `readers` (JSONL, JSON, CSV, gzip) and `columnar` (Parquet, Arrow); what a record
+means is decided by `formats`.
 
-Accepted record shapes (detected per file from its first record; a file mixing them is an error):
-- chat:      {"messages": [{"role": "system|user|assistant", "content": "..."}, ...]}
-- alpaca:    {"instruction": "...", "input": "..." (optional), "output": "..."}
-- prompt:    {"prompt": "...", "completion": "..."}
-- text:      {"text": "..."}
-Other keys (`id`, `category`, `facts`, ...) are kept as metadata.
+A folder is read file by file (sorted). A `datasets` `save_to_disk` folder is read through its Arrow
+files; a saved DatasetDict through its `train` split.
 """
 
 from __future__ import annotations
@@ -14,23 +11,25 @@ from __future__ import annotations
 import json
 import stat
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from forge_tui.engine.readers import DEFAULT_MAX_RECORD_BYTES, RawRecord, read_raw
-from forge_tui.engine.sample import FORMAT_KEYS, ROLES, DatasetError, Format, Message, Problem, Sample
+from forge_tui.config import DataConfig
+from forge_tui.engine.formats import detect_format, mapped, normalise_record
+from forge_tui.engine.readers import DATA_SUFFIXES, DEFAULT_MAX_RECORD_BYTES, data_suffix, read_raw
+from forge_tui.engine.sample import DatasetError, Format, Message, Problem, Sample
 
 __all__ = [
     "DatasetError",
     "Format",
     "Message",
     "Problem",
+    "Reading",
     "Sample",
     "dataset_files",
     "discover_datasets",
     "is_telemetry_recording",
     "load_samples",
-    "normalise",
     "not_readable",
     "read_dataset",
     "read_samples",
@@ -38,7 +37,22 @@ __all__ = [
     "special_kind",
 ]
 
-SUFFIXES = (".jsonl", ".json", ".csv")
+DATASETS_METADATA = ("state.json", "dataset_info.json", "dataset_dict.json")  # what `save_to_disk` writes beside the data
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How files are read: the largest record accepted (bounds memory) and the column mapping."""
+
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    columns: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, data: DataConfig) -> Reading:
+        return cls(data.max_record_bytes, dict(data.columns))
+
+
+DEFAULT_READING = Reading()
 
 
 # --------------------------------------------------------------------------- discovery
@@ -76,22 +90,40 @@ def not_readable(path: Path) -> str | None:
     return f"{kind}, not a regular file or folder: not read (it could block or never end)" if kind else None
 
 
+def _split_folder(path: Path) -> Path:
+    """A saved DatasetDict trains on its `train` split; any other folder is itself."""
+    train = path / "train"
+    return train if (path / "dataset_dict.json").is_file() and train.is_dir() else path
+
+
+def _is_data_file(path: Path) -> bool:
+    if not path.is_file() or not data_suffix(path):
+        return False
+    if (path.name in DATASETS_METADATA and (path.parent / "state.json").is_file()) or path.name == "dataset_dict.json":
+        return False
+    return not (data_suffix(path) == ".jsonl" and not path.name.endswith(".gz") and is_telemetry_recording(path))
+
+
 def dataset_files(path: Path) -> list[Path]:
     """The data files a path names: the file itself, or the supported regular files in a folder
-    (sorted), leaving out telemetry recordings; nothing for a path that is neither."""
+    (sorted), leaving out telemetry recordings and `datasets`' metadata; nothing for a path that is
+    neither."""
     if path.is_dir():
-        return sorted(p for p in path.rglob("*")
-                      if p.is_file() and p.suffix.lower() in SUFFIXES and not is_telemetry_recording(p))
+        return sorted(p for p in _split_folder(path).rglob("*") if _is_data_file(p))
     return [path] if path.is_file() else []
 
 
 def skipped_entries(folder: Path) -> list[tuple[Path, str]]:
-    """Entries of a folder with a data file's name that are not regular files (FIFOs, sockets,
-    devices): left out of the dataset, each with what it is."""
+    """Entries of a folder left out of the dataset, each with why: those with a data file's name that
+    are not regular files (FIFOs, sockets, devices), and a saved DatasetDict's other splits."""
     if not folder.is_dir():
         return []
-    found = ((entry, special_kind(entry)) for entry in sorted(folder.rglob("*")) if entry.suffix.lower() in SUFFIXES)
-    return [(entry, kind) for entry, kind in found if kind]
+    found = ((entry, special_kind(entry)) for entry in sorted(folder.rglob("*")) if data_suffix(entry))
+    odd = [(entry, f"{kind}, not read") for entry, kind in found if kind]
+    split = _split_folder(folder)
+    others = [(entry, "another split, not read (a DatasetDict trains on its train split)")
+              for entry in sorted(folder.iterdir()) if split != folder and entry.is_dir() and entry != split]
+    return odd + others
 
 
 def discover_datasets(roots: Iterable[Path]) -> list[Path]:
@@ -99,121 +131,21 @@ def discover_datasets(roots: Iterable[Path]) -> list[Path]:
     return [file for root in roots if root.is_dir() for file in dataset_files(root)]
 
 
-# --------------------------------------------------------------------------- normalisation
+# --------------------------------------------------------------------------- reading
 
 
-def detect_format(record: Any) -> Format | None:
-    """The format a record's keys announce, by precedence chat > alpaca > prompt > text."""
-    if not isinstance(record, dict):
-        return None
-    for fmt, keys in FORMAT_KEYS.items():
-        if keys[0] in record or (fmt == "prompt" and "completion" in record):
-            return fmt  # type: ignore[return-value]
-    return None
-
-
-def _type_word(value: Any) -> str:
-    if value is None:
-        return "null"
-    words = {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "an object"}
-    return words.get(type(value), type(value).__name__)
-
-
-def _text_field(record: Mapping[str, Any], key: str, problems: list[str], *, optional: bool = False, label: str = "") -> str:
-    """The string under `key`, or "" with a problem noted; `label` prefixes nested fields."""
-    name = f"{label}.{key}" if label else repr(key)
-    if key not in record:
-        if not optional:
-            problems.append(f"missing field {name}")
-        return ""
-    value = record[key]
-    if not isinstance(value, str):
-        problems.append(f"{name} is {_type_word(value)}, expected a string")
-        return ""
-    if not optional and not value.strip():
-        problems.append(f"{name} is empty")
-    return value
-
-
-def _chat_messages(record: Mapping[str, Any], problems: list[str]) -> tuple[Message, ...]:
-    turns = record["messages"]
-    if not isinstance(turns, list):
-        problems.append(f"'messages' is {_type_word(turns)}, expected an array of turns")
-        return ()
-    if not turns:
-        problems.append("'messages' is empty")
-        return ()
-    messages = []
-    for index, turn in enumerate(turns):
-        label = f"messages[{index}]"
-        if not isinstance(turn, dict):
-            problems.append(f"{label} is {_type_word(turn)}, expected an object with role and content")
-            continue
-        role = turn.get("role")
-        if role not in ROLES:
-            shown = "missing" if role is None else repr(role)
-            problems.append(f"{label}.role is {shown}; expected one of {', '.join(ROLES)}")
-        content = _text_field(turn, "content", problems, label=label)
-        messages.append(Message(str(role), content))
-    if not any(m.role == "assistant" for m in messages):
-        problems.append("conversation has no assistant turn (nothing to learn from)")
-    return tuple(messages)
-
-
-def _alpaca_messages(record: Mapping[str, Any], problems: list[str]) -> tuple[Message, ...]:
-    instruction = _text_field(record, "instruction", problems)
-    extra = _text_field(record, "input", problems, optional=True)
-    output = _text_field(record, "output", problems)
-    prompt = f"{instruction}\n\n{extra}" if extra.strip() else instruction
-    return (Message("user", prompt), Message("assistant", output))
-
-
-def _prompt_messages(record: Mapping[str, Any], problems: list[str]) -> tuple[Message, ...]:
-    prompt = _text_field(record, "prompt", problems)
-    completion = _text_field(record, "completion", problems)
-    return (Message("user", prompt), Message("assistant", completion))
-
-
-def _text_messages(record: Mapping[str, Any], problems: list[str]) -> tuple[Message, ...]:
-    return (Message("assistant", _text_field(record, "text", problems)),)
-
-
-_BUILDERS = {"chat": _chat_messages, "alpaca": _alpaca_messages, "prompt": _prompt_messages, "text": _text_messages}
-
-
-def normalise(raw: RawRecord, file: Path, file_format: Format | None) -> tuple[Sample | None, list[Problem]]:
-    """Validate one record against its file's format and build the Sample."""
-    record = raw.value
-    if not isinstance(record, dict):
-        return None, [Problem(file, raw.line, f"record is {_type_word(record)}, expected an object")]
-    fmt = detect_format(record)
-    if fmt is None:
-        keys = ", ".join(sorted(record)) or "none"
-        return None, [Problem(file, raw.line,
-                              f"record has keys [{keys}]; expected messages, instruction+output, prompt+completion or text")]
-    if file_format is not None and fmt != file_format:
-        return None, [Problem(file, raw.line, f"record is in {fmt} format but this file is in {file_format} format (mixed formats)")]
-    found: list[str] = []
-    messages = _BUILDERS[fmt](record, found)
-    if found:
-        return None, [Problem(file, raw.line, message) for message in found]
-    used = set(FORMAT_KEYS[fmt])
-    meta = {key: value for key, value in record.items() if key not in used}
-    return Sample(messages, fmt, file, raw.line, meta), []
-
-
-def read_samples(file: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[Sample | Problem]:
+def read_samples(file: Path, reading: Reading = DEFAULT_READING) -> Iterator[Sample | Problem]:
     """Samples and problems of one file; its format is that of its first recognisable record."""
     file_format: Format | None = None
     seen_any = False
-    for item in read_raw(file, max_record_bytes):
+    for item in read_raw(file, reading.max_record_bytes):
         seen_any = True
         if isinstance(item, Problem):
             yield item
             continue
-        if file_format is None and isinstance(item.value, dict):
-            file_format = detect_format(item.value)
-        sample, problems = normalise(item, file, file_format)
+        if file_format is None:
+            file_format = detect_format(mapped(item.value, reading.columns)[0]) if isinstance(item.value, dict) else None
+        sample, problems = normalise_record(item.value, item.line, file, file_format, reading.columns)
         yield from problems
         if sample is not None:
             yield sample
@@ -221,7 +153,7 @@ def read_samples(file: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -
         yield Problem(file, None, "no records: the file is empty")
 
 
-def read_dataset(paths: Iterable[Path], max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[Sample | Problem]:
+def read_dataset(paths: Iterable[Path], reading: Reading = DEFAULT_READING) -> Iterator[Sample | Problem]:
     """Samples and problems of every file under the given paths, in order."""
     for path in paths:
         if not path.exists():
@@ -233,16 +165,16 @@ def read_dataset(paths: Iterable[Path], max_record_bytes: int = DEFAULT_MAX_RECO
             continue
         files = dataset_files(path)
         if not files:
-            yield Problem(path, None, f"folder holds no dataset files ({', '.join(SUFFIXES)})")
+            yield Problem(path, None, f"folder holds no dataset files ({', '.join(DATA_SUFFIXES)})")
         for file in files:
-            yield from read_samples(file, max_record_bytes)
+            yield from read_samples(file, reading)
 
 
-def load_samples(path: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> list[Sample]:
+def load_samples(path: Path, reading: Reading = DEFAULT_READING) -> list[Sample]:
     """All samples of a dataset that must be clean (training, evaluation): raise on any problem."""
     samples: list[Sample] = []
     problems: list[Problem] = []
-    for item in read_dataset([path], max_record_bytes):
+    for item in read_dataset([path], reading):
         (problems if isinstance(item, Problem) else samples).append(item)  # type: ignore[arg-type]
     if problems:
         raise DatasetError(problems)

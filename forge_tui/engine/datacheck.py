@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from forge_tui.config import DataConfig
-from forge_tui.engine.data import Problem, Sample, dataset_files, read_dataset, skipped_entries
+from forge_tui.engine.data import DEFAULT_READING, Problem, Reading, Sample, dataset_files, read_dataset, skipped_entries
 from forge_tui.engine.fsutil import file_sha256
-from forge_tui.engine.readers import DEFAULT_MAX_RECORD_BYTES
+from forge_tui.engine.readers import data_suffix
+from forge_tui.engine.sample import location
 from forge_tui.engine.screening import KINDS, Finding, Screener
 
 DEFAULT_ERROR_CAP = 50
@@ -33,6 +34,7 @@ class FileEntry:
     bytes: int
     format: str | None
     samples: int
+    container: str = ""   # how it is stored: jsonl, json, csv, jsonl.gz, parquet, arrow, ...
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class Manifest:
     samples: int
     format: str | None
     sha256: str
+    columns: dict[str, str] = field(default_factory=dict)   # the column mapping the files were read with
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,7 +99,7 @@ class CheckReport:
             "samples": self.samples,
             "formats": self.formats,
             "problem_count": self.problem_count,
-            "problems": [{"file": str(p.file), "line": p.line, "message": p.message} for p in self.problems],
+            "problems": [{"file": str(p.file), "line": p.line, "where": p.where, "message": p.message} for p in self.problems],
             "duplicate_count": self.duplicate_count,
             "duplicates": [asdict(d) for d in self.duplicates],
             "split": self.split,
@@ -106,8 +109,8 @@ class CheckReport:
             "skipped": self.skipped,
             "manifest": self.manifest.to_json() if self.manifest else None,
             "screening": {"count": self.finding_count, "by_kind": self.finding_kinds(),
-                          "findings": [{"file": str(f.file), "line": f.line, "kind": f.kind, "message": f.message}
-                                       for f in self.findings]},
+                          "findings": [{"file": str(f.file), "line": f.line, "where": location(f.file, f.line), "kind": f.kind,
+                                        "message": f.message} for f in self.findings]},
         }
 
     def finding_kinds(self) -> dict[str, int]:
@@ -127,17 +130,25 @@ def in_eval_split(key: bytes, eval_fraction: float) -> bool:
     return int.from_bytes(key[:8], "big") < eval_fraction * 2**64
 
 
-def build_manifest(counts: dict[Path, tuple[str | None, int]]) -> Manifest:
-    """Hash every file; the manifest digest covers names (not folders), hashes, formats and counts."""
+def container(path: Path) -> str:
+    """How a data file is stored, in words: its data suffix, `.gz` included."""
+    return data_suffix(path).lstrip(".") + (".gz" if path.name.lower().endswith(".gz") else "")
+
+
+def build_manifest(counts: dict[Path, tuple[str | None, int]], columns: dict[str, str] | None = None) -> Manifest:
+    """Hash every file; the manifest digest covers names (not folders), hashes, formats and counts,
+    and the column mapping when there is one (the same bytes read through another mapping are
+    another dataset)."""
     entries = tuple(
-        FileEntry(str(path), file_sha256(path), path.stat().st_size, fmt, n) for path, (fmt, n) in counts.items()
+        FileEntry(str(path), file_sha256(path), path.stat().st_size, fmt, n, container(path)) for path, (fmt, n) in counts.items()
     )
     formats = {e.format for e in entries if e.format}
-    overall = hashlib.sha256(
-        json.dumps([[Path(e.path).name, e.sha256, e.format, e.samples] for e in entries]).encode()
-    ).hexdigest()
+    described: list[Any] = [[Path(e.path).name, e.sha256, e.format, e.samples] for e in entries]
+    if columns:
+        described.append(sorted(columns.items()))
+    overall = hashlib.sha256(json.dumps(described).encode()).hexdigest()
     overall_format = formats.pop() if len(formats) == 1 else ("mixed" if formats else None)
-    return Manifest(entries, sum(e.samples for e in entries), overall_format, overall)
+    return Manifest(entries, sum(e.samples for e in entries), overall_format, overall, dict(columns or {}))
 
 
 def length_stats(lengths: list[int], max_seq_len: int) -> LengthStats:
@@ -165,20 +176,25 @@ def check_dataset(
     eval_fraction: float = 0.1,
     max_seq_len: int = 1024,
     token_length: Callable[[Sample], int] | None = None,
+    refusal: Callable[[Sample], str | None] | None = None,
     error_cap: int = DEFAULT_ERROR_CAP,
-    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    reading: Reading = DEFAULT_READING,
     strict: bool = False,
 ) -> CheckReport:
     """Read every sample once; gather problems (capped, counted in full), statistics and screening
-    findings (problems too when `strict`)."""
+    findings (problems too when `strict`). `refusal` says why the model cannot train on a sample
+    that reads well (tool use its chat template cannot render)."""
     paths = list(paths)
     report = CheckReport(paths=[str(p) for p in paths], eval_fraction=eval_fraction,
-                         skipped=[f"{entry}: {kind}, not read" for p in paths for entry, kind in skipped_entries(p)])
+                         skipped=[f"{entry}: {why}" for p in paths for entry, why in skipped_entries(p)])
     screener = Screener()
     first_seen: dict[bytes, str] = {}
     lengths: list[int] = []
     per_file: dict[Path, tuple[str | None, int]] = {f: (None, 0) for p in paths if p.exists() for f in dataset_files(p)}
-    for item in read_dataset(paths, max_record_bytes):
+    for item in read_dataset(paths, reading):
+        reason = refusal(item) if refusal is not None and isinstance(item, Sample) else None
+        if reason:
+            item = Problem(item.file, item.line, reason)
         if isinstance(item, Problem):
             report.problem_count += 1
             if len(report.problems) < error_cap:
@@ -201,18 +217,21 @@ def check_dataset(
     if lengths:
         report.lengths = length_stats(lengths, max_seq_len)
     if per_file:
-        report.manifest = build_manifest(per_file)
+        report.manifest = build_manifest(per_file, dict(reading.columns))
     _screened(report, screener.findings(), error_cap, strict)
     return report
 
 
-def check_configured(paths: Iterable[Path], data: DataConfig, *, strict: bool = False,
+def check_configured(paths: Iterable[Path], data: DataConfig, *, strict: bool = False, model: Path | None = None,
                      token_length: Callable[[Sample], int] | None = None, max_seq_len: int | None = None) -> CheckReport:
-    """`check_dataset` under the config's split, record size and screening rule (`strict` makes the
-    screening findings problems whatever the config says)."""
+    """`check_dataset` under the config's split, record size, column mapping and screening rule
+    (`strict` makes the screening findings problems whatever the config says); with the `model`
+    folder, samples its chat template cannot render are problems too."""
+    from forge_tui.engine.tokens import tool_refusal
+
     return check_dataset(paths, eval_fraction=data.eval_fraction, max_seq_len=max_seq_len or data.max_seq_len,
-                         token_length=token_length, max_record_bytes=data.max_record_bytes,
-                         strict=strict or data.screening == "strict")
+                         token_length=token_length, refusal=tool_refusal(model) if model else None,
+                         reading=Reading.of(data), strict=strict or data.screening == "strict")
 
 
 def _screened(report: CheckReport, findings: list[Finding], cap: int, strict: bool) -> None:
@@ -248,7 +267,21 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     lines.extend(_screening_lines(report["screening"]))
     manifest = report["manifest"]
     if manifest:
+        lines.extend(_file_lines(manifest))
         lines.append(f"manifest    sha256 {manifest['sha256'][:16]}... ({len(manifest['files'])} file(s), {manifest['samples']} samples)")
+    return lines
+
+
+def _file_lines(manifest: dict[str, Any], shown: int = 8) -> list[str]:
+    """Each file with how it is stored and the format detected in it; the column mapping if any."""
+    files = manifest["files"]
+    lines = [f"{'files' if i == 0 else '':<12}{f['path']}: {f['format'] or 'no format detected'} ({f.get('container', '')}), "
+             f"{f['samples']} samples" for i, f in enumerate(files[:shown])]
+    if len(files) > shown:
+        lines.append(f"{'':<12}... and {len(files) - shown} more files")
+    columns = manifest.get("columns")
+    if columns:
+        lines.append("columns     " + ", ".join(f"{key} -> {target}" for key, target in columns.items()))
     return lines
 
 

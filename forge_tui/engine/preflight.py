@@ -56,13 +56,24 @@ class Preflight:
                    plan=Plan.from_json(plan) if plan else None, memory=MemoryBrief(**memory) if memory else None)
 
 
+def _model_folder(config: Config) -> Path | None:
+    """The model's folder, to check the data against its chat template (None when it is not there:
+    the plan's own check reports that)."""
+    from forge_tui.engine.models import resolve_model
+
+    try:
+        return resolve_model(config.model.name, config.models.paths)
+    except ForgeError:
+        return None
+
+
 def preflight(config: Config, dataset: Path) -> Preflight:
     """What `train --dry-run` reports (and the Train screen shows)."""
     from forge_tui.engine.datacheck import check_configured
     from forge_tui.engine.doctor import memory_estimate
 
     problems: list[str] = []
-    report = check_configured([dataset], config.data)
+    report = check_configured([dataset], config.data, model=_model_folder(config))
     problems += [str(p) for p in report.problems]
     hidden = report.problem_count - len(report.problems)
     if hidden:

@@ -1,4 +1,5 @@
-"""Raw readers: JSONL, JSON arrays and CSV, streamed record by record.
+"""Raw readers: JSONL, JSON arrays and CSV (each possibly gzip-compressed), streamed record by
+record; Parquet and Arrow files through `columnar`.
 
 Each yields parsed records (`RawRecord`) and `Problem`s in file order and never holds more than one
 record (at most `max_record_bytes`) in memory, so a file larger than memory can be checked. Files are
@@ -9,14 +10,16 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gzip
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, cast
 
 from forge_tui.config import DataConfig
-from forge_tui.engine.sample import Format, Problem
+from forge_tui.engine.sample import COLUMNAR_SUFFIXES, Problem
 from forge_tui.units import MIB
 
 DEFAULT_MAX_RECORD_BYTES = DataConfig().max_record_bytes
@@ -58,14 +61,14 @@ def _decode(data: bytes, file: Path, line: int) -> str:
         ) from None
 
 
-def _skip_rest_of_line(handle: BinaryIO) -> None:
+def _skip_rest_of_line(handle: IO[bytes]) -> None:
     while True:
         chunk = handle.readline(_CHUNK)
         if not chunk or chunk.endswith(b"\n"):
             return
 
 
-def _bounded_lines(handle: BinaryIO, file: Path, limit: int) -> Iterator[tuple[int, bytes | Problem]]:
+def _bounded_lines(handle: IO[bytes], file: Path, limit: int) -> Iterator[tuple[int, bytes | Problem]]:
     """(line number, bytes without the newline) per line; an over-long line becomes a Problem."""
     number = 0
     while True:
@@ -82,7 +85,7 @@ def _bounded_lines(handle: BinaryIO, file: Path, limit: int) -> Iterator[tuple[i
         yield number, data
 
 
-def _read_jsonl(handle: BinaryIO, file: Path, limit: int) -> Iterator[RawRecord | Problem]:
+def _read_jsonl(handle: IO[bytes], file: Path, limit: int) -> Iterator[RawRecord | Problem]:
     for number, data in _bounded_lines(handle, file, limit):
         if isinstance(data, Problem):
             yield data
@@ -109,7 +112,7 @@ def _read_jsonl(handle: BinaryIO, file: Path, limit: int) -> Iterator[RawRecord 
 class _TextStream:
     """Incrementally decoded UTF-8 text with line counting, for the JSON array reader."""
 
-    def __init__(self, handle: BinaryIO, file: Path) -> None:
+    def __init__(self, handle: IO[bytes], file: Path) -> None:
         self._handle = handle
         self._file = file
         self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
@@ -152,7 +155,7 @@ class _TextStream:
                 return bool(self.buffer)
 
 
-def _read_json_array(handle: BinaryIO, file: Path, limit: int) -> Iterator[RawRecord | Problem]:
+def _read_json_array(handle: IO[bytes], file: Path, limit: int) -> Iterator[RawRecord | Problem]:
     """Stream the elements of a top-level JSON array, one element in memory at a time."""
     stream = _TextStream(handle, file)
     decoder = json.JSONDecoder()
@@ -184,6 +187,17 @@ def _read_json_array(handle: BinaryIO, file: Path, limit: int) -> Iterator[RawRe
         yield exc.problem
 
 
+def _read_json_values(handle: IO[bytes], file: Path, limit: int) -> Iterator[RawRecord | Problem]:
+    """JSON values one after another (a pretty-printed object, or several), each at its first line."""
+    stream = _TextStream(handle, file)
+    decoder = json.JSONDecoder()
+    try:
+        while stream.skip_space():
+            yield _decode_element(stream, decoder, file, limit)
+    except _StopFile as exc:
+        yield exc.problem
+
+
 def _decode_element(stream: _TextStream, decoder: json.JSONDecoder, file: Path, limit: int) -> RawRecord:
     start_line = stream.line
     while True:
@@ -203,7 +217,7 @@ def _decode_element(stream: _TextStream, decoder: json.JSONDecoder, file: Path, 
         return RawRecord(start_line, value)
 
 
-def _csv_lines(handle: BinaryIO, file: Path, limit: int) -> Iterator[str]:
+def _csv_lines(handle: IO[bytes], file: Path, limit: int) -> Iterator[str]:
     for number, data in _bounded_lines(handle, file, limit):
         if isinstance(data, Problem):
             raise _StopFile(Problem(file, number, data.message + "; stopped reading this CSV file"))
@@ -213,7 +227,7 @@ def _csv_lines(handle: BinaryIO, file: Path, limit: int) -> Iterator[str]:
             raise _StopFile(Problem(file, number, exc.problem.message + "; stopped reading this CSV file")) from None
 
 
-def _read_csv(handle: BinaryIO, file: Path, limit: int) -> Iterator[RawRecord | Problem]:
+def _read_csv(handle: IO[bytes], file: Path, limit: int) -> Iterator[RawRecord | Problem]:
     csv.field_size_limit(limit)
     reader = csv.reader(_csv_lines(handle, file, limit))
     try:
@@ -221,12 +235,6 @@ def _read_csv(handle: BinaryIO, file: Path, limit: int) -> Iterator[RawRecord | 
         if header is None:
             return
         columns = [name.strip() for name in header]
-        if not _csv_format(columns):
-            yield Problem(
-                file, 1,
-                f"CSV header has columns {columns}; need instruction+output, prompt+completion or text",
-            )
-            return
         previous_end = reader.line_num
         for row in reader:
             start = previous_end + 1
@@ -243,34 +251,85 @@ def _read_csv(handle: BinaryIO, file: Path, limit: int) -> Iterator[RawRecord | 
         yield exc.problem
 
 
-def _csv_format(columns: list[str]) -> Format | None:
-    names = set(columns)
-    if {"instruction", "output"} <= names:
-        return "alpaca"
-    if {"prompt", "completion"} <= names:
-        return "prompt"
-    if "text" in names:
-        return "text"
-    return None
+def _head(handle: IO[bytes]) -> bytes:
+    """The first bytes of a file, without consuming them."""
+    peek = getattr(handle, "peek", None)
+    return peek(4096)[:4096].removeprefix(_BOM).lstrip() if peek else b""
 
 
-def _looks_like_array(handle: BinaryIO) -> bool:
-    """Peek at the first non-space byte: '[' means a JSON array whatever the suffix says."""
-    head = handle.peek(4096)[:4096] if hasattr(handle, "peek") else b""
-    return head.removeprefix(_BOM).lstrip()[:1] == b"["
+def _looks_like_array(head: bytes) -> bool:
+    """'[' first means a JSON array whatever the suffix says."""
+    return head[:1] == b"["
+
+
+def _looks_pretty(head: bytes) -> bool:
+    """An object whose first line is not JSON on its own: a pretty-printed object, not JSON Lines."""
+    first = head.split(b"\n", 1)[0]
+    if first[:1] != b"{":
+        return False
+    try:
+        json.loads(first)
+    except ValueError:
+        return True
+    return False
+
+
+GZIP_SUFFIX = ".gz"
+TEXT_SUFFIXES = (".jsonl", ".json", ".csv")
+DATA_SUFFIXES = (*TEXT_SUFFIXES, *COLUMNAR_SUFFIXES, *(suffix + GZIP_SUFFIX for suffix in TEXT_SUFFIXES))
+
+
+def data_suffix(file: Path) -> str:
+    """What a data file is by its name: `.jsonl`, `.json`, `.csv` (compressed or not), `.parquet`,
+    `.arrow`; "" for anything else."""
+    name = file.name.lower()
+    inner = name.removesuffix(GZIP_SUFFIX)
+    suffix = Path(inner).suffix
+    if inner != name:
+        return suffix if suffix in TEXT_SUFFIXES else ""
+    return suffix if suffix in DATA_SUFFIXES else ""
+
+
+def _records(handle: IO[bytes], file: Path, limit: int) -> Iterator[RawRecord | Problem]:
+    suffix = data_suffix(file)
+    head = b"" if suffix == ".csv" else _head(handle)
+    if suffix == ".csv":
+        yield from _read_csv(handle, file, limit)
+    elif _looks_like_array(head):
+        yield from _read_json_array(handle, file, limit)
+    elif suffix == ".json" and _looks_pretty(head):
+        yield from _read_json_values(handle, file, limit)
+    else:
+        yield from _read_jsonl(handle, file, limit)
+
+
+def _until_unreadable(items: Iterator[RawRecord | Problem], file: Path) -> Iterator[RawRecord | Problem]:
+    """The items, then where and why reading stopped if the file could not be read to its end (a
+    damaged or truncated gzip stream, a failing disk)."""
+    line = 0
+    try:
+        for item in items:
+            line = item.line or line
+            yield item
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        yield Problem(file, line + 1, f"damaged or truncated gzip data ({exc}); stopped reading")
+    except OSError as exc:
+        yield Problem(file, line + 1, f"read error ({exc.strerror or exc}); stopped reading")
 
 
 def read_raw(file: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[RawRecord | Problem]:
-    """Parsed records (or problems) of one file, by its content: CSV by suffix, else JSON/JSONL."""
+    """Parsed records (or problems) of one file: by its name for CSV, gzip, Parquet and Arrow, by its
+    content for JSON (an array) and JSONL."""
+    suffix = data_suffix(file)
+    if suffix in COLUMNAR_SUFFIXES:
+        from forge_tui.engine.columnar import read_columnar
+
+        yield from read_columnar(file)
+        return
     try:
-        handle = open(file, "rb")  # noqa: SIM115 - closed in the finally below, after the generator ends
+        handle = cast(IO[bytes], gzip.open(file, "rb") if file.name.lower().endswith(GZIP_SUFFIX) else open(file, "rb"))  # noqa: SIM115
     except OSError as exc:
         yield Problem(file, None, f"cannot open: {exc.strerror}")
         return
     with handle:
-        if file.suffix.lower() == ".csv":
-            yield from _read_csv(handle, file, max_record_bytes)
-        elif _looks_like_array(handle):
-            yield from _read_json_array(handle, file, max_record_bytes)
-        else:
-            yield from _read_jsonl(handle, file, max_record_bytes)
+        yield from _until_unreadable(_records(handle, file, max_record_bytes), file)

@@ -16,7 +16,7 @@ from typing import Any
 
 from forge_tui.config import Config, DataConfig
 from forge_tui.engine.batches import Encoded, encode_for_training
-from forge_tui.engine.data import Message, Sample, load_samples
+from forge_tui.engine.data import Message, Reading, Sample, load_samples
 from forge_tui.engine.fsutil import file_sha256, write_durably
 from forge_tui.engine.generation import generate
 from forge_tui.errors import BadInput
@@ -41,7 +41,7 @@ def rehearsal_record(config: Config) -> dict[str, Any] | None:
         return None
     if not path.is_file():
         raise BadInput(f"[data] rehearsal: {path}: no such file")
-    load_samples(path, config.data.max_record_bytes)
+    load_samples(path, Reading(config.data.max_record_bytes))
     return {"path": str(path), "sha256": file_sha256(path)}
 
 
@@ -67,7 +67,7 @@ def rehearsal_rows(data: DataConfig, run_path: Path, tokenizer: Any, model: Any,
     path = rehearsal_file(data.rehearsal)
     if path is None or domain == 0:
         return []
-    samples = load_samples(path, data.max_record_bytes)
+    samples = load_samples(path, Reading(data.max_record_bytes))
     self_distilled = data.rehearsal_answers == "base"
     if self_distilled:
         samples = with_base_answers(samples, run_path / ANSWERS_FILE, model, tokenizer, device)

@@ -123,9 +123,10 @@ def find_run(name_or_path: str, config: Config) -> RunDir:
     return open_run(candidate)
 
 
-def dataset_manifest(path: Path, config: Config) -> dict[str, Any]:
-    """Check the dataset (every problem is fatal for training) and return its manifest."""
-    report = check_configured([path], config.data)
+def dataset_manifest(path: Path, config: Config, model: Path | None = None) -> dict[str, Any]:
+    """Check the dataset (every problem is fatal for training; with the `model` folder, against its
+    chat template too) and return its manifest."""
+    report = check_configured([path], config.data, model=model)
     if not report.ok:
         raise DatasetError(report.problems)
     assert report.manifest is not None
@@ -150,7 +151,7 @@ def create_run(config: Config, dataset: Path, run_dir: Path | None = None) -> Ru
     if not dataset.exists():
         raise BadInput(f"{dataset}: no such dataset")
     model = resolve_model(config.model.name, config.models.paths)  # refuse a missing or pickle-only model now
-    manifest = dataset_manifest(dataset, config)
+    manifest = dataset_manifest(dataset, config, model)
     telemetry_source = _absolute_replay(config.telemetry.source)
     rehearsal = rehearsal_record(config)
     path = (run_dir or runs_root(config) / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.preset}").resolve()

@@ -1,4 +1,5 @@
-"""What a dataset is made of once read: samples in one chat form, and problems located at FILE:LINE."""
+"""What a dataset is made of once read: samples in one chat form, and problems located at FILE:LINE
+(FILE:row N in a columnar file)."""
 
 from __future__ import annotations
 
@@ -9,20 +10,36 @@ from typing import Any, Literal
 
 from forge_tui.errors import BadInput
 
-Format = Literal["chat", "alpaca", "prompt", "text"]
-FORMAT_KEYS: dict[str, tuple[str, ...]] = {
-    "chat": ("messages",),
-    "alpaca": ("instruction", "input", "output"),
-    "prompt": ("prompt", "completion"),
-    "text": ("text",),
-}
-ROLES = ("system", "user", "assistant")
+Format = Literal["chat", "sharegpt", "alpaca", "prompt", "text"]
+ROLES = ("system", "user", "assistant", "tool")
+COLUMNAR_SUFFIXES = (".parquet", ".arrow")
+
+
+def location(file: Path, line: int | None) -> str:
+    """Where a record is: FILE:LINE in a text file, FILE:row N in a Parquet or Arrow file."""
+    if not line:
+        return str(file)
+    return f"{file}:row {line}" if file.suffix.lower() in COLUMNAR_SUFFIXES else f"{file}:{line}"
 
 
 @dataclass(frozen=True)
 class Message:
+    """One turn. `train` is False for an assistant turn that carries no loss (OpenAI's `weight: 0`,
+    a TRL prompt's own assistant turns); `tool_calls` and `extra` (`name`, `tool_call_id`) go to chat
+    templates that render tools."""
+
     role: str
     content: str
+    train: bool = True
+    tool_calls: tuple[Mapping[str, Any], ...] = ()
+    extra: tuple[tuple[str, str], ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        turn: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            turn["tool_calls"] = [dict(call) for call in self.tool_calls]
+        turn.update(self.extra)
+        return turn
 
 
 @dataclass(frozen=True)
@@ -30,7 +47,8 @@ class Sample:
     """One training example in the internal chat form.
 
     A `text` record becomes a single assistant message with `fmt == "text"`: it is trained on as
-    raw text, without the chat template.
+    raw text, without the chat template. `tools` are the function specs a tool-calling
+    conversation was written against (rendered by the chat template, which must support them).
     """
 
     messages: tuple[Message, ...]
@@ -38,13 +56,18 @@ class Sample:
     file: Path
     line: int
     meta: Mapping[str, Any] = field(default_factory=dict)
+    tools: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def where(self) -> str:
-        return f"{self.file}:{self.line}"
+        return location(self.file, self.line)
 
-    def as_dicts(self) -> list[dict[str, str]]:
-        return [{"role": m.role, "content": m.content} for m in self.messages]
+    @property
+    def uses_tools(self) -> bool:
+        return bool(self.tools) or any(m.tool_calls or m.role == "tool" for m in self.messages)
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        return [m.as_dict() for m in self.messages]
 
 
 @dataclass(frozen=True)
@@ -55,8 +78,12 @@ class Problem:
     line: int | None
     message: str
 
+    @property
+    def where(self) -> str:
+        return location(self.file, self.line)
+
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}" if self.line else f"{self.file}: {self.message}"
+        return f"{self.where}: {self.message}"
 
 
 class DatasetError(BadInput):

@@ -24,6 +24,7 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from forge_tui.engine.data import Sample
 
@@ -84,6 +85,11 @@ def _is_ip(candidate: str) -> bool:
     return candidate.count(":") >= 2 or candidate.count(".") == 3
 
 
+def _jaccard(one: Any, other: Any) -> float:
+    """The Jaccard similarity two MinHash signatures estimate (the share of equal hash values)."""
+    return float((one == other).mean())
+
+
 def _text(sample: Sample) -> str:
     return "\n".join(message.content for message in sample.messages)
 
@@ -92,16 +98,17 @@ class Screener:
     """Fed every sample as the check reads it; `findings()` once all are read."""
 
     def __init__(self) -> None:
-        from datasketch import MinHashLSH
+        from datasketch import MinHash, MinHashLSH
 
+        self.template = MinHash(num_perm=PERMUTATIONS, seed=1)  # its permutations, drawn once, serve every sample
         self.found: list[Finding] = []
         self.lengths: list[tuple[int, Path, int]] = []
         self.lsh = MinHashLSH(threshold=NEAR, num_perm=PERMUTATIONS)
-        self.signatures: dict[str, object] = {}
+        self.signatures: dict[str, Any] = {}  # key -> the hash values alone (a MinHash object is ~3x their size)
         self.word_df: Counter[str] = Counter()
         self.answer_words: set[str] = set()
         self.phrase_df: Counter[tuple[str, ...]] = Counter()
-        self.phrase_first: dict[tuple[str, ...], tuple[Path, int, str]] = {}
+        self.phrase_first: dict[tuple[str, ...], tuple[Path, int, int]] = {}  # (file, line, hash of the payload)
         self.phrase_same: Counter[tuple[str, ...]] = Counter()
         self.samples = 0
 
@@ -139,25 +146,26 @@ class Screener:
         shingles = {" ".join(words[i:i + size]).encode() for i in range(len(words) - size + 1)} if size else set()
         if len(shingles) < 3:
             return  # too short to tell near from exact
-        signature = MinHash(num_perm=PERMUTATIONS, seed=1)
+        signature = MinHash(num_perm=PERMUTATIONS, seed=1, permutations=self.template.permutations, scheme=self.template.scheme)
         signature.update_batch(list(shingles))
+        values = signature.hashvalues
         key = f"{sample.file}:{sample.line}"
         similar = self.lsh.query(signature)
         if similar:
-            best = max(similar, key=lambda other: signature.jaccard(self.signatures[other]))
-            share = signature.jaccard(self.signatures[best])
+            best = max(similar, key=lambda other: _jaccard(values, self.signatures[other]))
+            share = _jaccard(values, self.signatures[best])
             if share < 1.0:  # identical ones are the exact duplicates the check counts
                 self._flag("near duplicate", sample, f"~{share:.0%} the same as {best}")
             return
         self.lsh.insert(key, signature)
-        self.signatures[key] = signature
+        self.signatures[key] = values
 
     def _phrases(self, sample: Sample) -> None:
         """Word and 3-gram counts of the prompt side (where a trigger sits), and for each 3-gram how
         many of its samples get the same answer as its first one (a trigger's payload repeats)."""
         prompt = WORD.findall(" ".join(m.content for m in sample.messages if m.role != "assistant").lower())
         answers = [m.content for m in sample.messages if m.role == "assistant"]
-        payload = " ".join(WORD.findall(answers[-1].lower())[:12]) if answers else ""
+        payload = hash(" ".join(WORD.findall(answers[-1].lower())[:12])) if answers else 0
         self.word_df.update(set(prompt))
         self.answer_words.update(WORD.findall(" ".join(answers).lower()))
         for gram in {tuple(prompt[i:i + 3]) for i in range(len(prompt) - 2)}:

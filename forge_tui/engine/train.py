@@ -25,7 +25,7 @@ from forge_tui.engine import events as ev
 from forge_tui.engine.audit import versions, who
 from forge_tui.engine.batches import Encoded, batch_at, collate, encode_for_training, micro_batches, steps_per_epoch
 from forge_tui.engine.checkpoint import TrainState, adapter_bytes, latest_checkpoint, passed_over, restore, save_checkpoint
-from forge_tui.engine.data import load_samples
+from forge_tui.engine.data import Reading, load_samples
 from forge_tui.engine.datacheck import in_eval_split, sample_key
 from forge_tui.engine.events import read_events
 from forge_tui.engine.fsutil import publish_dir, staged
@@ -125,7 +125,7 @@ class Trainer:
     # ----------------------------------------------------------------- setup
     def _split(self, tokenizer: Any) -> tuple[list[Encoded], list[Encoded]]:
         config = self.config
-        samples = load_samples(Path(config.train.dataset), config.data.max_record_bytes)
+        samples = load_samples(Path(config.train.dataset), Reading.of(config.data))
         train: list[Encoded] = []
         held: list[Encoded] = []
         for sample in samples:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 from forge_tui.config import Config, TrainConfig
@@ -53,3 +54,33 @@ def test_schedule_warms_up_then_decays_to_the_floor() -> None:
     assert rates[0] < rates[5] < rates[9] == 1e-3
     assert all(a >= b for a, b in itertools.pairwise(rates[10:]))
     assert abs(rates[-1] - 1e-4) < 2e-6
+
+
+def test_tool_use_renders_through_a_template_with_tools_and_weights_choose_the_labels(embedded_model) -> None:
+    from transformers import AutoTokenizer
+
+    from forge_tui.engine.formats import normalise_record
+
+    tokenizer = AutoTokenizer.from_pretrained(embedded_model)
+    tokenizer.chat_template = (Path(__file__).resolve().parent.parent / "fixtures" / "tool_template.jinja").read_text()
+    call = json.dumps({"name": "get_rate", "arguments": {"pair": "EURNOK"}})
+    record = {"conversations": [{"from": "human", "value": "Rate for EURNOK?"}, {"from": "function_call", "value": call},
+                                {"from": "observation", "value": "11.7"}, {"from": "gpt", "value": "It is 11.7 today."}],
+              "tools": json.dumps([{"name": "get_rate", "parameters": {"type": "object"}}])}
+    sample, problems = normalise_record(record, 1, Path("glaive.json"), None)
+    assert problems == []
+    encoded = encode_for_training(tokenizer, sample, 1024)
+    shown = tokenizer.decode(list(encoded.input_ids))
+    assert '<tools>{"type": "function", "function": {"name": "get_rate"' in shown
+    assert "<tool_response>\n11.7\n</tool_response>" in shown
+    learned = tokenizer.decode([t for t in encoded.labels if t != IGNORE])
+    assert 'tool_call>\n{"name": "get_rate", "arguments": {"pair": "EURNOK"}}\n</tool_call>' in learned  # ("\n<" is one token here)
+    assert "It is 11.7 today." in learned
+    assert "Rate for EURNOK?" not in learned
+    assert "<tool_response>" not in learned
+
+    weighted = Sample((Message("user", "q1"), Message("assistant", "wrong answer", train=False),
+                       Message("user", "q2"), Message("assistant", "right answer")), "chat", Path("w.jsonl"), 1)
+    learned = tokenizer.decode([t for t in encode_for_training(tokenizer, weighted, 1024).labels if t != IGNORE])
+    assert "right answer" in learned
+    assert "wrong" not in learned

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from forge_tui.engine.data import DatasetError, Problem, Sample, load_samples, read_dataset, read_samples
+from forge_tui.engine.data import DEFAULT_READING, DatasetError, Problem, Reading, Sample, load_samples, read_dataset, read_samples
 from forge_tui.engine.datacheck import check_dataset
 from tests.helpers import run_cli
 
@@ -25,8 +25,8 @@ def _split(items: list[Sample | Problem]) -> tuple[list[Sample], list[Problem]]:
     return [i for i in items if isinstance(i, Sample)], [i for i in items if isinstance(i, Problem)]
 
 
-def _read(path: Path, **kwargs: int) -> tuple[list[Sample], list[Problem]]:
-    return _split(list(read_samples(path, **kwargs)))
+def _read(path: Path, reading: Reading = DEFAULT_READING) -> tuple[list[Sample], list[Problem]]:
+    return _split(list(read_samples(path, reading)))
 
 
 @pytest.mark.parametrize(
@@ -78,7 +78,7 @@ BAD_CASES = [
     ("mixed.jsonl", _jsonl(CHAT, {"text": "t"}), 2, "mixed formats"),
     ("unknown.jsonl", _jsonl({"question": "q"}), 1, "record has keys [question]"),
     ("scalar.jsonl", "42\n", 1, "record is a number"),
-    ("columns.csv", "foo,bar\n1,2\n", 1, "CSV header has columns"),
+    ("columns.csv", "foo,bar\n1,2\n", 2, "record has keys [bar, foo]"),
     ("empty-cell.csv", "prompt,completion\np,\n", 2, "'completion' is empty"),
     ("array.json", '[\n {"text": "a"},\n {"text": 7}\n]\n', 3, "'text' is a number"),
     ("open-array.json", '[\n {"text": "a"},\n', 3, "truncated JSON array"),
@@ -111,7 +111,7 @@ def test_an_oversized_line_is_reported_with_bounded_memory(write) -> None:
     huge = '{"text": "' + "x" * (24 * 1024 * 1024) + '"}\n'
     path = write("huge.jsonl", huge + _jsonl({"text": "after"}))
     tracemalloc.start()
-    samples, problems = _read(path, max_record_bytes=1024 * 1024)
+    samples, problems = _read(path, Reading(max_record_bytes=1024 * 1024))
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert [p.line for p in problems] == [1]
