@@ -3,6 +3,7 @@ verifier: arbitrary input never raises, never modifies the file, and the command
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from pathlib import Path
@@ -20,7 +21,9 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(
-        st.sampled_from(["messages", "role", "content", "text", "prompt", "completion", "instruction", "output", "x"]),
+        st.sampled_from(["messages", "role", "content", "text", "prompt", "completion", "instruction", "output", "x",
+                         "conversations", "from", "value", "system", "tools", "tool_calls", "function", "name",
+                         "arguments", "type", "weight", "history", "images"]),
         children, max_size=4),
     max_leaves=12,
 )
@@ -34,8 +37,11 @@ def _check_file(path: Path) -> None:
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
 
 
+SUFFIXES = [".jsonl", ".json", ".csv", ".jsonl.gz", ".parquet", ".arrow"]
+
+
 @FUZZ
-@given(data=st.binary(max_size=400), suffix=st.sampled_from([".jsonl", ".json", ".csv"]))
+@given(data=st.binary(max_size=400), suffix=st.sampled_from(SUFFIXES))
 def test_arbitrary_bytes(tmp_path: Path, data: bytes, suffix: str) -> None:
     path = tmp_path / f"f{suffix}"
     path.write_bytes(data)
@@ -43,10 +49,27 @@ def test_arbitrary_bytes(tmp_path: Path, data: bytes, suffix: str) -> None:
 
 
 @FUZZ
-@given(rows=st.lists(json_values, max_size=6), array=st.booleans())
-def test_arbitrary_json_records(tmp_path: Path, rows: list, array: bool) -> None:
-    path = tmp_path / ("f.json" if array else "f.jsonl")
-    path.write_text(json.dumps(rows) if array else "".join(json.dumps(r) + "\n" for r in rows))
+@given(rows=st.lists(json_values, max_size=6), array=st.booleans(), compressed=st.booleans())
+def test_arbitrary_json_records(tmp_path: Path, rows: list, array: bool, compressed: bool) -> None:
+    text = json.dumps(rows) if array else "".join(json.dumps(r) + "\n" for r in rows)
+    path = tmp_path / (("f.json" if array else "f.jsonl") + (".gz" if compressed else ""))
+    path.write_bytes(gzip.compress(text.encode()) if compressed else text.encode())
+    _check_file(path)
+
+
+@FUZZ
+@given(rows=st.lists(st.dictionaries(st.sampled_from(["conversations", "messages", "instruction", "output", "text", "x"]),
+                                     json_values, min_size=1, max_size=3), min_size=1, max_size=6))
+def test_arbitrary_parquet_rows(tmp_path: Path, rows: list) -> None:
+    """Rows Parquet can store (pyarrow refuses mixed types in a column or an empty struct: no such file exists)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "f.parquet"
+    try:
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    except (pa.ArrowException, ValueError, TypeError, OverflowError):
+        return
     _check_file(path)
 
 
@@ -64,7 +87,7 @@ def test_arbitrary_config_text(tmp_path: Path, text: str) -> None:
 
 
 @FUZZ
-@given(data=st.binary(max_size=400), suffix=st.sampled_from([".jsonl", ".json", ".csv"]), strict=st.booleans())
+@given(data=st.binary(max_size=400), suffix=st.sampled_from(SUFFIXES), strict=st.booleans())
 def test_the_command_answers_0_or_2_and_keeps_the_file(tmp_path: Path, monkeypatch, capsys, data: bytes, suffix: str,
                                                         strict: bool) -> None:
     """`data check` through the CLI's own entry point (screening included): no traceback, exit 0 or 2."""
