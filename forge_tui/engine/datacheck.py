@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import statistics
+from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from forge_tui.engine.data import DEFAULT_READING, Problem, Reading, Sample, dat
 from forge_tui.engine.fsutil import file_sha256
 from forge_tui.engine.readers import data_suffix
 from forge_tui.engine.sample import location
-from forge_tui.engine.screening import KINDS, Finding, Screener
+from forge_tui.engine.screening import COMPARED, KINDS, Finding, Screener
 
 DEFAULT_ERROR_CAP = 50
 HISTOGRAM_BINS = 10
@@ -87,6 +88,7 @@ class CheckReport:
     manifest: Manifest | None = None
     findings: list[Finding] = field(default_factory=list)
     finding_count: int = 0
+    not_compared: int = 0   # samples screened for patterns only (past the screening's comparison budget)
 
     @property
     def ok(self) -> bool:
@@ -108,7 +110,7 @@ class CheckReport:
             "token_lengths_note": self.length_note,
             "skipped": self.skipped,
             "manifest": self.manifest.to_json() if self.manifest else None,
-            "screening": {"count": self.finding_count, "by_kind": self.finding_kinds(),
+            "screening": {"count": self.finding_count, "by_kind": self.finding_kinds(), "not_compared": self.not_compared,
                           "findings": [{"file": str(f.file), "line": f.line, "where": location(f.file, f.line), "kind": f.kind,
                                         "message": f.message} for f in self.findings]},
         }
@@ -116,6 +118,29 @@ class CheckReport:
     def finding_kinds(self) -> dict[str, int]:
         counts = Counter(f.kind for f in self.findings)
         return {kind: counts[kind] for kind in KINDS if counts[kind]}
+
+
+class FirstSeen:
+    """Where each distinct sample was first met, in about 100 bytes a sample whatever its size: the
+    first 8 bytes of its digest (a collision among millions of samples is about 1e-7 likely) ->
+    its file's number and its line, packed in one integer."""
+
+    def __init__(self) -> None:
+        self.files: list[Path] = []
+        self.numbers: dict[Path, int] = {}
+        self.seen: dict[int, int] = {}
+
+    def first(self, key: bytes, sample: Sample) -> str | None:
+        """Where an identical sample was met before, or None (and this one is remembered)."""
+        digest = int.from_bytes(key[:8], "big")
+        found = self.seen.get(digest)
+        if found is not None:
+            return location(self.files[found >> 32], found & 0xFFFFFFFF)
+        number = self.numbers.setdefault(sample.file, len(self.files))
+        if number == len(self.files):
+            self.files.append(sample.file)
+        self.seen[digest] = number << 32 | sample.line
+        return None
 
 
 def sample_key(sample: Sample) -> bytes:
@@ -151,7 +176,7 @@ def build_manifest(counts: dict[Path, tuple[str | None, int]], columns: dict[str
     return Manifest(entries, sum(e.samples for e in entries), overall_format, overall, dict(columns or {}))
 
 
-def length_stats(lengths: list[int], max_seq_len: int) -> LengthStats:
+def length_stats(lengths: Sequence[int], max_seq_len: int) -> LengthStats:
     ordered = sorted(lengths)
     low, high = ordered[0], ordered[-1]
     width = max(1, -(-(high - low + 1) // HISTOGRAM_BINS))
@@ -188,8 +213,8 @@ def check_dataset(
     report = CheckReport(paths=[str(p) for p in paths], eval_fraction=eval_fraction,
                          skipped=[f"{entry}: {why}" for p in paths for entry, why in skipped_entries(p)])
     screener = Screener()
-    first_seen: dict[bytes, str] = {}
-    lengths: list[int] = []
+    first_seen = FirstSeen()
+    lengths = array("I")  # 4 bytes a sample
     per_file: dict[Path, tuple[str | None, int]] = {f: (None, 0) for p in paths if p.exists() for f in dataset_files(p)}
     for item in read_dataset(paths, reading):
         reason = refusal(item) if refusal is not None and isinstance(item, Sample) else None
@@ -204,12 +229,12 @@ def check_dataset(
         report.formats[item.fmt] = report.formats.get(item.fmt, 0) + 1
         per_file[item.file] = (item.fmt, per_file.get(item.file, (None, 0))[1] + 1)
         key = sample_key(item)
-        if key in first_seen:
+        first = first_seen.first(key, item)
+        if first is not None:
             report.duplicate_count += 1
             if len(report.duplicates) < error_cap:
-                report.duplicates.append(Duplicate(item.where, first_seen[key]))
+                report.duplicates.append(Duplicate(item.where, first))
         else:
-            first_seen[key] = item.where
             screener.add(item)  # an exact duplicate is reported once, as a duplicate
         report.split["eval" if in_eval_split(key, eval_fraction) else "train"] += 1
         if token_length is not None:
@@ -219,6 +244,7 @@ def check_dataset(
     if per_file:
         report.manifest = build_manifest(per_file, dict(reading.columns))
     _screened(report, screener.findings(), error_cap, strict)
+    report.not_compared = screener.beyond
     return report
 
 
@@ -286,12 +312,15 @@ def _file_lines(manifest: dict[str, Any], shown: int = 8) -> list[str]:
 
 
 def _screening_lines(screening: dict[str, Any]) -> list[str]:
+    beyond = screening.get("not_compared", 0)
+    limit = [(f"            near duplicates, outliers and triggers looked for in the first {COMPARED:,} samples "
+             f"({beyond:,} more screened for secrets, personal data and injections only)")] if beyond else []
     if not screening["count"]:
-        return ["screening   nothing found (secrets, personal data, near duplicates, outliers, injections, triggers)"]
+        return ["screening   nothing found (secrets, personal data, near duplicates, outliers, injections, triggers)", *limit]
     kinds = ", ".join(f"{count} {kind}" for kind, count in screening["by_kind"].items())
     lines = [f"screening   {screening['count']} finding(s): {kinds}"]
     lines.extend(f"  {f['file']}:{f['line']}: {f['kind']}: {f['message']}" for f in screening["findings"])
     hidden = screening["count"] - len(screening["findings"])
     if hidden:
         lines.append(f"  ... and {hidden} more")
-    return lines
+    return lines + limit

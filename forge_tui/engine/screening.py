@@ -56,6 +56,7 @@ INJECTION = re.compile(
     r"|\[/?INST\]")
 WORD = re.compile(r"[a-z0-9]+(?:['\u2019-][a-z0-9]+)*")  # an apostrophe may be typographic (U+2019)
 SHINGLE, PERMUTATIONS, NEAR = 5, 64, 0.8
+COMPARED = 100_000   # samples compared with each other (near duplicates, outliers, phrases): ~4 KB each
 SAME_PAYLOAD = 0.6   # share of a phrase's samples answered like its first one, for a trigger
 STOPWORDS = frozenset(("the and for are but not you your with this that from have has was were will what when where "
                        "which who how can its into out our all any per than then them they there").split())
@@ -111,12 +112,19 @@ class Screener:
         self.phrase_first: dict[tuple[str, ...], tuple[Path, int, int]] = {}  # (file, line, hash of the payload)
         self.phrase_same: Counter[tuple[str, ...]] = Counter()
         self.samples = 0
+        self.beyond = 0   # samples past COMPARED: screened for patterns only
 
     def add(self, sample: Sample) -> None:
+        """Secrets, personal data and injections are looked for in every sample; near duplicates,
+        length outliers and repeated phrases, which compare samples with each other and so keep a
+        few kilobytes for each, in the first COMPARED of them (memory stays bounded on any file)."""
         text = _text(sample)
+        self._patterns(sample, text)
+        if self.samples >= COMPARED:
+            self.beyond += 1
+            return
         self.samples += 1
         self.lengths.append((len(text), sample.file, sample.line))
-        self._patterns(sample, text)
         words = WORD.findall(text.lower())
         self._near_duplicate(sample, words)
         self._phrases(sample)

@@ -80,6 +80,7 @@ class ForgeApp(App[None]):
         super().__init__()
         self.config = config
         self.dataset = dataset
+        self.mappings: dict[Path, dict[str, str]] = {}
         for theme in load_themes() if themes is None else themes:
             self.register_theme(theme)
         self.theme = config.ui.theme

@@ -31,6 +31,7 @@ class Console(Protocol):
 
     config: Config
     dataset: Path | None          # picked on Datasets; what Train trains on
+    mappings: dict[Path, dict[str, str]]   # column mappings chosen on Datasets, per dataset
 
     def attached_run(self) -> RunDir | None:
         """The run the Monitor follows, if any."""

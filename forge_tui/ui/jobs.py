@@ -12,7 +12,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -110,10 +110,15 @@ def ask(what: str, parse: Callable[[dict[str, Any]], T], config: Config, *args: 
         raise ChildFailed(f"{what}: an answer of the wrong shape ({type(exc).__name__}: {exc})") from None
 
 
-def run_data_check(config: Config, path: Path) -> dict[str, Any]:
-    """`data check --json` (it loads the tokenizer, which imports transformers): the report's JSON
-    document (`CheckReport.to_json`), whether the dataset passed or not."""
-    return ask("the dataset check", dict, config, "data", "check", str(path), question=True)
+def map_arguments(columns: Mapping[str, str]) -> list[str]:
+    """A column mapping as the command line's `--map KEY=FIELD` arguments."""
+    return [f"--map={key}={target}" for key, target in columns.items()]
+
+
+def run_data_check(config: Config, path: Path, columns: Mapping[str, str]) -> dict[str, Any]:
+    """`data check --json` (it loads the tokenizer, which imports transformers) under a column
+    mapping: the report's JSON document (`CheckReport.to_json`), whether the dataset passed or not."""
+    return ask("the dataset check", dict, config, "data", "check", str(path), *map_arguments(columns), question=True)
 
 
 def preflight(config: Config, dataset: Path, preset: str, settings: list[str]) -> Preflight:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
-from textual.widgets import ListView
+from textual.widgets import ListView, Select
 
 from forge_tui.config import Config, DataConfig
 from forge_tui.ui.app import ForgeApp
+from forge_tui.ui.screens import train as train_screen
+from forge_tui.ui.screens.columns import ColumnsScreen
 from forge_tui.ui.screens.datasets import DatasetsScreen
 from tests.helpers import SAMPLE, shown, text_of, wait_for
+from tests.ui.test_snapshots import DRY_RUN
 
 
 async def test_opens_on_the_given_dataset_and_shows_its_check(embedded_model) -> None:
@@ -59,3 +62,37 @@ async def test_screening_findings_are_shown_with_their_lines(embedded_model) -> 
         assert "10 finding(s)" in check
         assert "screening-demo/train.jsonl:31: secret: AWS access key AKIA…LE" in check
         assert "'per protocol zq-7' is in 6 prompts" in check
+
+
+async def test_a_file_in_no_known_format_is_mapped_and_the_mapping_reaches_training(tmp_path, monkeypatch) -> None:
+    folder = tmp_path / "site"
+    folder.mkdir()
+    table = folder / "faq.csv"
+    table.write_text("question,answer,site\nWhich pump feeds line 1?,P-101.,north\nIts spare?,P-102.,north\n")
+    asked: list[list[str]] = []
+
+    def dry_run(_config: Config, _dataset: object, _preset: str, settings: list[str]) -> object:
+        asked.append(settings)
+        return DRY_RUN
+
+    monkeypatch.setattr(train_screen, "preflight", dry_run)
+    app = ForgeApp(Config(data=DataConfig(dirs=(str(folder),))), table)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: "problem" in text_of(app, "#check"), tries=600)
+        assert "record has keys [answer, question, site]" in text_of(app, "#check")
+        assert "m maps its columns" in text_of(app, "#check")
+        await pilot.press("m")
+        await wait_for(pilot, lambda: isinstance(app.screen, ColumnsScreen))
+        assert [str(label.render()) for label in app.screen.query(".columns-key")] == ["question", "answer", "site"]
+        app.screen.query_one("#columns-0", Select).value = "instruction"
+        app.screen.query_one("#columns-1", Select).value = "output"
+        await pilot.press("ctrl+s")
+        shown(app, DatasetsScreen)
+        assert app.mappings == {table: {"question": "instruction", "answer": "output"}}
+        await wait_for(pilot, lambda: "OK" in text_of(app, "#check"), tries=600)
+        assert "columns     question -> instruction, answer -> output" in text_of(app, "#check")
+        await pilot.press("p")
+        await wait_for(pilot, lambda: "Which pump feeds line 1?" in text_of(app, "#preview"))
+        await pilot.press("2")
+        await wait_for(pilot, lambda: bool(asked), tries=300)
+    assert asked[-1][-2:] == ["--map=question=instruction", "--map=answer=output"]

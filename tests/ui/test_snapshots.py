@@ -156,14 +156,14 @@ def _rows(app: ForgeApp) -> int:
 
 
 @pytest.fixture(scope="module")
-def checked() -> Callable[[Config, Path], dict[str, Any]]:
+def checked() -> Callable[[Config, Path, dict[str, str]], dict[str, Any]]:
     """The Datasets screen's check, each dataset's run once for the module in the real child process
     (the 36 snapshots would otherwise start 36 children that load the tokenizer)."""
     reports: dict[Path, dict[str, Any]] = {}
 
-    def check(config: Config, path: Path) -> dict[str, Any]:
+    def check(config: Config, path: Path, columns: dict[str, str]) -> dict[str, Any]:
         if path not in reports:
-            reports[path] = run_data_check(config, path)
+            reports[path] = run_data_check(config, path, columns)
         return reports[path]
 
     return check

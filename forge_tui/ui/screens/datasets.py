@@ -27,12 +27,13 @@ from textual.widgets import (
 )
 
 from forge_tui.config import Config
-from forge_tui.engine.data import Sample, discover_datasets, read_dataset
+from forge_tui.engine.data import Reading, Sample, discover_datasets, read_dataset
 from forge_tui.engine.datacheck import summary_lines
 from forge_tui.paths import sample_data_dir
 from forge_tui.ui.base import ForgeScreen
 from forge_tui.ui.chrome import footer, nav
 from forge_tui.ui.jobs import run_data_check
+from forge_tui.ui.screens.columns import ColumnsScreen, first_record_keys
 
 PREVIEW_SAMPLES = 12
 
@@ -47,9 +48,10 @@ def dataset_label(path: Path) -> str:
     return str(path.relative_to(root)) if path.is_relative_to(root) else f"{path.parent.name}/{path.name}"
 
 
-def first_samples(path: Path) -> list[Sample]:
-    """The samples a preview shows: the first PREVIEW_SAMPLES that read cleanly."""
-    return list(islice((item for item in read_dataset([path]) if isinstance(item, Sample)), PREVIEW_SAMPLES))
+def first_samples(path: Path, columns: dict[str, str]) -> list[Sample]:
+    """The samples a preview shows: the first PREVIEW_SAMPLES that read cleanly (under the mapping)."""
+    samples = (item for item in read_dataset([path], Reading(columns=columns)) if isinstance(item, Sample))
+    return list(islice(samples, PREVIEW_SAMPLES))
 
 
 def render_preview(samples: list[Sample]) -> str:
@@ -73,6 +75,8 @@ def render_check(report: dict[str, Any]) -> str:
         problems.append(f"... and {hidden} more")
     body = "\n".join(escape(line) for line in summary_lines(report))
     verdict = "" if report["ok"] else "\n[b]This dataset cannot be used for training until these are fixed.[/b]"
+    if any("map its columns" in p["message"] for p in report["problems"]):
+        verdict += "\n[b]m[/b] maps its columns to the fields Forge reads."
     # paths under sample_data/ as the list shows them: 80 columns are few
     return ("\n".join([status, *problems, "", body]) + verdict).replace(f"{sample_data_dir()}{os.sep}", "")
 
@@ -84,6 +88,7 @@ class DatasetsScreen(ForgeScreen):
         Binding("r", "recheck", "Re-check", id="datasets.recheck"),
         Binding("p", "toggle_tab", "Check/Preview", id="datasets.toggle"),
         Binding("t", "train", "Train on it", id="datasets.train"),
+        Binding("m", "map_columns", "Map columns", id="datasets.map"),
     ]
 
     def __init__(self, config: Config, selected: Path | None = None) -> None:
@@ -132,19 +137,44 @@ class DatasetsScreen(ForgeScreen):
         if self.selected is not None:
             self.app.switch_mode("train")
 
+    def action_map_columns(self) -> None:
+        if self.selected is not None:
+            self.offer_mapping(self.selected)
+
+    @work(thread=True, exclusive=True, group="columns", exit_on_error=False, description="reading the first record")
+    def offer_mapping(self, path: Path) -> None:
+        keys = first_record_keys(path)
+        self.app.call_from_thread(self._ask_mapping, path, keys)
+
+    def _ask_mapping(self, path: Path, keys: list[str]) -> None:
+        if not keys:
+            self.notify(f"{dataset_label(path)}: no record to map (see Check)", severity="warning")
+            return
+        self.app.push_screen(ColumnsScreen(path, keys, self.console.mappings.get(path, {})),
+                             lambda chosen: self._mapped(path, chosen))
+
+    def _mapped(self, path: Path, chosen: dict[str, str] | None) -> None:
+        if chosen is None:
+            return
+        self.console.mappings[path] = chosen
+        if path == self.selected:
+            self.action_recheck()
+
     def action_toggle_tab(self) -> None:
         tabs = self.query_one(TabbedContent)
         tabs.active = "tab-preview" if tabs.active == "tab-check" else "tab-check"
 
     @work(thread=True, exclusive=True, group="check", exit_on_error=False, description="the dataset check")
     def check(self, path: Path) -> None:
-        self.settle(lambda: run_data_check(self.config, path),
+        columns = self.console.mappings.get(path, {})
+        self.settle(lambda: run_data_check(self.config, path, columns),
                     lambda report: self._show("#check", path, render_check(report)),
                     lambda reason: self._show("#check", path, f"[b $error]check failed[/]: {escape(reason)}"))
 
     @work(thread=True, exclusive=True, group="preview", exit_on_error=False, description="the dataset preview")
     def preview(self, path: Path) -> None:
-        self.settle(lambda: render_preview(first_samples(path)), lambda text: self._show("#preview", path, text),
+        columns = self.console.mappings.get(path, {})
+        self.settle(lambda: render_preview(first_samples(path, columns)), lambda text: self._show("#preview", path, text),
                     lambda reason: self._show("#preview", path, f"[b $error]preview failed[/]: {escape(reason)}"))
 
     def _show(self, target: str, path: Path, text: str) -> None:

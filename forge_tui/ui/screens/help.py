@@ -25,9 +25,12 @@ HELP = """\
 | ctrl+p | command palette: screens, themes, stopping the attached run |
 
 **Datasets**: up / down choose a dataset, `p` switches between its check and a preview of its
-samples, `r` checks it again (after editing the file), `t` trains on it. A dataset with problems
-lists each as `FILE:LINE: what is wrong`; it cannot be trained on until they are fixed. Files are
-never modified.
+samples, `r` checks it again (after editing the file), `t` trains on it, `m` maps the columns of a
+file in no format Forge knows (its first record's keys to instruction, output, messages, ...; the
+mapping goes with every check and run of that dataset). Forge reads JSONL, JSON, CSV, gzip,
+Parquet, Arrow and `datasets` folders in the chat (OpenAI), ShareGPT, alpaca, prompt/completion
+and text shapes. A dataset with problems lists each as `FILE:LINE: what is wrong` (`FILE:row N`
+in Parquet and Arrow); it cannot be trained on until they are fixed. Files are never modified.
 
 **Train**: `tab` moves through the settings, `escape` leaves a field (so that 1-5 switch screens
 again), `ctrl+r` puts every field back to the preset's value, `ctrl+l` launches. A setting the

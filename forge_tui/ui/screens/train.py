@@ -28,7 +28,7 @@ from forge_tui.engine.runs import RunDir
 from forge_tui.errors import ForgeError
 from forge_tui.ui.base import ForgeScreen
 from forge_tui.ui.chrome import footer, nav
-from forge_tui.ui.jobs import launch_training, preflight
+from forge_tui.ui.jobs import launch_training, map_arguments, preflight
 from forge_tui.ui.screens.datasets import dataset_label
 from forge_tui.ui.trainform import FIELDS, Checked, Field, check_form, field_doc, form_values
 from forge_tui.units import gib
@@ -185,9 +185,13 @@ class TrainScreen(ForgeScreen):
 
     @work(thread=True, exclusive=True, group="preflight", exit_on_error=False, description="the dry run")
     def dry_run(self, dataset: Path, checked: Checked, preset: str) -> None:
-        self.settle(lambda: preflight(self.config, dataset, preset, checked.settings()),
+        self.settle(lambda: preflight(self.config, dataset, preset, self._arguments(checked, dataset)),
                     lambda found: self._show_found(checked, found),
                     lambda reason: self._check_failed(checked, reason))
+
+    def _arguments(self, checked: Checked, dataset: Path) -> list[str]:
+        """The form's settings, and the column mapping chosen for this dataset on Datasets."""
+        return checked.settings() + map_arguments(self.console.mappings.get(dataset, {}))
 
     def _show_found(self, checked: Checked, found: Preflight) -> None:
         if checked is not self.checked:
@@ -221,7 +225,7 @@ class TrainScreen(ForgeScreen):
 
     @work(thread=True, group="launch", exit_on_error=False, description="the launch")
     def launch(self, dataset: Path, checked: Checked, preset: str) -> None:
-        self.settle(lambda: launch_training(self.config, dataset, preset, checked.settings()),
+        self.settle(lambda: launch_training(self.config, dataset, preset, self._arguments(checked, dataset)),
                     self._launched, self._launch_failed)
 
     def _launched(self, launched: Launched) -> None:
