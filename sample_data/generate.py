@@ -9,6 +9,7 @@ Outputs (JSONL, chat `messages` format):
                               `facts` its answer must contain and a `category`
 - waterworks/retention.jsonl  general questions the base model already answers (catches forgetting)
 - telemetry/*.jsonl           SYNTHETIC Orin-shaped telemetry recordings (see telemetry/synthesize.py)
+- formats/*                   the first training conversations in other tools' shapes (see formats.py)
 
 Design: every fact is taught through many differently worded questions and a few answer wordings,
 and the evaluation asks with question wordings (and often a name for the topic) that training never
@@ -369,7 +370,8 @@ def render(rows: list[dict[str, Any]]) -> str:
 
 def outputs() -> dict[str, str]:
     here = Path(__file__).resolve().parent
-    sys.path[:0] = [str(here.parent), str(here / "telemetry")]  # the recordings use forge_tui's snapshot type
+    sys.path[:0] = [str(here.parent), str(here / "telemetry"), str(here)]  # the recordings use forge_tui's snapshot type
+    from formats import format_outputs
     from synthesize import recordings
 
     rng = random.Random(SEED)
@@ -380,6 +382,7 @@ def outputs() -> dict[str, str]:
         "waterworks/eval.jsonl": render(build_eval()),
         "waterworks/retention.jsonl": render(build_retention()),
         **{f"telemetry/{name}": text for name, text in recordings().items()},
+        **format_outputs(train),
     }
 
 

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from forge_tui.engine.data import load_samples
+from forge_tui.engine.data import Reading, load_samples
 from tests.helpers import ROOT, SAMPLE
 
 
@@ -42,3 +42,13 @@ def test_eval_questions_are_never_asked_in_training() -> None:
     for item in _rows("eval.jsonl"):
         question = item["messages"][0]["content"].lower()
         assert not any(question in a for a in asked), item["id"]
+
+
+def test_the_other_tools_shapes_read_as_the_conversations_they_were_written_from() -> None:
+    formats = SAMPLE.parent / "formats"
+    source = [s.as_dicts() for s in load_samples(SAMPLE / "train.jsonl")[:40]]
+    for name in ("sharegpt.json", "openai-parts.jsonl"):
+        assert [s.as_dicts() for s in load_samples(formats / name)] == source, name
+    mapped = load_samples(formats / "faq.csv", Reading(columns={"question": "instruction", "answer": "output"}))
+    single = [turns for turns in source if [t["role"] for t in turns] == ["user", "assistant"]]
+    assert [s.as_dicts() for s in mapped] == single
