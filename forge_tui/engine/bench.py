@@ -50,6 +50,8 @@ def to_item(sample: Sample, kind: str) -> BenchItem:
     """A sample whose last turn is the reference answer; the turns before it are the prompt."""
     if sample.fmt == "text":
         raise BadInput(f"{sample.where}: a benchmark item needs a question and an answer, not plain text")
+    if sample.uses_tools:
+        raise BadInput(f"{sample.where}: a benchmark item is a question and its answer; tool use is not scored")
     turns = sample.as_dicts()
     facts = _facts(sample)
     if kind == "retention" and not facts:

@@ -177,3 +177,32 @@ def test_export_writes_a_merged_model_that_generates(tiny_config, trained, tmp_p
     again = run_cli("--config", str(tiny_config), "export", str(run), "--merged", str(out))
     assert again.returncode == 2
     assert "not an empty folder" in again.stderr
+
+
+def test_two_steps_on_sharegpt_and_on_a_mapped_csv_and_tool_use_refused(tiny_config, tmp_path, write) -> None:
+    formats = ROOT / "sample_data" / "formats"
+    result = train(tiny_config, "--dataset", str(formats / "sharegpt.json"), "--max-steps", "2", "--run-dir", str(tmp_path / "sg"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "sg" / "adapter" / "adapter_config.json").is_file()
+    assert json.loads((tmp_path / "sg" / "dataset.json").read_text())["manifest"]["format"] == "sharegpt"
+
+    refused = train(tiny_config, "--dataset", str(formats / "faq.csv"), "--run-dir", str(tmp_path / "no"))
+    assert refused.returncode == 2
+    assert f"{formats / 'faq.csv'}:2: record has keys [answer, question]" in refused.stderr
+    assert not (tmp_path / "no").exists()
+    mapped = train(tiny_config, "--dataset", str(formats / "faq.csv"), "--map", "question=instruction", "--map", "answer=output",
+                   "--max-steps", "2", "--run-dir", str(tmp_path / "csv"))
+    assert mapped.returncode == 0, mapped.stderr
+    columns = {"question": "instruction", "answer": "output"}
+    assert json.loads((tmp_path / "csv" / "config.json").read_text())["sections"]["data"]["columns"] == columns
+    assert json.loads((tmp_path / "csv" / "dataset.json").read_text())["manifest"]["columns"] == columns
+
+    call = json.dumps({"name": "get_level", "arguments": {"tank": "T-1"}})
+    tools = write("tools.jsonl", json.dumps({"conversations": [
+        {"from": "human", "value": "Level of T-1?"}, {"from": "function_call", "value": call},
+        {"from": "observation", "value": "72%"}, {"from": "gpt", "value": "72 percent."}]}) + "\n")
+    refused = train(tiny_config, "--dataset", str(tools), "--run-dir", str(tmp_path / "tools"))
+    assert refused.returncode == 2
+    assert f"{tools}:1: this conversation uses tools" in refused.stderr
+    assert "has no tool support" in refused.stderr
+    assert not (tmp_path / "tools").exists()

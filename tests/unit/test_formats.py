@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from forge_tui.config import MAPPABLE
-from forge_tui.engine.data import DEFAULT_READING, Problem, Reading, Sample, read_samples
+from forge_tui.engine.data import DEFAULT_READING, Message, Problem, Reading, Sample, read_samples
 from forge_tui.engine.formats import FIELDS
 from forge_tui.engine.tokens import model_template, renders_tools, tool_refusal
 
@@ -213,3 +213,14 @@ def test_a_template_without_tools_refuses_tool_use_and_one_with_them_accepts_it(
     assert "the chat template of plain has no tool support" in reason
     assert tool_refusal(tooled)(sample) is None
     assert tool_refusal(plain)(Sample((), "chat", Path("f.jsonl"), 1)) is None
+
+
+def test_a_benchmark_item_with_tool_use_is_refused_at_its_line() -> None:
+    from forge_tui.engine.bench import to_item
+    from forge_tui.errors import BadInput
+
+    call = {"type": "function", "function": {"name": "f", "arguments": {}}}
+    sample = Sample((Message("user", "q"), Message("assistant", "", tool_calls=(call,)), Message("tool", "1"),
+                     Message("assistant", "one")), "chat", Path("eval.jsonl"), 7)
+    with pytest.raises(BadInput, match=r"eval.jsonl:7: a benchmark item is a question and its answer; tool use is not scored"):
+        to_item(sample, "eval")
