@@ -25,7 +25,7 @@ from forge_tui.config.sections import PRESETS, SECTIONS, Config
 from forge_tui.errors import BadInput
 from forge_tui.paths import default_config_file
 
-SET = Path("--set")                      # where a problem given on the command line is reported
+SET = Path("command line")               # where a problem given by a flag (--set, --map, --dataset) is reported
 toml_loads = tomllib.loads              # the TOML reader of this Python (tomli before 3.11), for themes too
 TOMLDecodeError = tomllib.TOMLDecodeError
 

@@ -152,8 +152,8 @@ def test_bad_set_values_exit_2_naming_the_flag(tiny_config) -> None:
     result = run_cli("--config", str(tiny_config), "train", "--dry-run", "--set", "lora.r=0", "--set", "lora.dropout=x")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert "--set: [lora] r: must be between 1 and 1024, got 0" in result.stderr
-    assert "--set: [lora] dropout: expected a number, got string" in result.stderr
+    assert "command line: [lora] r: must be between 1 and 1024, got 0" in result.stderr
+    assert "command line: [lora] dropout: expected a number, got string" in result.stderr
     assert run_cli("train", "--set", "lora").returncode == 2
 
 
@@ -164,8 +164,8 @@ def test_a_command_asked_for_json_fails_in_json(tiny_config) -> None:
     assert result.stdout.count("\n") == 1  # one line, as streaming commands print their objects
     assert set(refused) == {"error", "exit_code"}
     assert refused["exit_code"] == 2
-    assert "--set: [lora] r: must be between 1 and 1024, got 0" in refused["error"]
-    assert "forge-tui: error: --set: [lora] r" in result.stderr  # and in words for a person
+    assert "command line: [lora] r: must be between 1 and 1024, got 0" in refused["error"]
+    assert "forge-tui: error: command line: [lora] r" in result.stderr  # and in words for a person
     missing = run_cli("--config", str(tiny_config), "export", "no-such-run", "--merged", "out", "--json")
     assert missing.returncode == 2
     assert json.loads(missing.stdout)["error"].startswith("no-such-run: no such run")

@@ -100,8 +100,8 @@ def test_problems_with_set_values_name_the_flag_and_the_setting(write) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(path, "quick", parse_assignments(["lora.r=0", "lora.bogus=1"]))
     found = {(str(p.file), p.line, p.key) for p in caught.value.problems}
-    assert found == {(str(path), 2, "lora.alpha"), ("--set", None, "lora.r"), ("--set", None, "lora.bogus")}
-    assert "--set: [lora] r: must be between 1 and 1024, got 0" in str(caught.value)
+    assert found == {(str(path), 2, "lora.alpha"), ("command line", None, "lora.r"), ("command line", None, "lora.bogus")}
+    assert "command line: [lora] r: must be between 1 and 1024, got 0" in str(caught.value)
 
 
 def _problems(path, overrides: dict, **options: bool) -> list[str]:
@@ -113,14 +113,14 @@ def _problems(path, overrides: dict, **options: bool) -> list[str]:
 def test_an_unknown_section_from_set_is_blamed_on_set(write) -> None:
     path = write("c.toml", "[lora]\nr = 8\n")
     assert _problems(path, {"nosuch": {"key": 1}}) == [
-        "--set: unknown section [nosuch] (known: bench, data, lora, model, models, runs, telemetry, thermal, train, ui)"]
+        "command line: unknown section [nosuch] (known: bench, data, lora, model, models, runs, telemetry, thermal, train, ui)"]
 
 
 def test_a_broken_file_and_a_bad_flag_are_reported_together(write) -> None:
     path = write("c.toml", "[lora\nr = 3\n")
     found = _problems(path, {"lora": {"r": 0}})
     assert found[0].startswith(f"{path}:1: TOML syntax error")
-    assert found[1:] == ["--set: [lora] r: must be between 1 and 1024, got 0"]
+    assert found[1:] == ["command line: [lora] r: must be between 1 and 1024, got 0"]
 
 
 def test_a_missing_dataset_is_reported_with_the_rest_at_its_line(write, tmp_path) -> None:
