@@ -96,3 +96,13 @@ async def test_a_file_in_no_known_format_is_mapped_and_the_mapping_reaches_train
         await pilot.press("2")
         await wait_for(pilot, lambda: bool(asked), tries=300)
     assert asked[-1][-2:] == ["--map=question=instruction", "--map=answer=output"]
+
+
+def test_the_mapping_is_offered_as_the_config_line_that_reads_back_the_same() -> None:
+    from forge_tui.config import toml_loads
+    from forge_tui.ui.screens.columns import columns_toml
+
+    chosen = {"question": "instruction", "the answer": "output", 'odd"key': "system"}
+    line = columns_toml(chosen)
+    assert line.startswith("[data] columns = {")
+    assert toml_loads(line.replace("[data] ", "[data]\n"))["data"]["columns"] == chosen

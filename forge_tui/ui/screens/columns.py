@@ -5,6 +5,7 @@ run records it in its config and its dataset manifest (it can be reproduced)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from itertools import islice
 from pathlib import Path
@@ -18,11 +19,12 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Select, Static
 
-from forge_tui.config import MAPPABLE
+from forge_tui.config import MAPPABLE, toml_value
 from forge_tui.engine.data import dataset_files
 from forge_tui.engine.readers import RawRecord, read_raw
 
 KEYS_SHOWN = 40
+BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def first_record_keys(path: Path) -> list[str]:
@@ -31,6 +33,13 @@ def first_record_keys(path: Path) -> list[str]:
     records = (item for item in read_raw(files[0]) if isinstance(item, RawRecord)) if files else iter(())
     first = next(islice(records, 1), None)
     return [str(key) for key in first.value][:KEYS_SHOWN] if first is not None and isinstance(first.value, dict) else []
+
+
+def columns_toml(columns: Mapping[str, str]) -> str:
+    """A mapping as the config file's line: `[data] columns = { question = "instruction", ... }`."""
+    pairs = ", ".join(f"{key if BARE_KEY.fullmatch(key) else toml_value(key)} = {toml_value(target)}"
+                      for key, target in columns.items())
+    return f"[data] columns = {{ {pairs} }}"
 
 
 class ColumnsScreen(ModalScreen[dict[str, str] | None]):

@@ -33,7 +33,7 @@ from forge_tui.paths import sample_data_dir
 from forge_tui.ui.base import ForgeScreen
 from forge_tui.ui.chrome import footer, nav
 from forge_tui.ui.jobs import run_data_check
-from forge_tui.ui.screens.columns import ColumnsScreen, first_record_keys
+from forge_tui.ui.screens.columns import ColumnsScreen, columns_toml, first_record_keys
 
 PREVIEW_SAMPLES = 12
 
@@ -157,6 +157,9 @@ class DatasetsScreen(ForgeScreen):
         if chosen is None:
             return
         self.console.mappings[path] = chosen
+        if chosen:
+            self.notify(f"kept for this session and recorded with every run of it; to keep it for good, put "
+                        f"{escape(columns_toml(chosen))} in your config file", title=f"{dataset_label(path)}: columns mapped")
         if path == self.selected:
             self.action_recheck()
 
