@@ -30,21 +30,21 @@ from forge_tui.engine.data import Sample
 
 KINDS = ("secret", "personal data", "near duplicate", "length outlier", "injection", "repeated rare phrase")
 SECRETS = [
-    ("private key", re.compile(r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----")),
-    ("AWS access key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
-    ("GitHub token", re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,}\b")),
-    ("Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b")),
-    ("API key", re.compile(r"\bsk-[A-Za-z0-9_-]{20,}\b")),
-    ("JSON web token", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
+    ("private key", re.compile(r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----"), ("private key",)),
+    ("AWS access key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), ("akia", "asia")),
+    ("GitHub token", re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,}\b"), ("ghp_", "gho_", "ghu_", "ghs_", "ghr_")),
+    ("Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b"), ("xox",)),
+    ("API key", re.compile(r"\bsk-[A-Za-z0-9_-]{20,}\b"), ("sk-",)),
+    ("JSON web token", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), ("eyj",)),
     ("credential", re.compile(r"(?i)\b(?:api[_-]?key|secret[_-]?key|access[_-]?token|auth[_-]?token|password|passwd)"
-                              r"\b\s*[:=]\s*['\"]?[^\s'\"]{6,}")),
+                              r"\b\s*[:=]\s*['\"]?[^\s'\"]{6,}"), ("api", "secret", "token", "passw")),
 ]
 PERSONAL = [
-    ("e-mail address", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")),
+    ("e-mail address", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"), ("@",)),
     ("IP address", re.compile(r"(?<![\w.:])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])"
-                              r"|(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")),
+                              r"|(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])"), (".", ":")),
     ("phone number", re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}(?!\w)"
-                                r"|(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}(?!\w)(?!\.\d)")),
+                                r"|(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}(?!\w)(?!\.\d)"), ()),
 ]
 INJECTION = re.compile(
     r"(?i)\b(?:ignore|disregard|forget) (?:all |any )?(?:the |your )?(?:previous|prior|above|earlier|system) "
@@ -54,6 +54,10 @@ INJECTION = re.compile(
     r"|\bdo anything now\b"
     r"|<\|(?:im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id)\|>"
     r"|\[/?INST\]")
+# What `re` matches case-blind but lower() keeps apart: dotless i, long s, and the dot "İ" lowers to.
+FOLDED = str.maketrans({"\u0131": "i", "\u017f": "s", "\u0307": ""})
+INJECTION_HINTS = ("ignore", "disregard", "forget", "you are now", "reveal", "print", "show", "repeat", "leak", "do anything",
+                   "<|", "[inst", "[/inst")
 WORD = re.compile(r"[a-z0-9]+(?:['\u2019-][a-z0-9]+)*")  # an apostrophe may be typographic (U+2019)
 SHINGLE, PERMUTATIONS, NEAR = 5, 64, 0.8
 COMPARED = 100_000   # samples compared with each other (near duplicates, outliers, phrases): ~4 KB each
@@ -84,6 +88,12 @@ def _is_ip(candidate: str) -> bool:
     except ValueError:
         return False
     return candidate.count(":") >= 2 or candidate.count(".") == 3
+
+
+def _may_match(lowered: str, hints: tuple[str, ...]) -> bool:
+    """Whether a pattern can match at all: each holds one of its `hints` (lowercase literals) in any
+    match, so a text without them is skipped without running the regular expression."""
+    return not hints or any(hint in lowered for hint in hints)
 
 
 def _jaccard(one: Any, other: Any) -> float:
@@ -135,15 +145,18 @@ class Screener:
     def _patterns(self, sample: Sample, text: str) -> None:
         """Secrets and personal data, once per stretch of text (the first, most specific pattern wins)."""
         taken: list[tuple[int, int]] = []
+        lowered = text.lower().translate(FOLDED)
         for kind, patterns in (("secret", SECRETS), ("personal data", PERSONAL)):
-            for name, pattern in patterns:
+            for name, pattern, hints in patterns:
+                if not _may_match(lowered, hints):
+                    continue
                 for match in pattern.finditer(text):
                     overlaps = any(match.start() < end and start < match.end() for start, end in taken)
                     if overlaps or (name == "IP address" and not _is_ip(match.group())):
                         continue
                     taken.append(match.span())
                     self._flag(kind, sample, f"{name} {redact(match.group())}")
-        injected = [match.group() for match in INJECTION.finditer(text)]
+        injected = [match.group() for match in INJECTION.finditer(text)] if _may_match(lowered, INJECTION_HINTS) else []
         if injected:
             self._flag("injection", sample, "instruction-like text " + ", ".join(map(repr, injected)))
 
