@@ -58,10 +58,10 @@ def config_flag() -> Parser:
 
 
 def map_flag() -> Parser:
-    """--map KEY=FIELD (repeatable): a column mapping over the config's `[data] columns`."""
+    """--map KEY=FIELD (repeatable): a column mapping in place of the config's `[data] columns`."""
     parent = _parent()
     parent.add_argument("--map", action="append", metavar="KEY=FIELD", dest="columns",
-                        help="read the records' KEY as FIELD (repeatable), e.g. --map question=instruction")
+                        help="read the records' KEY as FIELD (repeatable; replaces [data] columns), e.g. --map question=instruction")
     return parent
 
 
@@ -69,10 +69,10 @@ def column_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """`--map` flags as a `[data] columns` override (empty when none was given)."""
     columns: dict[str, str] = {}
     for item in args.columns or []:
-        key, equals, target = item.partition("=")
-        if not (equals and key.strip() and target.strip()):
+        key, equals, target = item.rpartition("=")  # a field has no "=", a column's name may
+        if not (equals and key and target.strip()):
             raise BadInput(f"--map {item!r}: expected KEY=FIELD, e.g. question=instruction")
-        columns[key.strip()] = target.strip()
+        columns[key] = target.strip()
     return {"data": {"columns": columns}} if columns else {}
 
 

@@ -75,6 +75,9 @@ class DataConfig:
         unknown = sorted(f"{key} = {target!r}" for key, target in self.columns.items() if target not in MAPPABLE)
         if unknown:
             found.append(("columns", f"{', '.join(unknown)}: a column maps to one of {', '.join(MAPPABLE)}"))
+        shared = sorted({target for target in self.columns.values() if list(self.columns.values()).count(target) > 1})
+        if shared:
+            found.append(("columns", f"two columns map to {', '.join(map(repr, shared))}; one field is read from one column"))
         return found
 
 

@@ -39,7 +39,9 @@ def encode_for_training(tokenizer: Any, sample: Sample, max_seq_len: int) -> Enc
 
     Each assistant turn's span is found by rendering the conversation up to the turn with the
     generation prompt, then through the turn: the template must render prefixes as prefixes, which
-    is checked rather than assumed.
+    is checked rather than assumed. The span starts where the rendered turn first differs from the
+    generation prompt: a template may open a tool call without the newline its prompt ends with,
+    and a tokenizer may merge that newline into the answer's first token, which must be learned.
     """
     ids = encode_sample(tokenizer, sample)
     if sample.fmt == "text":
@@ -50,13 +52,18 @@ def encode_for_training(tokenizer: Any, sample: Sample, max_seq_len: int) -> Enc
         for index, message in enumerate(sample.messages):
             if message.role != "assistant" or not message.train:
                 continue
-            start = len(render(tokenizer, turns[:index], sample, generation_prompt=True))
+            start = _shared(ids, render(tokenizer, turns[:index], sample, generation_prompt=True)) if index else 0
             through = render(tokenizer, turns[: index + 1], sample)
             if ids[: len(through)] != through:
                 raise ValueError(f"{sample.where}: the chat template does not render prefixes stably")
             labels[start:len(through)] = ids[start:len(through)]
     truncated = len(ids) > max_seq_len
     return Encoded(tuple(ids[:max_seq_len]), tuple(labels[:max_seq_len]), truncated)
+
+
+def _shared(ids: list[int], prefix: list[int]) -> int:
+    """How many leading tokens `ids` has in common with `prefix`."""
+    return next((i for i, (a, b) in enumerate(zip(ids, prefix, strict=False)) if a != b), min(len(ids), len(prefix)))
 
 
 def steps_per_epoch(samples: int, effective_batch: int) -> int:

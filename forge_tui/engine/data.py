@@ -96,9 +96,22 @@ def _split_folder(path: Path) -> Path:
     return train if (path / "dataset_dict.json").is_file() and train.is_dir() else path
 
 
+def _saved_data_files(folder: Path) -> frozenset[str] | None:
+    """The Arrow files a `datasets` save_to_disk folder lists in its state.json (the cache files that
+    `.map()` writes beside them are not the dataset); None for any other folder."""
+    try:
+        state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+        return frozenset(str(entry["filename"]) for entry in state["_data_files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _is_data_file(path: Path) -> bool:
     if not path.is_file() or not data_suffix(path):
         return False
+    listed = _saved_data_files(path.parent)
+    if listed is not None:
+        return path.name in listed
     if (path.name in DATASETS_METADATA and (path.parent / "state.json").is_file()) or path.name == "dataset_dict.json":
         return False
     return not (data_suffix(path) == ".jsonl" and not path.name.endswith(".gz") and is_telemetry_recording(path))

@@ -11,7 +11,6 @@ import hashlib
 import json
 import statistics
 from array import array
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from forge_tui.engine.fsutil import file_sha256
 from forge_tui.engine.readers import data_suffix
 from forge_tui.engine.sample import location
 from forge_tui.engine.screening import COMPARED, KINDS, Finding, Screener
+from forge_tui.engine.tokens import TemplateRefused, tool_refusal
 
 DEFAULT_ERROR_CAP = 50
 HISTOGRAM_BINS = 10
@@ -47,6 +47,7 @@ class Manifest:
     format: str | None
     sha256: str
     columns: dict[str, str] = field(default_factory=dict)   # the column mapping the files were read with
+    samples_sha256: str = ""   # of every sample's content in reading order: the same bytes read differently differ here
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,6 +90,7 @@ class CheckReport:
     findings: list[Finding] = field(default_factory=list)
     finding_count: int = 0
     not_compared: int = 0   # samples screened for patterns only (past the screening's comparison budget)
+    finding_counts: dict[str, int] = field(default_factory=dict)   # by kind, all of them
 
     @property
     def ok(self) -> bool:
@@ -116,8 +118,7 @@ class CheckReport:
         }
 
     def finding_kinds(self) -> dict[str, int]:
-        counts = Counter(f.kind for f in self.findings)
-        return {kind: counts[kind] for kind in KINDS if counts[kind]}
+        return {kind: self.finding_counts[kind] for kind in KINDS if self.finding_counts.get(kind)}
 
 
 class FirstSeen:
@@ -144,8 +145,11 @@ class FirstSeen:
 
 
 def sample_key(sample: Sample) -> bytes:
-    """A digest of what a sample teaches (roles and contents), blind to metadata and location."""
-    payload = json.dumps([sample.fmt, [[m.role, m.content] for m in sample.messages]], ensure_ascii=False)
+    """A digest of what a sample teaches (roles, contents, and the tool calls, tools and loss weights
+    of those that have them), blind to metadata and location."""
+    turns = [[m.role, m.content, *([[list(m.tool_calls), list(m.extra), m.train]] if m.tool_calls or m.extra or not m.train else [])]
+             for m in sample.messages]
+    payload = json.dumps([sample.fmt, turns, *([list(sample.tools)] if sample.tools else [])], ensure_ascii=False, sort_keys=True)
     return hashlib.blake2b(payload.encode("utf-8"), digest_size=16).digest()
 
 
@@ -160,7 +164,8 @@ def container(path: Path) -> str:
     return data_suffix(path).lstrip(".") + (".gz" if path.name.lower().endswith(".gz") else "")
 
 
-def build_manifest(counts: dict[Path, tuple[str | None, int]], columns: dict[str, str] | None = None) -> Manifest:
+def build_manifest(counts: dict[Path, tuple[str | None, int]], columns: dict[str, str] | None = None,
+                   samples_sha256: str = "") -> Manifest:
     """Hash every file; the manifest digest covers names (not folders), hashes, formats and counts,
     and the column mapping when there is one (the same bytes read through another mapping are
     another dataset)."""
@@ -173,7 +178,7 @@ def build_manifest(counts: dict[Path, tuple[str | None, int]], columns: dict[str
         described.append(sorted(columns.items()))
     overall = hashlib.sha256(json.dumps(described).encode()).hexdigest()
     overall_format = formats.pop() if len(formats) == 1 else ("mixed" if formats else None)
-    return Manifest(entries, sum(e.samples for e in entries), overall_format, overall, dict(columns or {}))
+    return Manifest(entries, sum(e.samples for e in entries), overall_format, overall, dict(columns or {}), samples_sha256)
 
 
 def length_stats(lengths: Sequence[int], max_seq_len: int) -> LengthStats:
@@ -212,23 +217,23 @@ def check_dataset(
     paths = list(paths)
     report = CheckReport(paths=[str(p) for p in paths], eval_fraction=eval_fraction,
                          skipped=[f"{entry}: {why}" for p in paths for entry, why in skipped_entries(p)])
-    screener = Screener()
+    screener = Screener(keep=error_cap)
     first_seen = FirstSeen()
     lengths = array("I")  # 4 bytes a sample
+    content = hashlib.sha256()
     per_file: dict[Path, tuple[str | None, int]] = {f: (None, 0) for p in paths if p.exists() for f in dataset_files(p)}
-    for item in read_dataset(paths, reading):
-        reason = refusal(item) if refusal is not None and isinstance(item, Sample) else None
-        if reason:
-            item = Problem(item.file, item.line, reason)
+    for read in read_dataset(paths, reading):
+        item, length = _measured(read, refusal, token_length)
         if isinstance(item, Problem):
             report.problem_count += 1
-            if len(report.problems) < error_cap:
+            if len(report.problems) < error_cap or item.stops:
                 report.problems.append(item)
             continue
         report.samples += 1
         report.formats[item.fmt] = report.formats.get(item.fmt, 0) + 1
         per_file[item.file] = (item.fmt, per_file.get(item.file, (None, 0))[1] + 1)
         key = sample_key(item)
+        content.update(key)
         first = first_seen.first(key, item)
         if first is not None:
             report.duplicate_count += 1
@@ -237,15 +242,31 @@ def check_dataset(
         else:
             screener.add(item)  # an exact duplicate is reported once, as a duplicate
         report.split["eval" if in_eval_split(key, eval_fraction) else "train"] += 1
-        if token_length is not None:
-            lengths.append(token_length(item))
+        if length is not None:
+            lengths.append(length)
     if lengths:
         report.lengths = length_stats(lengths, max_seq_len)
     if per_file:
-        report.manifest = build_manifest(per_file, dict(reading.columns))
-    _screened(report, screener.findings(), error_cap, strict)
+        report.manifest = build_manifest(per_file, dict(reading.columns), content.hexdigest())
+    found = screener.findings()
+    report.finding_counts = dict(screener.counts(found))
+    _screened(report, found, error_cap, strict)
     report.not_compared = screener.beyond
     return report
+
+
+def _measured(item: Sample | Problem, refusal: Callable[[Sample], str | None] | None,
+              token_length: Callable[[Sample], int] | None) -> tuple[Sample | Problem, int | None]:
+    """A sample with its token length (when counted), or the problem the model's template has with it."""
+    if isinstance(item, Problem):
+        return item, None
+    reason = refusal(item) if refusal is not None else None
+    if reason:
+        return Problem(item.file, item.line, reason), None
+    try:
+        return item, token_length(item) if token_length is not None else None
+    except TemplateRefused as exc:
+        return Problem(item.file, item.line, exc.reason), None
 
 
 def check_configured(paths: Iterable[Path], data: DataConfig, *, strict: bool = False, model: Path | None = None,
@@ -253,18 +274,16 @@ def check_configured(paths: Iterable[Path], data: DataConfig, *, strict: bool = 
     """`check_dataset` under the config's split, record size, column mapping and screening rule
     (`strict` makes the screening findings problems whatever the config says); with the `model`
     folder, samples its chat template cannot render are problems too."""
-    from forge_tui.engine.tokens import tool_refusal
-
     return check_dataset(paths, eval_fraction=data.eval_fraction, max_seq_len=max_seq_len or data.max_seq_len,
                          token_length=token_length, refusal=tool_refusal(model) if model else None,
                          reading=Reading.of(data), strict=strict or data.screening == "strict")
 
 
 def _screened(report: CheckReport, findings: list[Finding], cap: int, strict: bool) -> None:
-    report.finding_count = len(findings)
+    report.finding_count = sum(report.finding_counts.values())
     report.findings = findings[:cap]
     if strict:
-        report.problem_count += len(findings)
+        report.problem_count += report.finding_count
         room = max(0, cap - len(report.problems))
         report.problems.extend(Problem(f.file, f.line, f"{f.kind}: {f.message} (strict screening)") for f in findings[:room])
 

@@ -55,7 +55,7 @@ def detect_format(record: Any) -> Format | None:
         turns = record["messages"]
         first = turns[0] if isinstance(turns, list) and turns else None
         return "sharegpt" if isinstance(first, dict) and "from" in first else "chat"
-    if "instruction" in record or "output" in record:
+    if "instruction" in record:
         return "alpaca"
     if "prompt" in record or "completion" in record:
         return "prompt"
@@ -132,17 +132,22 @@ def _json_value(value: Any, label: str, problems: list[str]) -> Any:
         return json.loads(value) if value.strip() else None
     except json.JSONDecodeError as exc:
         problems.append(f"{label} is not valid JSON ({exc.msg} at column {exc.colno})")
-        return None
+    except (ValueError, RecursionError) as exc:  # too deep, or a number Python will not hold
+        problems.append(f"{label} is JSON that cannot be read ({type(exc).__name__})")
+    return None
 
 
 def _call(value: Any, label: str, problems: list[str]) -> dict[str, Any] | None:
     """One tool call, from OpenAI's {"id"?, "type", "function": {...}} or a bare {"name", "arguments"},
     in the form chat templates read: arguments as an object."""
     function = value.get("function", value) if isinstance(value, dict) else None
-    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"].strip():
         problems.append(f"{label} is not a tool call (an object with a function name and arguments)")
         return None
+    before = len(problems)
     arguments = _json_value(function.get("arguments", {}), f"{label}.arguments", problems)
+    if arguments is not None and not isinstance(arguments, dict) and len(problems) == before:
+        problems.append(f"{label}.arguments is {type_word(arguments)}, expected an object of named arguments")
     call: dict[str, Any] = {"type": "function", "function": {"name": function["name"], "arguments": arguments or {}}}
     if isinstance(value, dict) and isinstance(value.get("id"), str):
         call["id"] = value["id"]
@@ -150,9 +155,10 @@ def _call(value: Any, label: str, problems: list[str]) -> dict[str, Any] | None:
 
 
 def _calls(value: Any, label: str, problems: list[str]) -> tuple[Mapping[str, Any], ...]:
+    before = len(problems)
     parsed = _json_value(value, label, problems)
     if parsed is None:
-        if not isinstance(value, str) or not value.strip():  # (text that is not JSON is reported as such)
+        if len(problems) == before:  # (text that is not JSON was reported as such)
             problems.append(f"{label} holds no tool call")
         return ()
     value = parsed
@@ -169,7 +175,12 @@ def tool_specs(value: Any, problems: list[str]) -> tuple[Mapping[str, Any], ...]
     if not isinstance(value, list) or not all(isinstance(spec, dict) for spec in value):
         problems.append(f"'tools' is {type_word(value)}, expected a list of function specifications")
         return ()
-    return tuple(spec if "function" in spec else {"type": "function", "function": spec} for spec in value)
+    specs = tuple(spec if "function" in spec else {"type": "function", "function": spec} for spec in value)
+    for index, spec in enumerate(specs):
+        function = spec["function"]
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"].strip():
+            problems.append(f"tools[{index}] is not a function specification (an object with a name)")
+    return specs
 
 
 def _trains(turn: Mapping[str, Any], role: str, label: str, problems: list[str]) -> bool:
@@ -280,10 +291,11 @@ def _sharegpt(record: Mapping[str, Any], problems: list[str]) -> list[Message]:
         broken = _alternation(value, style, key)
         if broken:
             problems.append(broken)
+    messages = [m for m in messages if m.role != "system" or m.content.strip()]  # an empty system prompt is none
     system = _text(record, "system", problems, optional=True)
     if system.strip() and not (messages and messages[0].role == "system"):
         messages.insert(0, Message("system", system))
-    return [m for m in messages if m.role != "system" or m.content.strip()]  # an empty system prompt is none
+    return messages
 
 
 def _alpaca(record: Mapping[str, Any], problems: list[str]) -> list[Message]:
@@ -346,7 +358,8 @@ def mapped(record: dict[str, Any], columns: Mapping[str, str]) -> tuple[dict[str
     """The record with its keys renamed by a column mapping, or why that cannot be done."""
     if not columns:
         return record, None
-    clash = next((k for k, target in columns.items() if k in record and target in record and target != k), None)
+    moved = {key for key in columns if key in record}
+    clash = next((k for k in moved if columns[k] in record and columns[k] not in moved), None)
     if clash is not None:
         return record, f"column {clash!r} is mapped to {columns[clash]!r}, which the record also has"
     return {columns.get(key, key): value for key, value in record.items()}, None

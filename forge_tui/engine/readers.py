@@ -107,6 +107,8 @@ def _read_jsonl(handle: IO[bytes], file: Path, limit: int) -> Iterator[RawRecord
                 yield Problem(file, number, f"malformed JSON: {exc.msg} at column {exc.colno}")
         except RecursionError:
             yield Problem(file, number, "JSON nested too deeply")
+        except ValueError as exc:  # valid JSON Python will not hold (an integer of thousands of digits)
+            yield Problem(file, number, f"unreadable JSON value ({exc})")
 
 
 class _TextStream:
@@ -213,6 +215,8 @@ def _decode_element(stream: _TextStream, decoder: json.JSONDecoder, file: Path, 
             raise _StopFile(Problem(file, line, f"malformed or truncated JSON: {exc.msg}")) from None
         except RecursionError:
             raise _StopFile(Problem(file, start_line, "JSON nested too deeply")) from None
+        except ValueError as exc:
+            raise _StopFile(Problem(file, start_line, f"unreadable JSON value ({exc}); stopped reading")) from None
         stream.consume(end)
         return RawRecord(start_line, value)
 
@@ -312,9 +316,10 @@ def _until_unreadable(items: Iterator[RawRecord | Problem], file: Path) -> Itera
             line = item.line or line
             yield item
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        yield Problem(file, line + 1, f"damaged or truncated gzip data ({exc}); stopped reading")
+        yield Problem(file, line + 1, f"damaged or truncated gzip data ({exc}); stopped reading (the problems of this file "
+                                      "before this line may come from the damage)", stops=True)
     except OSError as exc:
-        yield Problem(file, line + 1, f"read error ({exc.strerror or exc}); stopped reading")
+        yield Problem(file, line + 1, f"read error ({exc.strerror or exc}); stopped reading", stops=True)
 
 
 def read_raw(file: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[RawRecord | Problem]:
@@ -324,7 +329,7 @@ def read_raw(file: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> It
     if suffix in COLUMNAR_SUFFIXES:
         from forge_tui.engine.columnar import read_columnar
 
-        yield from read_columnar(file)
+        yield from read_columnar(file, max_record_bytes)
         return
     try:
         handle = cast(IO[bytes], gzip.open(file, "rb") if file.name.lower().endswith(GZIP_SUFFIX) else open(file, "rb"))  # noqa: SIM115

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from forge_tui.engine import events as ev
 from forge_tui.engine.audit import AuditLog, record_event
@@ -118,6 +119,18 @@ def ensure_resumable(run: RunDir) -> None:
         raise BadInput(f"{run.path}/config.json changed since the run started (hash differs); refusing to resume")
 
 
+def _require_same_samples(run: RunDir, recorded: dict[str, Any], current: dict[str, Any]) -> None:
+    """The same files must also read as the same samples (the split and the batch order follow from
+    them): a run recorded before samples were fingerprinted cannot promise that, so it is refused."""
+    if "samples_sha256" not in recorded:
+        raise BadInput(f"{run.path}: started by an earlier Forge, which did not fingerprint the samples it read; this version "
+                       "reads some records differently (alpaca system/history, conversations end at their last answer), so an "
+                       "exact resume cannot be promised: start a new run")
+    if current["samples_sha256"] != recorded["samples_sha256"]:
+        raise BadInput(f"{run.path}: the dataset's files are unchanged but read as other samples now (the column mapping or "
+                       "the reader differs); refusing to resume")
+
+
 def _require_same_data(run: RunDir) -> None:
     dataset = run.dataset()
     path = Path(dataset["path"])
@@ -131,6 +144,7 @@ def _require_same_data(run: RunDir) -> None:
         if len(recorded["files"]) != len(current["files"]):
             changed.append(f"files {len(recorded['files'])} -> {len(current['files'])}")
         raise BadInput(f"{run.path}: the dataset changed since the run started; refusing to resume:\n  " + "\n  ".join(changed))
+    _require_same_samples(run, recorded, current)
     rehearsal = dataset.get("rehearsal")
     if rehearsal and (not Path(rehearsal["path"]).is_file() or file_sha256(Path(rehearsal["path"])) != rehearsal["sha256"]):
         raise BadInput(f"{run.path}: its rehearsal set {rehearsal['path']} changed or is gone; refusing to resume")

@@ -77,6 +77,7 @@ class Problem:
     file: Path
     line: int | None
     message: str
+    stops: bool = False   # reading the file stopped here: it explains the problems before it, so it is always shown
 
     @property
     def where(self) -> str:

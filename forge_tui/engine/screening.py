@@ -18,6 +18,7 @@ Matched secrets are shown redacted. The operator sees the findings and decides; 
 from __future__ import annotations
 
 import ipaddress
+import json
 import math
 import re
 import statistics
@@ -61,6 +62,8 @@ INJECTION_HINTS = ("ignore", "disregard", "forget", "you are now", "reveal", "pr
 WORD = re.compile(r"[a-z0-9]+(?:['\u2019-][a-z0-9]+)*")  # an apostrophe may be typographic (U+2019)
 SHINGLE, PERMUTATIONS, NEAR = 5, 64, 0.8
 COMPARED = 100_000   # samples compared with each other (near duplicates, outliers, phrases): ~4 KB each
+PHRASE_WORDS = 512   # words of a sample's prompt (and of its answers) counted for the trigger search
+KEPT = 1000          # pattern findings kept in full (all are counted)
 SAME_PAYLOAD = 0.6   # share of a phrase's samples answered like its first one, for a trigger
 STOPWORDS = frozenset(("the and for are but not you your with this that from have has was were will what when where "
                        "which who how can its into out our all any per than then them they there").split())
@@ -102,17 +105,22 @@ def _jaccard(one: Any, other: Any) -> float:
 
 
 def _text(sample: Sample) -> str:
-    return "\n".join(message.content for message in sample.messages)
+    """Everything a sample trains on or shows the model: contents, tool calls and tool specs."""
+    calls = [json.dumps(call, ensure_ascii=False) for message in sample.messages for call in message.tool_calls]
+    return "\n".join([*(message.content for message in sample.messages), *calls,
+                      *(json.dumps(spec, ensure_ascii=False) for spec in sample.tools)])
 
 
 class Screener:
     """Fed every sample as the check reads it; `findings()` once all are read."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: int = KEPT) -> None:
         from datasketch import MinHash, MinHashLSH
 
         self.template = MinHash(num_perm=PERMUTATIONS, seed=1)  # its permutations, drawn once, serve every sample
-        self.found: list[Finding] = []
+        self.keep = keep
+        self.found: list[Finding] = []   # the first `keep` pattern findings; all are counted
+        self.counted: Counter[str] = Counter()
         self.lengths: list[tuple[int, Path, int]] = []
         self.lsh = MinHashLSH(threshold=NEAR, num_perm=PERMUTATIONS)
         self.signatures: dict[str, Any] = {}  # key -> the hash values alone (a MinHash object is ~3x their size)
@@ -140,7 +148,9 @@ class Screener:
         self._phrases(sample)
 
     def _flag(self, kind: str, sample: Sample, message: str) -> None:
-        self.found.append(Finding(kind, sample.file, sample.line, message))
+        self.counted[kind] += 1
+        if len(self.found) < self.keep:
+            self.found.append(Finding(kind, sample.file, sample.line, message))
 
     def _patterns(self, sample: Sample, text: str) -> None:
         """Secrets and personal data, once per stretch of text (the first, most specific pattern wins)."""
@@ -184,11 +194,11 @@ class Screener:
     def _phrases(self, sample: Sample) -> None:
         """Word and 3-gram counts of the prompt side (where a trigger sits), and for each 3-gram how
         many of its samples get the same answer as its first one (a trigger's payload repeats)."""
-        prompt = WORD.findall(" ".join(m.content for m in sample.messages if m.role != "assistant").lower())
+        prompt = WORD.findall(" ".join(m.content for m in sample.messages if m.role != "assistant").lower())[:PHRASE_WORDS]
         answers = [m.content for m in sample.messages if m.role == "assistant"]
         payload = hash(" ".join(WORD.findall(answers[-1].lower())[:12])) if answers else 0
         self.word_df.update(set(prompt))
-        self.answer_words.update(WORD.findall(" ".join(answers).lower()))
+        self.answer_words.update(WORD.findall(" ".join(answers).lower())[:PHRASE_WORDS])
         for gram in {tuple(prompt[i:i + 3]) for i in range(len(prompt) - 2)}:
             self.phrase_df[gram] += 1
             first = self.phrase_first.setdefault(gram, (sample.file, sample.line, payload))
@@ -196,6 +206,10 @@ class Screener:
 
     def findings(self) -> list[Finding]:
         return self.found + self._length_outliers() + self._repeated_rare_phrases()
+
+    def counts(self, findings: list[Finding]) -> Counter[str]:
+        """Findings by kind, those past `keep` included (`findings`: what `findings()` returned)."""
+        return self.counted + Counter(f.kind for f in findings[len(self.found):])
 
     def _length_outliers(self) -> list[Finding]:
         if len(self.lengths) < 20:

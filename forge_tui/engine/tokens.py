@@ -9,12 +9,27 @@ from pathlib import Path
 from typing import Any
 
 from forge_tui.engine.data import Sample
+from forge_tui.errors import BadInput
+
+
+class TemplateRefused(BadInput):
+    """The model's chat template will not render a sample (it raised: a role it does not take, turns
+    in an order it refuses): bad input at the sample's location."""
+
+    def __init__(self, sample: Sample, reason: str) -> None:
+        self.reason = f"the chat template refuses this conversation: {reason}"
+        super().__init__(f"{sample.where}: {self.reason}")
 
 
 def render(tokenizer: Any, turns: Sequence[dict[str, Any]], sample: Sample, *, generation_prompt: bool = False) -> list[int]:
     """Token ids of `turns` through the chat template, with the sample's tools when it has some."""
-    return list(tokenizer.apply_chat_template(list(turns), tools=list(sample.tools) or None, tokenize=True,
-                                              return_dict=False, add_generation_prompt=generation_prompt))
+    from jinja2 import TemplateError
+
+    try:
+        return list(tokenizer.apply_chat_template(list(turns), tools=list(sample.tools) or None, tokenize=True,
+                                                  return_dict=False, add_generation_prompt=generation_prompt))
+    except (TemplateError, ValueError) as exc:
+        raise TemplateRefused(sample, str(exc) or type(exc).__name__) from None
 
 
 def encode_sample(tokenizer: Any, sample: Sample) -> list[int]:

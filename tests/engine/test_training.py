@@ -109,6 +109,14 @@ def test_resume_refuses_a_changed_dataset_and_a_finished_run(tiny_config, tmp_pa
     assert "dataset changed" in changed.stderr
     assert "samples 96 -> 97" in changed.stderr
 
+    dataset.write_text(before)  # the same bytes again, but the run's manifest as an earlier Forge wrote it
+    recorded = json.loads((run / "dataset.json").read_text())
+    assert recorded["manifest"].pop("samples_sha256")
+    (run / "dataset.json").write_text(json.dumps(recorded))
+    earlier = run_cli("--config", str(tiny_config), "resume", str(run))
+    assert earlier.returncode == 2
+    assert "started by an earlier Forge, which did not fingerprint the samples" in earlier.stderr
+
 
 def test_bad_inputs_exit_2_and_create_nothing(tiny_config, tmp_path, write) -> None:
     bad_data = write("bad.jsonl", "{oops\n")

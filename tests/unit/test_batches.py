@@ -74,7 +74,8 @@ def test_tool_use_renders_through_a_template_with_tools_and_weights_choose_the_l
     assert '<tools>{"type": "function", "function": {"name": "get_rate"' in shown
     assert "<tool_response>\n11.7\n</tool_response>" in shown
     learned = tokenizer.decode([t for t in encoded.labels if t != IGNORE])
-    assert 'tool_call>\n{"name": "get_rate", "arguments": {"pair": "EURNOK"}}\n</tool_call>' in learned  # ("\n<" is one token here)
+    # the template opens the call without the newline its generation prompt ends with: the whole call is learned
+    assert str(learned).startswith('<tool_call>\n{"name": "get_rate", "arguments": {"pair": "EURNOK"}}\n</tool_call>')
     assert "It is 11.7 today." in learned
     assert "Rate for EURNOK?" not in learned
     assert "<tool_response>" not in learned

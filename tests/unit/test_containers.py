@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from forge_tui.cli import main
-from forge_tui.engine.data import Problem, Sample, dataset_files, read_dataset
+from forge_tui.engine.data import Problem, Reading, Sample, dataset_files, read_dataset
 from forge_tui.engine.datacheck import check_dataset
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -23,7 +23,11 @@ ROWS = [{"conversations": [{"from": "human", "value": f"Interval for pump {i}?"}
 
 
 def _read(*paths: Path) -> tuple[list[Sample], list[Problem]]:
-    items = list(read_dataset(paths))
+    return _read_with(*paths)
+
+
+def _read_with(*paths: Path, limit: int = Reading().max_record_bytes) -> tuple[list[Sample], list[Problem]]:
+    items = list(read_dataset(paths, Reading(max_record_bytes=limit)))
     return [i for i in items if isinstance(i, Sample)], [i for i in items if isinstance(i, Problem)]
 
 
@@ -135,3 +139,51 @@ def test_data_check_names_each_files_format_and_keeps_the_mapping(write, tmp_pat
     assert "columns     question -> instruction, answer -> output" in shown
     assert main(["data", "check", str(folder), "--map", "question"]) == 2
     assert "--map 'question': expected KEY=FIELD" in capsys.readouterr().err
+
+
+def test_a_damaged_arrow_file_is_a_problem_in_a_process_that_survives(tmp_path) -> None:
+    """Damaged buffers crashed pyarrow's converter (SIGSEGV) before batches were validated: run in a
+    child, so a regression fails this test rather than killing the suite."""
+    from tests.helpers import run_cli
+
+    table = pa.Table.from_pylist([{"text": f"log line {n} " + "x" * (n % 97)} for n in range(10_000)])
+    path = tmp_path / "flipped.arrow"
+    with pa.ipc.new_file(path, table.schema) as writer:
+        writer.write_table(table, max_chunksize=1000)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = b"\xff" * 64
+    path.write_bytes(bytes(data))
+    result = run_cli("data", "check", str(path), env={"FORGE_TUI_CACHE_DIR": str(tmp_path / "no-model")})
+    assert result.returncode == 2, result.stderr
+    assert "not a readable Arrow file" in result.stderr
+    assert "internal error" not in result.stderr
+
+
+def test_columnar_values_python_cannot_hold_and_rows_over_the_limit_are_problems_at_their_row(tmp_path) -> None:
+    path = tmp_path / "odd.parquet"
+    pq.write_table(pa.table({"text": ["fine", "also fine", "x" * 2_000_000],
+                             "when": pa.array([0, 253402300800 * 10**7, 0], pa.timestamp("us"))}), path)
+    samples, problems = _read_with(path, limit=1024 * 1024)
+    assert [s.line for s in samples] == [1]
+    assert [(p.line, p.message.split(" (")[0]) for p in problems] == [(2, "a value cannot be read"),
+                                                                    (3, "row is larger than 1 MiB; records are limited to that size")]
+
+
+def test_a_datasets_folder_reads_the_files_its_state_lists_not_its_cache(tmp_path) -> None:
+    import shutil
+
+    folder = tmp_path / "saved"
+    shutil.copytree(FIXTURES / "saved_datasetdict", folder)
+    shutil.copy(folder / "train" / "data-00000-of-00001.arrow", folder / "train" / "cache-1a2b3c4d5e6f7a8b.arrow")
+    assert [p.name for p in dataset_files(folder)] == ["data-00000-of-00001.arrow"]
+
+
+def test_damaged_gzip_is_shown_even_past_the_cap_of_problems(tmp_path) -> None:
+    raw = "".join(json.dumps({"text": f"line {n} " + "y" * (n % 50)}) + "\n" for n in range(2000)).encode()
+    packed = bytearray(gzip.compress(raw))
+    packed[len(packed) // 2] ^= 0x40
+    path = tmp_path / "flip.jsonl.gz"
+    path.write_bytes(bytes(packed))
+    report = check_dataset([path])
+    assert any("damaged or truncated gzip data" in p.message for p in report.problems)

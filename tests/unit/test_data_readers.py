@@ -170,8 +170,8 @@ def test_telemetry_recordings_are_not_offered_as_datasets() -> None:
     from tests.helpers import ROOT
 
     found = [p.relative_to(ROOT / "sample_data").as_posix() for p in discover_datasets([ROOT / "sample_data"])]
-    assert found == ["screening-demo/train.jsonl", "waterworks/eval.jsonl", "waterworks/retention.jsonl",
-                     "waterworks/train.jsonl"]
+    assert found == ["formats/faq.csv", "formats/openai-parts.jsonl", "formats/sharegpt.json", "screening-demo/train.jsonl",
+                     "waterworks/eval.jsonl", "waterworks/retention.jsonl", "waterworks/train.jsonl"]
 
 
 def test_a_fifo_is_refused_at_once_and_a_folder_skips_it(tmp_path) -> None:

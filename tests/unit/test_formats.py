@@ -5,6 +5,7 @@ cases included."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -224,3 +225,87 @@ def test_a_benchmark_item_with_tool_use_is_refused_at_its_line() -> None:
                      Message("assistant", "one")), "chat", Path("eval.jsonl"), 7)
     with pytest.raises(BadInput, match=r"eval.jsonl:7: a benchmark item is a question and its answer; tool use is not scored"):
         to_item(sample, "eval")
+
+
+@pytest.mark.parametrize(("record", "fragment"), [
+    (_sharegpt(("human", "q"), ("function_call", "null"), ("observation", "r"), ("gpt", "a")), "conversations[1].value holds no tool call"),
+    (_sharegpt(("human", "q"), ("function_call", '{"name": "f", "arguments": [1, 2]}'), ("observation", "r"), ("gpt", "a")),
+     "conversations[1].value.arguments is an array, expected an object of named arguments"),
+    (_sharegpt(("human", "q"), ("function_call", '{"name": "f", "arguments": "5"}'), ("observation", "r"), ("gpt", "a")),
+     "conversations[1].value.arguments is a number, expected an object of named arguments"),
+    (_sharegpt(("human", "q"), ("function_call", '{"name": " ", "arguments": {}}'), ("observation", "r"), ("gpt", "a")),
+     "conversations[1].value is not a tool call"),
+    (_sharegpt(("human", "q"), ("function_call", "[" * 100_000 + "]" * 100_000), ("observation", "r"), ("gpt", "a")),
+     "conversations[1].value is JSON that cannot be read (RecursionError)"),
+    (_sharegpt(("human", "q"), ("gpt", "a"), tools=[{"function": 5}]), "tools[0] is not a function specification"),
+])
+def test_tool_shapes_that_no_template_could_render_are_refused(write, record, fragment) -> None:
+    _, problems = _read(write("calls.jsonl", _jsonl(record)))
+    assert [p.message for p in problems] == [fragment] or fragment in problems[0].message, problems
+
+
+def test_an_empty_system_turn_leaves_the_top_level_system_prompt(write) -> None:
+    record = {"conversations": [{"from": "system", "value": ""}, {"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}],
+              "system": "Plant assistant."}
+    (sample,), _ = _read(write("s.jsonl", _jsonl(record)))
+    assert _turns(sample) == [("system", "Plant assistant."), ("user", "q"), ("assistant", "a")]
+
+
+def test_mappings_may_swap_columns_but_not_read_one_field_from_two(write) -> None:
+    from forge_tui.config import ConfigError, parse_config
+
+    swapped = write("swap.jsonl", _jsonl({"instruction": "the answer", "output": "the question"}))
+    (sample,), problems = _read(swapped, Reading(columns={"instruction": "output", "output": "instruction"}))
+    assert problems == []
+    assert _turns(sample) == [("user", "the question"), ("assistant", "the answer")]
+    with pytest.raises(ConfigError, match="two columns map to 'output'; one field is read from one column"):
+        parse_config('[data]\ncolumns = { answer = "output", notes = "output", question = "instruction" }\n', Path("c.toml"))
+
+
+def test_the_sample_digest_sees_tool_calls_and_weights(write) -> None:
+    from forge_tui.engine.datacheck import check_dataset, sample_key
+
+    def call(city: str) -> dict:
+        calls = [{"type": "function", "function": {"name": "w", "arguments": {"city": city}}}]
+        return {"messages": [{"role": "user", "content": "Weather?"}, {"role": "assistant", "tool_calls": calls},
+                             {"role": "tool", "content": "5C"}, {"role": "assistant", "content": "5C."}]}
+
+    def weighted(weight: int) -> dict:
+        return {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a1", "weight": weight},
+                             {"role": "user", "content": "q2"}, {"role": "assistant", "content": "a2"}]}
+
+    samples, _ = _read(write("k.jsonl", _jsonl(call("Oslo"), call("Bergen"), weighted(0), weighted(1))))
+    assert len({sample_key(s) for s in samples}) == 4
+    plain = Sample((Message("user", "q"), Message("assistant", "a")), "chat", Path("f.jsonl"), 1)
+    before = hashlib.blake2b(json.dumps(["chat", [["user", "q"], ["assistant", "a"]]]).encode(), digest_size=16).digest()
+    assert sample_key(plain) == before  # a plain sample keeps its digest: the split of existing data does not move
+    report = check_dataset([write("secret.jsonl", _jsonl({"messages": [
+        {"role": "user", "content": "Mail it"},
+        {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "send", "arguments": {
+            "to": "jane.doe@example.com", "key": "AKIAIOSFODNN7EXAMPLE"}}}]},
+        {"role": "tool", "content": "sent"}, {"role": "assistant", "content": "Sent."}]}))])
+    assert report.finding_kinds() == {"secret": 1, "personal data": 1}
+
+
+def test_a_template_that_raises_is_a_problem_at_the_line_and_an_answer_first_conversation_encodes(write, embedded_model) -> None:
+    from transformers import AutoTokenizer
+
+    from forge_tui.engine.batches import IGNORE, encode_for_training
+    from forge_tui.engine.datacheck import check_dataset
+    from forge_tui.engine.tokens import token_counter
+
+    tokenizer = AutoTokenizer.from_pretrained(embedded_model)
+    opening = {"messages": [{"role": "assistant", "content": "Shift report ready."}, {"role": "user", "content": "Read it"},
+                            {"role": "assistant", "content": "All pumps normal."}]}
+    (sample,), _ = _read(write("first.jsonl", _jsonl(opening)))
+    learned = tokenizer.decode([t for t in encode_for_training(tokenizer, sample, 256).labels if t != IGNORE])
+    assert "Shift report ready." in learned
+    assert "All pumps normal." in learned
+    tokenizer.chat_template = ("{% for m in messages %}{% if m.role == 'system' %}{{ raise_exception('System role not supported') }}"
+                               "{% endif %}{{ m.role }}: {{ m.content }}\n{% endfor %}")
+    path = write("sys.jsonl", _jsonl({"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "q"},
+                                                   {"role": "assistant", "content": "a"}]}, opening))
+    report = check_dataset([path], token_length=token_counter(tokenizer))
+    assert [(p.line, p.message) for p in report.problems] == [
+        (1, "the chat template refuses this conversation: System role not supported")]
+    assert report.samples == 1

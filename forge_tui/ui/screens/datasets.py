@@ -48,9 +48,9 @@ def dataset_label(path: Path) -> str:
     return str(path.relative_to(root)) if path.is_relative_to(root) else f"{path.parent.name}/{path.name}"
 
 
-def first_samples(path: Path, columns: dict[str, str]) -> list[Sample]:
-    """The samples a preview shows: the first PREVIEW_SAMPLES that read cleanly (under the mapping)."""
-    samples = (item for item in read_dataset([path], Reading(columns=columns)) if isinstance(item, Sample))
+def first_samples(path: Path, reading: Reading) -> list[Sample]:
+    """The samples a preview shows: the first PREVIEW_SAMPLES that read cleanly."""
+    samples = (item for item in read_dataset([path], reading) if isinstance(item, Sample))
     return list(islice(samples, PREVIEW_SAMPLES))
 
 
@@ -137,6 +137,10 @@ class DatasetsScreen(ForgeScreen):
         if self.selected is not None:
             self.app.switch_mode("train")
 
+    def _columns(self, path: Path) -> dict[str, str]:
+        """The mapping a dataset is read with: the one chosen here (`m`), else the config's."""
+        return self.console.mappings.get(path) or dict(self.config.data.columns)
+
     def action_map_columns(self) -> None:
         if self.selected is not None:
             self.offer_mapping(self.selected)
@@ -150,7 +154,7 @@ class DatasetsScreen(ForgeScreen):
         if not keys:
             self.notify(f"{dataset_label(path)}: no record to map (see Check)", severity="warning")
             return
-        self.app.push_screen(ColumnsScreen(path, keys, self.console.mappings.get(path, {})),
+        self.app.push_screen(ColumnsScreen(path, keys, self._columns(path)),
                              lambda chosen: self._mapped(path, chosen))
 
     def _mapped(self, path: Path, chosen: dict[str, str] | None) -> None:
@@ -176,8 +180,8 @@ class DatasetsScreen(ForgeScreen):
 
     @work(thread=True, exclusive=True, group="preview", exit_on_error=False, description="the dataset preview")
     def preview(self, path: Path) -> None:
-        columns = self.console.mappings.get(path, {})
-        self.settle(lambda: render_preview(first_samples(path, columns)), lambda text: self._show("#preview", path, text),
+        reading = Reading(self.config.data.max_record_bytes, self._columns(path))
+        self.settle(lambda: render_preview(first_samples(path, reading)), lambda text: self._show("#preview", path, text),
                     lambda reason: self._show("#preview", path, f"[b $error]preview failed[/]: {escape(reason)}"))
 
     def _show(self, target: str, path: Path, text: str) -> None:
