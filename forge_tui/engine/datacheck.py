@@ -149,7 +149,8 @@ def sample_key(sample: Sample) -> bytes:
     of those that have them), blind to metadata and location."""
     turns = [[m.role, m.content, *([[list(m.tool_calls), list(m.extra), m.train]] if m.tool_calls or m.extra or not m.train else [])]
              for m in sample.messages]
-    payload = json.dumps([sample.fmt, turns, *([list(sample.tools)] if sample.tools else [])], ensure_ascii=False, sort_keys=True)
+    payload = json.dumps([sample.fmt, turns, *([list(sample.tools)] if sample.tools else [])], ensure_ascii=False, sort_keys=True,
+                         default=str)  # (a Parquet struct may hold dates)
     return hashlib.blake2b(payload.encode("utf-8"), digest_size=16).digest()
 
 

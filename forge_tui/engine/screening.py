@@ -106,9 +106,9 @@ def _jaccard(one: Any, other: Any) -> float:
 
 def _text(sample: Sample) -> str:
     """Everything a sample trains on or shows the model: contents, tool calls and tool specs."""
-    calls = [json.dumps(call, ensure_ascii=False) for message in sample.messages for call in message.tool_calls]
+    calls = [json.dumps(call, ensure_ascii=False, default=str) for message in sample.messages for call in message.tool_calls]
     return "\n".join([*(message.content for message in sample.messages), *calls,
-                      *(json.dumps(spec, ensure_ascii=False) for spec in sample.tools)])
+                      *(json.dumps(spec, ensure_ascii=False, default=str) for spec in sample.tools)])
 
 
 class Screener:

@@ -28,7 +28,7 @@ def render(tokenizer: Any, turns: Sequence[dict[str, Any]], sample: Sample, *, g
     try:
         return list(tokenizer.apply_chat_template(list(turns), tools=list(sample.tools) or None, tokenize=True,
                                                   return_dict=False, add_generation_prompt=generation_prompt))
-    except (TemplateError, ValueError) as exc:
+    except (TemplateError, ValueError, TypeError) as exc:  # (TypeError: a value the template's tojson cannot write)
         raise TemplateRefused(sample, str(exc) or type(exc).__name__) from None
 
 
