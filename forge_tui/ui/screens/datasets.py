@@ -69,14 +69,14 @@ def _where(problem: dict[str, Any]) -> str:
 def render_check(report: dict[str, Any]) -> str:
     """A `CheckReport.to_json()` document as the Check tab shows it."""
     status = "[b $success]OK[/]" if report["ok"] else f"[b $error]{report['problem_count']} problem(s)[/]"
-    problems = [f"[$error]{escape(_where(p))}[/]: {escape(p['message'])}" for p in report["problems"]]
+    if any("map its columns" in p["message"] for p in report["problems"]):
+        status += ": a shape Forge does not know; [b]m[/b] maps its columns to the fields Forge reads"
+    problems = [f"[$error]{escape(p.get('where') or _where(p))}[/]: {escape(p['message'])}" for p in report["problems"]]
     hidden = report["problem_count"] - len(report["problems"])
     if hidden:
         problems.append(f"... and {hidden} more")
     body = "\n".join(escape(line) for line in summary_lines(report))
     verdict = "" if report["ok"] else "\n[b]This dataset cannot be used for training until these are fixed.[/b]"
-    if any("map its columns" in p["message"] for p in report["problems"]):
-        verdict += "\n[b]m[/b] maps its columns to the fields Forge reads."
     # paths under sample_data/ as the list shows them: 80 columns are few
     return ("\n".join([status, *problems, "", body]) + verdict).replace(f"{sample_data_dir()}{os.sep}", "")
 
