@@ -169,3 +169,16 @@ def test_a_command_asked_for_json_fails_in_json(tiny_config) -> None:
     missing = run_cli("--config", str(tiny_config), "export", "no-such-run", "--merged", "out", "--json")
     assert missing.returncode == 2
     assert json.loads(missing.stdout)["error"].startswith("no-such-run: no such run")
+
+
+def test_map_flags_become_the_columns_override_and_a_name_may_hold_an_equals_sign() -> None:
+    import argparse
+
+    from forge_tui.cli.common import column_overrides
+    from forge_tui.errors import BadInput
+
+    given = argparse.Namespace(columns=["q=instruction", "cost=price=output", " padded =input"])
+    assert column_overrides(given) == {"data": {"columns": {"q": "instruction", "cost=price": "output", " padded ": "input"}}}
+    assert column_overrides(argparse.Namespace(columns=None)) == {}
+    with pytest.raises(BadInput, match="--map 'question': expected KEY=FIELD"):
+        column_overrides(argparse.Namespace(columns=["question"]))
