@@ -17,7 +17,6 @@ from forge_tui.config.sections import (
     CHOICES_DTYPE,
     CHOICES_QUANT,
     CHOICES_SWITCH,
-    MAPPABLE,
     PRESETS,
     REPLAY_PREFIX,
     SECTIONS,
@@ -35,6 +34,7 @@ from forge_tui.config.sections import (
     UiConfig,
     replay_file,
 )
+from forge_tui.engine.formats import MAPPABLE  # the fields `[data] columns` maps to
 
 __all__ = [
     "CHOICES_DEVICE", "CHOICES_DTYPE", "CHOICES_QUANT", "CHOICES_SWITCH", "MAPPABLE", "PRESETS", "REPLAY_PREFIX", "SECTIONS",

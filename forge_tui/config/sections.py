@@ -5,15 +5,13 @@ checks (`problems`), and the presets laid under the config file."""
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from forge_tui.engine.formats import MAPPABLE
 from forge_tui.units import MIB
-
-# The fields a column may be mapped to (the record shapes of engine/formats.py read these keys).
-MAPPABLE = ("completion", "conversations", "history", "input", "instruction", "messages", "output", "prompt", "system",
-            "text", "tools")
 
 
 def _doc(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING) -> Any:
@@ -75,7 +73,7 @@ class DataConfig:
         unknown = sorted(f"{key} = {target!r}" for key, target in self.columns.items() if target not in MAPPABLE)
         if unknown:
             found.append(("columns", f"{', '.join(unknown)}: a column maps to one of {', '.join(MAPPABLE)}"))
-        shared = sorted({target for target in self.columns.values() if list(self.columns.values()).count(target) > 1})
+        shared = sorted(target for target, count in Counter(self.columns.values()).items() if count > 1)
         if shared:
             found.append(("columns", f"two columns map to {', '.join(map(repr, shared))}; one field is read from one column"))
         return found

@@ -8,6 +8,7 @@ files; a saved DatasetDict through its `train` split.
 
 from __future__ import annotations
 
+import functools
 import json
 import stat
 from collections.abc import Iterable, Iterator, Mapping
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from forge_tui.config import DataConfig
 from forge_tui.engine.formats import detect_format, mapped, normalise_record
+from forge_tui.engine.fsutil import read_json_object
 from forge_tui.engine.readers import DATA_SUFFIXES, DEFAULT_MAX_RECORD_BYTES, data_suffix, read_raw
 from forge_tui.engine.sample import DatasetError, Format, Message, Problem, Sample
 
@@ -100,30 +102,30 @@ def _saved_data_files(folder: Path) -> frozenset[str] | None:
     """The Arrow files a `datasets` save_to_disk folder lists in its state.json (the cache files that
     `.map()` writes beside them are not the dataset); None for any other folder."""
     try:
-        state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
-        return frozenset(str(entry["filename"]) for entry in state["_data_files"])
+        return frozenset(str(entry["filename"]) for entry in read_json_object(folder / "state.json")["_data_files"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def _is_data_file(path: Path) -> bool:
-    if not path.is_file() or not data_suffix(path):
-        return False
-    listed = _saved_data_files(path.parent)
+def _is_data_file(path: Path, listed: frozenset[str] | None) -> bool:
+    """Whether a file below a dataset folder is data; `listed`: what its folder's state.json lists."""
     if listed is not None:
-        return path.name in listed
-    if (path.name in DATASETS_METADATA and (path.parent / "state.json").is_file()) or path.name == "dataset_dict.json":
+        return path.name in listed and path.is_file()
+    if not path.is_file() or not data_suffix(path) or path.name == "dataset_dict.json":
         return False
-    return not (data_suffix(path) == ".jsonl" and not path.name.endswith(".gz") and is_telemetry_recording(path))
+    if path.name in DATASETS_METADATA and (path.parent / "state.json").is_file():
+        return False
+    return not (path.suffix.lower() == ".jsonl" and is_telemetry_recording(path))
 
 
 def dataset_files(path: Path) -> list[Path]:
     """The data files a path names: the file itself, or the supported regular files in a folder
     (sorted), leaving out telemetry recordings and `datasets`' metadata; nothing for a path that is
     neither."""
-    if path.is_dir():
-        return sorted(p for p in _split_folder(path).rglob("*") if _is_data_file(p))
-    return [path] if path.is_file() else []
+    if not path.is_dir():
+        return [path] if path.is_file() else []
+    listed = functools.cache(_saved_data_files)  # each folder's state.json read once
+    return sorted(p for p in _split_folder(path).rglob("*") if _is_data_file(p, listed(p.parent)))
 
 
 def skipped_entries(folder: Path) -> list[tuple[Path, str]]:

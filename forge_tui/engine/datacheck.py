@@ -19,7 +19,7 @@ from typing import Any
 from forge_tui.config import DataConfig
 from forge_tui.engine.data import DEFAULT_READING, Problem, Reading, Sample, dataset_files, read_dataset, skipped_entries
 from forge_tui.engine.fsutil import file_sha256
-from forge_tui.engine.readers import data_suffix
+from forge_tui.engine.readers import GZIP_SUFFIX, data_suffix
 from forge_tui.engine.sample import location
 from forge_tui.engine.screening import COMPARED, KINDS, Finding, Screener
 from forge_tui.engine.tokens import TemplateRefused, tool_refusal
@@ -162,7 +162,7 @@ def in_eval_split(key: bytes, eval_fraction: float) -> bool:
 
 def container(path: Path) -> str:
     """How a data file is stored, in words: its data suffix, `.gz` included."""
-    return data_suffix(path).lstrip(".") + (".gz" if path.name.lower().endswith(".gz") else "")
+    return data_suffix(path).lstrip(".") + (GZIP_SUFFIX if path.name.lower().endswith(GZIP_SUFFIX) else "")
 
 
 def build_manifest(counts: dict[Path, tuple[str | None, int]], columns: dict[str, str] | None = None,

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from forge_tui.engine.sample import Format, Message, Problem, Sample
 
@@ -36,6 +36,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "prompt": ("prompt", "completion"),
     "text": ("text",),
 }
+MAPPABLE = tuple(sorted({name for names in FIELDS.values() for name in names}))  # what a column may be mapped to
 EXPECTED = "messages, conversations, instruction+output, prompt+completion or text"
 
 CHAT_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
@@ -52,9 +53,7 @@ def detect_format(record: Any) -> Format | None:
     if "conversations" in record:
         return "sharegpt"
     if "messages" in record:
-        turns = record["messages"]
-        first = turns[0] if isinstance(turns, list) and turns else None
-        return "sharegpt" if isinstance(first, dict) and "from" in first else "chat"
+        return "sharegpt" if _style(record["messages"]) is SHAREGPT else "chat"
     if "instruction" in record:
         return "alpaca"
     if "prompt" in record or "completion" in record:
@@ -64,7 +63,7 @@ def detect_format(record: Any) -> Format | None:
     return None
 
 
-def type_word(value: Any) -> str:
+def _type_word(value: Any) -> str:
     if value is None:
         return "null"
     words = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array", dict: "an object",
@@ -72,22 +71,18 @@ def type_word(value: Any) -> str:
     return words.get(type(value), type(value).__name__)
 
 
-def _name(key: str, label: str) -> str:
-    return f"{label}.{key}" if label else repr(key)
-
-
-def _text(record: Mapping[str, Any], key: str, problems: list[str], *, optional: bool = False, label: str = "") -> str:
-    """The string under `key`, or "" with a problem noted; `label` prefixes nested fields."""
+def _text(record: Mapping[str, Any], key: str, problems: list[str], *, optional: bool = False) -> str:
+    """The string under a record's `key`, or "" with a problem noted."""
     if key not in record or (record[key] is None and optional):
         if not optional:
-            problems.append(f"missing field {_name(key, label)}")
+            problems.append(f"missing field {key!r}")
         return ""
     value = record[key]
     if not isinstance(value, str):
-        problems.append(f"{_name(key, label)} is {type_word(value)}, expected a string")
+        problems.append(f"{key!r} is {_type_word(value)}, expected a string")
         return ""
     if not optional and not value.strip():
-        problems.append(f"{_name(key, label)} is empty")
+        problems.append(f"{key!r} is empty")
     return value
 
 
@@ -115,7 +110,7 @@ def _content(value: Any, label: str, problems: list[str]) -> tuple[str, tuple[Ma
     if isinstance(value, str):
         return value, ()
     if not isinstance(value, list):
-        problems.append(f"{label} is {type_word(value)}, expected a string or a list of text parts")
+        problems.append(f"{label} is {_type_word(value)}, expected a string or a list of text parts")
         return "", ()
     texts: list[str] = []
     calls: list[Mapping[str, Any]] = []
@@ -141,13 +136,13 @@ def _call(value: Any, label: str, problems: list[str]) -> dict[str, Any] | None:
     """One tool call, from OpenAI's {"id"?, "type", "function": {...}} or a bare {"name", "arguments"},
     in the form chat templates read: arguments as an object."""
     function = value.get("function", value) if isinstance(value, dict) else None
-    if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"].strip():
+    if not _named(function):
         problems.append(f"{label} is not a tool call (an object with a function name and arguments)")
         return None
     before = len(problems)
     arguments = _json_value(function.get("arguments", {}), f"{label}.arguments", problems)
-    if arguments is not None and not isinstance(arguments, dict) and len(problems) == before:
-        problems.append(f"{label}.arguments is {type_word(arguments)}, expected an object of named arguments")
+    if arguments is not None and not isinstance(arguments, dict) and len(problems) == before:  # (not JSON: said)
+        problems.append(f"{label}.arguments is {_type_word(arguments)}, expected an object of named arguments")
     call: dict[str, Any] = {"type": "function", "function": {"name": function["name"], "arguments": arguments or {}}}
     if isinstance(value, dict) and isinstance(value.get("id"), str):
         call["id"] = value["id"]
@@ -167,18 +162,22 @@ def _calls(value: Any, label: str, problems: list[str]) -> tuple[Mapping[str, An
     return tuple(call for call in calls if call is not None)
 
 
-def tool_specs(value: Any, problems: list[str]) -> tuple[Mapping[str, Any], ...]:
+def _named(function: Any) -> TypeGuard[dict[str, Any]]:
+    """A function as a tool call or a tool spec names it: an object with a non-empty `name`."""
+    return isinstance(function, dict) and isinstance(function.get("name"), str) and bool(function["name"].strip())
+
+
+def _tool_specs(value: Any, problems: list[str]) -> tuple[Mapping[str, Any], ...]:
     """A record's `tools` (a list, or ShareGPT's JSON text of one) as {"type": "function", "function": spec}."""
     value = _json_value(value, "'tools'", problems)
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(spec, dict) for spec in value):
-        problems.append(f"'tools' is {type_word(value)}, expected a list of function specifications")
+        problems.append(f"'tools' is {_type_word(value)}, expected a list of function specifications")
         return ()
     specs = tuple(spec if "function" in spec else {"type": "function", "function": spec} for spec in value)
     for index, spec in enumerate(specs):
-        function = spec["function"]
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"].strip():
+        if not _named(spec["function"]):
             problems.append(f"tools[{index}] is not a function specification (an object with a name)")
     return specs
 
@@ -213,9 +212,15 @@ CHAT = _Style("role", "content", CHAT_ROLES)
 SHAREGPT = _Style("from", "value", SHAREGPT_ROLES)
 
 
+def _style(turns: Any) -> _Style:
+    """ShareGPT's from/value when the first turn is written so, else OpenAI's role/content."""
+    first = turns[0] if isinstance(turns, list) and turns else None
+    return SHAREGPT if isinstance(first, dict) and "from" in first else CHAT
+
+
 def _turn(turn: Any, label: str, style: _Style, problems: list[str]) -> Message | None:
     if not isinstance(turn, dict):
-        problems.append(f"{label} is {type_word(turn)}, expected an object with {style.role_key} and {style.content_key}")
+        problems.append(f"{label} is {_type_word(turn)}, expected an object with {style.role_key} and {style.content_key}")
         return None
     raw = turn.get(style.role_key)
     role = style.roles.get(raw) if isinstance(raw, str) else None
@@ -263,10 +268,10 @@ def _alternation(value: list[Any], style: _Style, label: str) -> str | None:
     return None
 
 
-def turns(value: Any, key: str, style: _Style, problems: list[str]) -> list[Message]:
+def _turns(value: Any, key: str, style: _Style, problems: list[str]) -> list[Message]:
     """The list of turns under `key`, in `style`, checked turn by turn."""
     if not isinstance(value, list):
-        problems.append(f"'{key}' is {type_word(value)}, expected an array of turns")
+        problems.append(f"'{key}' is {_type_word(value)}, expected an array of turns")
         return []
     if not value:
         problems.append(f"'{key}' is empty")
@@ -279,14 +284,14 @@ def turns(value: Any, key: str, style: _Style, problems: list[str]) -> list[Mess
 
 
 def _chat(record: Mapping[str, Any], problems: list[str]) -> list[Message]:
-    return turns(record["messages"], "messages", CHAT, problems)
+    return _turns(record["messages"], "messages", CHAT, problems)
 
 
 def _sharegpt(record: Mapping[str, Any], problems: list[str]) -> list[Message]:
     key = "conversations" if "conversations" in record else "messages"
     value = record[key]
-    style = SHAREGPT if isinstance(value, list) and value and isinstance(value[0], dict) and "from" in value[0] else CHAT
-    messages = turns(value, key, style, problems)
+    style = _style(value)
+    messages = _turns(value, key, style, problems)
     if not problems:
         broken = _alternation(value, style, key)
         if broken:
@@ -324,14 +329,14 @@ def _prompt(record: Mapping[str, Any], problems: list[str]) -> list[Message]:
     prompt = _side(record, "prompt", "user", problems)
     completion = _side(record, "completion", "assistant", problems)
     # only the completion carries loss: assistant turns inside a conversational prompt are context
-    return [Message(m.role, m.content, False, m.tool_calls, m.extra) for m in prompt] + completion
+    return [replace(m, train=False) for m in prompt] + completion
 
 
 def _side(record: Mapping[str, Any], key: str, role: str, problems: list[str]) -> list[Message]:
     """A prompt or completion: a string (one `role` turn) or a list of messages (TRL's conversational form)."""
     value = record.get(key)
     if isinstance(value, list):
-        return turns(value, key, CHAT, problems)
+        return _turns(value, key, CHAT, problems)
     return [Message(role, _text(record, key, problems))]
 
 
@@ -379,7 +384,7 @@ def normalise_record(record: Any, line: int, file: Path, file_format: Format | N
                      columns: Mapping[str, str] | None = None) -> tuple[Sample | None, list[Problem]]:
     """Validate one record against its file's format and build the Sample."""
     if not isinstance(record, dict):
-        return None, [Problem(file, line, f"record is {type_word(record)}, expected an object")]
+        return None, [Problem(file, line, f"record is {_type_word(record)}, expected an object")]
     record, clash = mapped(record, columns or {})
     fmt = detect_format(record)
     unsupported = clash or _unsupported(record)
@@ -394,7 +399,7 @@ def normalise_record(record: Any, line: int, file: Path, file_format: Format | N
     found: list[str] = []
     built = _BUILDERS[fmt](record, found)
     messages = _learnable(built, found) if fmt != "text" and not found else tuple(built)  # (no follow-on problems)
-    tools = tool_specs(record["tools"], found) if fmt in ("chat", "sharegpt") and "tools" in record else ()
+    tools = _tool_specs(record["tools"], found) if fmt in ("chat", "sharegpt") and "tools" in record else ()
     if found:
         return None, [Problem(file, line, message) for message in found]
     used = set(FIELDS[fmt])

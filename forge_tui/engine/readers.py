@@ -296,10 +296,11 @@ def data_suffix(file: Path) -> str:
 
 def _records(handle: IO[bytes], file: Path, limit: int) -> Iterator[RawRecord | Problem]:
     suffix = data_suffix(file)
-    head = b"" if suffix == ".csv" else _head(handle)
     if suffix == ".csv":
         yield from _read_csv(handle, file, limit)
-    elif _looks_like_array(head):
+        return
+    head = _head(handle)
+    if _looks_like_array(head):
         yield from _read_json_array(handle, file, limit)
     elif suffix == ".json" and _looks_pretty(head):
         yield from _read_json_values(handle, file, limit)

@@ -11,7 +11,6 @@ from typing import Any, Literal
 from forge_tui.errors import BadInput
 
 Format = Literal["chat", "sharegpt", "alpaca", "prompt", "text"]
-ROLES = ("system", "user", "assistant", "tool")
 COLUMNAR_SUFFIXES = (".parquet", ".arrow")
 
 

@@ -3,12 +3,12 @@ render (tool use)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from forge_tui.engine.data import Sample
+from forge_tui.engine.fsutil import read_json_object
 from forge_tui.errors import BadInput
 
 
@@ -65,10 +65,9 @@ def model_template(model_dir: Path) -> str | None:
     if jinja.is_file():
         return jinja.read_text(encoding="utf-8")
     try:
-        config = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
+        template = read_json_object(model_dir / "tokenizer_config.json").get("chat_template")
     except (OSError, ValueError):
         return None
-    template = config.get("chat_template") if isinstance(config, dict) else None
     if isinstance(template, list):
         named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
         template = named.get("default") or next(iter(named.values()), None)

@@ -194,8 +194,14 @@ def test_a_column_mapping_reads_any_keys_and_is_checked(write) -> None:
     assert problems[0].message == "column 'question' is mapped to 'instruction', which the record also has"
 
 
-def test_the_config_offers_exactly_the_fields_the_shapes_read() -> None:
-    assert set(MAPPABLE) == {name for names in FIELDS.values() for name in names}
+def test_the_config_takes_every_field_the_shapes_read_and_refuses_others() -> None:
+    from forge_tui.config import ConfigError, parse_config
+
+    for field in {name for names in FIELDS.values() for name in names}:
+        assert parse_config(f'[data]\ncolumns = {{ q = "{field}" }}\n', Path("c.toml")).data.columns == {"q": field}
+    with pytest.raises(ConfigError, match=r"q = 'question': a column maps to one of completion, conversations"):
+        parse_config('[data]\ncolumns = { q = "question" }\n', Path("c.toml"))
+    assert "question" not in MAPPABLE
 
 
 def test_a_template_without_tools_refuses_tool_use_and_one_with_them_accepts_it(tmp_path) -> None:
