@@ -20,7 +20,9 @@ from forge_tui.cli.common import (
 )
 from forge_tui.config import Config, parse_assignments
 from forge_tui.engine.events import Record
+from forge_tui.engine.gguf_export import QUANTS
 from forge_tui.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, BadInput
+from forge_tui.units import MIB
 
 if TYPE_CHECKING:
     from forge_tui.cli.common import Commands
@@ -153,14 +155,40 @@ def cmd_stop(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_export(args: argparse.Namespace, config: Config) -> int:
-    from forge_tui.engine.export import export_merged
     from forge_tui.engine.runs import find_run
 
-    out = export_merged(find_run(args.run, config), args.merged)
+    run = find_run(args.run, config)
+    if args.merged is None:
+        return _export_gguf(args, run)
+    from forge_tui.engine.export import export_merged
+
+    out = export_merged(run, args.merged)
     if args.json:
         print_json({"merged": str(out)})
     else:
         print(f"merged model written to {out}")
+    return EXIT_OK
+
+
+def _export_gguf(args: argparse.Namespace, run: RunDir) -> int:
+    """The GGUF model or adapter; progress as JSON lines under --json (the console's bar), else on a terminal."""
+    from forge_tui.engine.gguf_export import export_gguf, export_gguf_adapter
+
+    def progress(done: int, total: int) -> None:
+        if args.json:
+            print_json_line({"done": done, "total": total})
+        elif sys.stderr.isatty():
+            print(f"\rwriting tensors {done}/{total}", end="\n" if done == total else "", file=sys.stderr, flush=True)
+
+    if args.gguf is not None:
+        exported = export_gguf(run, args.gguf, args.quant, progress)
+    else:
+        exported = export_gguf_adapter(run, args.gguf_adapter, progress)
+    if args.json:
+        print_json_line(exported.to_json())
+    else:
+        print(f"GGUF {exported.kind} ({exported.quant}) written to {exported.path}: {exported.bytes / MIB:.1f} MiB, "
+              f"sha256 {exported.sha256}")
     return EXIT_OK
 
 
@@ -203,8 +231,14 @@ def register(commands: Commands) -> None:
     runs.set_defaults(handler=cmd_runs)
     stop = commands.add_parser("stop", parents=[common, run], help="ask a running run to checkpoint and stop")
     stop.set_defaults(handler=cmd_stop)
-    export = commands.add_parser("export", parents=[common, run, as_json], help="write a merged full model of a finished run")
-    export.add_argument("--merged", type=Path, required=True, metavar="DIR", help="new folder for the merged model")
+    export = commands.add_parser("export", parents=[common, run, as_json],
+                                 help="write a finished run as a merged model, a GGUF file or a GGUF adapter")
+    target = export.add_mutually_exclusive_group(required=True)
+    target.add_argument("--merged", type=Path, metavar="DIR", help="new folder for the merged model (safetensors)")
+    target.add_argument("--gguf", type=Path, metavar="FILE", help="new GGUF file of the merged model, for llama.cpp")
+    target.add_argument("--gguf-adapter", type=Path, metavar="FILE",
+                        help="new GGUF file of the LoRA adapter alone (llama.cpp --lora on the base model's GGUF)")
+    export.add_argument("--quant", choices=QUANTS, default="f16", help="weight type of --gguf (default f16)")
     export.set_defaults(handler=cmd_export)
     audit = commands.add_parser("audit", parents=[common, run, as_json],
                                 help="verify a run's audit trail (hash chain); names the first broken line")

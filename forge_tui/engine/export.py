@@ -1,42 +1,61 @@
-"""`export RUN --merged DIR`: the base model with the run's adapter merged in, as a plain model."""
+"""`export RUN --merged DIR`: the base model with the run's adapter merged in, as a plain model (the
+GGUF files are in gguf_export.py)."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from forge_tui.engine.audit import AuditLog, adapter_sha256, who
-from forge_tui.engine.fsutil import publish_dir, remove_stale, staged
+from forge_tui.engine.fsutil import publish_dir, read_json_object, remove_stale, staged
 from forge_tui.engine.models import describe_directory, load_causal_lm, load_tokenizer, quiet_libraries, resolve_model
 from forge_tui.engine.runs import RunDir, require_finished
-from forge_tui.engine.safety import check_adapter
+from forge_tui.engine.safety import check_adapter, check_adapter_files
 from forge_tui.errors import BadInput
 
 
 def export_merged(run: RunDir, out: Path) -> Path:
     """Merge in full precision (fp32 on CPU) and write safetensors + tokenizer; atomic by rename.
     The destination is checked (writable, room for the model) before the model loads."""
-    quiet_libraries()  # before peft imports bitsandbytes
-    from peft import PeftModel
-
-    adapter = require_finished(run)
+    require_finished(run)
     out = out.resolve()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise BadInput(f"{out}: exists and is not an empty folder; choose a new one")
-    config = run.config()
-    base_dir = resolve_model(config.model.name, config.models.paths)
+    base_dir = resolve_model(run.config().model.name, run.config().models.paths)
     _check_destination(out)
     staging = out.parent / f".tmp-{out.name}-{os.getpid()}"
     with staged(staging, _merged_bytes(base_dir), "the merged model"):
-        base = load_causal_lm(base_dir)
-        check_adapter(adapter, base)
-        merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
+        merged, adapter = merged_model(run)
         merged.save_pretrained(staging, safe_serialization=True)
         load_tokenizer(base_dir).save_pretrained(staging)
         published = publish_dir(staging, out)
     AuditLog(run.audit).append("export", **who(), merged=str(published), adapter_sha256=adapter_sha256(adapter))
     return published
+
+
+def merged_model(run: RunDir) -> tuple[Any, Path]:
+    """The base model (fp32) with the run's adapter merged in, and the adapter's folder."""
+    quiet_libraries()  # before peft imports bitsandbytes
+    from peft import PeftModel
+
+    adapter, _ = checked_adapter(run)
+    base = load_causal_lm(resolve_model(run.config().model.name, run.config().models.paths))
+    check_adapter(adapter, base)
+    return PeftModel.from_pretrained(base, adapter).merge_and_unload(), adapter
+
+
+def checked_adapter(run: RunDir) -> tuple[Path, dict[str, Any]]:
+    """A finished run's adapter folder and its config, refusing what a plain LoRA merge or llama.cpp's
+    adapter loader would get wrong (DoRA's magnitudes, rank-stabilised scaling)."""
+    adapter = require_finished(run)
+    check_adapter_files(adapter)
+    config = read_json_object(adapter / "adapter_config.json")
+    for flag, name in (("use_dora", "DoRA"), ("use_rslora", "rank-stabilised LoRA")):
+        if config.get(flag):
+            raise BadInput(f"{adapter / 'adapter_config.json'}: a {name} adapter; export supports plain LoRA")
+    return adapter, config
 
 
 def _merged_bytes(model_dir: Path) -> int:

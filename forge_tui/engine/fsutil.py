@@ -120,7 +120,7 @@ def remove_stale(folder: Path, prefix: str) -> None:
     for stale in folder.glob(f"{prefix}*"):
         pid = stale.name[len(prefix):]
         if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
+            _remove(stale)
 
 
 def _alive(pid: int) -> bool:
@@ -138,14 +138,41 @@ def staged(staging: Path, needed: int, what: str) -> Iterator[Path]:
     """Write `what` into `staging` (created here) on a disk checked to have room for `needed` bytes;
     if the block fails, the staging folder is removed, and a failure for want of space (judged
     before the removal frees any) is said as such, with where and how much."""
-    folder = staging.parent
-    require_space(folder, needed, what)
+    require_space(staging.parent, needed, what)
     staging.mkdir()
-    try:
+    with _removed_on_failure(staging, needed, what):
         yield staging
+
+
+@contextmanager
+def published_file(out: Path, needed: int, what: str) -> Iterator[Path]:
+    """A file written whole or not at all: the block writes the temporary path it is given (beside
+    `out`, on a disk checked for room); after the block it is fsynced and renamed to `out`. A failed
+    block leaves nothing, and what killed writers left is removed first."""
+    remove_stale(out.parent, f".tmp-{out.name}-")
+    require_space(out.parent, needed, what)
+    staging = out.parent / f".tmp-{out.name}-{os.getpid()}"
+    with _removed_on_failure(staging, needed, what):
+        yield staging
+        fsync_path(staging)
+        staging.rename(out)
+        fsync_path(out.parent)
+
+
+@contextmanager
+def _removed_on_failure(staging: Path, needed: int, what: str) -> Iterator[None]:
+    try:
+        yield
     except Exception as exc:
-        short = is_out_of_space(exc, folder, needed)
-        shutil.rmtree(staging, ignore_errors=True)
+        short = is_out_of_space(exc, staging.parent, needed)
+        _remove(staging)
         if short:
-            raise out_of_space(folder, needed, what) from None
+            raise out_of_space(staging.parent, needed, what) from None
         raise
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
