@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from forge_tui import __version__
-from forge_tui.cli import bench, console, data, device, runs
+from forge_tui.cli import bench, chat, console, data, device, runs
 from forge_tui.cli.common import Handler, Parser, print_json_line
 from forge_tui.config import Config, load_config
 from forge_tui.errors import EXIT_FAILURE, ErrorRecord, ForgeError
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", type=Path, help="dataset to open in the TUI")
     parser.set_defaults(handler=console.cmd_tui)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
-    for module in (data, runs, bench, device, console):
+    for module in (data, runs, bench, chat, device, console):
         module.register(commands)
     return parser
 

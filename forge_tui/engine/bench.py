@@ -24,7 +24,6 @@ from forge_tui.engine.fsutil import file_sha256
 from forge_tui.engine.generation import generate, pad_id, prompt_ids
 from forge_tui.engine.runner import Echo, owning
 from forge_tui.engine.runs import RunDir, require_finished
-from forge_tui.engine.safety import check_adapter
 from forge_tui.engine.scoring import ItemScores, bootstrap, composite, fact_score, rouge_l, subscores
 from forge_tui.errors import BadInput
 
@@ -80,29 +79,6 @@ def default_sets(run: RunDir) -> tuple[Path | None, Path | None]:
 
 
 # --------------------------------------------------------------------------- the model
-
-
-def load_bench_model(run: RunDir) -> tuple[Any, Any, str]:
-    """The base model with the run's adapter attached (toggled off for the base answers)."""
-    import os
-
-    from forge_tui.engine.models import load_tokenizer, quiet_libraries, resolve_model
-
-    quiet_libraries()  # before peft imports bitsandbytes
-    import torch
-    from peft import PeftModel
-
-    from forge_tui.engine.plan import load_base, resolve_plan
-
-    config = run.config()
-    torch.set_num_threads(config.train.threads or os.cpu_count() or 1)
-    plan = resolve_plan(config)
-    model_dir = resolve_model(config.model.name, config.models.paths)
-    base = load_base(model_dir, plan)
-    check_adapter(run.adapter, base)
-    model = PeftModel.from_pretrained(base, run.adapter)
-    model.eval()
-    return model, load_tokenizer(model_dir), plan.device
 
 
 def reference_encoding(tokenizer: Any, item: BenchItem) -> Encoded:
@@ -213,7 +189,9 @@ def _bench(run: RunDir, adapter: Path, items: list[BenchItem], files: tuple[Path
 
     started = time.monotonic()
     emit(ev.BenchStarted(items=len(items), eval_file=str(files[0]), retention_file=str(files[1]) if files[1] else None))
-    model, tokenizer, device = load_bench_model(run)
+    from forge_tui.engine.plan import load_for_answers
+
+    model, tokenizer, device = load_for_answers(run.config(), adapter)
     base_scores: list[ItemScores] = []
     tuned_scores: list[ItemScores] = []
     records = []

@@ -148,3 +148,28 @@ def device_name(plan: Plan) -> str:
     import torch
 
     return str(torch.cuda.get_device_name(0)) if plan.device == "cuda" else "cpu"
+
+
+def load_for_answers(config: Config, adapter: Path | None) -> tuple[Any, Any, str]:
+    """The configured base model as the plan loads it, in eval mode, with `adapter` attached (checked
+    against it first) when one is given; its tokenizer; its device. The benchmark and chat use this."""
+    import os
+
+    import torch
+
+    from forge_tui.engine.models import load_tokenizer, quiet_libraries, resolve_model
+    from forge_tui.engine.safety import check_adapter
+
+    quiet_libraries()  # before peft imports bitsandbytes
+    torch.set_num_threads(config.train.threads or os.cpu_count() or 1)
+    plan = resolve_plan(config)
+    model_dir = resolve_model(config.model.name, config.models.paths)
+    model = load_base(model_dir, plan)
+    if adapter is not None:
+        from peft import PeftModel
+
+        check_adapter(adapter, model)
+        model = PeftModel.from_pretrained(model, adapter)
+    model.eval()
+    return model, load_tokenizer(model_dir), plan.device
+

@@ -28,6 +28,7 @@ from forge_tui.engine.telemetry.snapshot import Snapshot
 from forge_tui.errors import ForgeError
 from forge_tui.paths import log_dir
 from forge_tui.ui.jobs import accept_questions, stop_questions
+from forge_tui.ui.screens.chat import ChatScreen
 from forge_tui.ui.screens.compare import CompareScreen
 from forge_tui.ui.screens.datasets import DatasetsScreen
 from forge_tui.ui.screens.help import HelpScreen
@@ -72,6 +73,7 @@ class ForgeApp(App[None]):
         Binding("3", "switch_mode('monitor')", "Monitor", id="app.monitor", group=SCREENS_GROUP),
         Binding("4", "switch_mode('compare')", "Compare", id="app.compare", group=SCREENS_GROUP),
         Binding("5", "switch_mode('runs')", "Runs", id="app.runs", group=SCREENS_GROUP),
+        Binding("6", "switch_mode('chat')", "Chat", id="app.chat", group=SCREENS_GROUP),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
     ]
@@ -100,6 +102,7 @@ class ForgeApp(App[None]):
         self.add_mode("monitor", lambda: self.monitor)
         self.add_mode("compare", lambda: self.comparison)
         self.add_mode("runs", lambda: RunsScreen(self.config))
+        self.add_mode("chat", lambda: ChatScreen(self.config))
         self.switch_mode("datasets")
         self.start_telemetry()
         self.attach_latest()
@@ -139,6 +142,7 @@ class ForgeApp(App[None]):
         yield SystemCommand("Monitor", "The attached run beside the device's telemetry (3)", lambda: self.switch_mode("monitor"))
         yield SystemCommand("Compare", "Base vs tuned on the benchmark, item by item (4)", lambda: self.switch_mode("compare"))
         yield SystemCommand("Runs", "Every run: attach, stop, resume, export, benchmark (5)", lambda: self.switch_mode("runs"))
+        yield SystemCommand("Chat", "Ask the base and the tuned model side by side (6)", lambda: self.switch_mode("chat"))
         run = self.monitor.run
         if run is not None and is_running(run):
             yield SystemCommand(f"Stop {run.name}", "Checkpoint, then stop (resumable)", run.request_stop)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from textual.widgets import Footer
 
-SCREENS = ("datasets", "train", "monitor", "compare", "runs")
+SCREENS = ("datasets", "train", "monitor", "compare", "runs", "chat")
 
 
 def nav(current: str) -> str:
     """'1 Datasets  [2 Train]  3 Monitor ...': where the operator is, and the key to every screen."""
-    return "  ".join(f"[{n} {name.title()}]" if name == current else f"{n} {name.title()}"
+    return " ".join(f"[{n} {name.title()}]" if name == current else f"{n} {name.title()}"
                      for n, name in enumerate(SCREENS, start=1))
 
 
