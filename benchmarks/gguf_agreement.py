@@ -60,7 +60,7 @@ def llama_cpp_figures(path: Path, tokenizer: Any, encodings: list[Any], referenc
     for encoding, logits in zip(encodings, reference, strict=True):
         ids = list(encoding.input_ids)
         same_ids += llm.tokenize(tokenizer.decode(ids).encode(), add_bos=False, special=True) == ids
-        llm.reset()
+        llm.reset()  # type: ignore[no-untyped-call]
         llm.eval(ids)
         scores = np.array(llm.scores[:len(ids)])
         rows = answer_positions(encoding)
@@ -88,7 +88,7 @@ def transformers_figures(path: Path, tokenizer: Any, encodings: list[Any], refer
 
     model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name)
     loaded = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    worst = agree = total = same_ids = 0
+    worst, agree, total, same_ids = 0.0, 0, 0, 0
     for encoding, logits in zip(encodings, reference, strict=True):
         ids = list(encoding.input_ids)
         same_ids += loaded(tokenizer.decode(ids), add_special_tokens=False)["input_ids"] == ids

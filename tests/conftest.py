@@ -19,8 +19,9 @@ from tests.helpers import SAMPLE, run_dir, train
 
 # The operator's own config file must not change what the suite sees (nor its child processes).
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="forge-tui-test-config-")
-# Nor does the suite write into the operator's console log.
+# Nor does the suite write into the operator's console log, or their corrections.
 os.environ["FORGE_TUI_LOG_DIR"] = tempfile.mkdtemp(prefix="forge-tui-test-log-")
+os.environ["FORGE_TUI_DATA_DIR"] = os.path.join(tempfile.mkdtemp(prefix="forge-tui-test-data-"), "datasets")
 
 # Property tests draw the same examples on every run (a suite that passes stays passing); set
 # HYPOTHESIS_PROFILE=explore to draw new ones when hunting bugs.

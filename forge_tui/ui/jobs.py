@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from forge_tui.config import Config
 from forge_tui.engine.children import Launched, forge_argv
 from forge_tui.engine.fsutil import json_object
+from forge_tui.engine.gguf_export import Exported
 from forge_tui.engine.preflight import Preflight
 from forge_tui.errors import ErrorRecord
 
@@ -141,6 +142,29 @@ def resume_run(config: Config, run: Path) -> Launched:
 def start_bench(config: Config, run: Path) -> Launched:
     """`bench RUN --detach --json` (it refuses an unfinished or busy run, with the reason)."""
     return ask("the benchmark", Launched.from_json, config, "bench", str(run), "--detach")
+
+
+def export_gguf(config: Config, run: Path, target: Path, quant: str | None, progress: Callable[[int, int], None]) -> Exported:
+    """`export RUN --gguf FILE --quant Q --json` (or `--gguf-adapter FILE` when `quant` is None): its
+    progress lines go to `progress` as they come; the last line is the `Exported` record."""
+    what = ["--gguf", str(target), "--quant", quant] if quant else ["--gguf-adapter", str(target)]
+    process = subprocess.Popen(forge_argv(config.source, "export", str(run), *what, "--json"), stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    last = ""
+    for line in process.stdout:
+        try:
+            record = json_object(line)
+        except ValueError:
+            continue
+        if "done" in record:
+            progress(int(record["done"]), int(record["total"]))
+        else:
+            last = line
+    stderr = process.stderr.read() if process.stderr else ""
+    process.wait()
+    document = answer("the GGUF export", subprocess.CompletedProcess(process.args, process.returncode, last, stderr))
+    return Exported.from_json(document)
 
 
 def export_merged(config: Config, run: Path, target: Path) -> Path:

@@ -18,11 +18,13 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Header, ProgressBar, Static
 
 from forge_tui.config import Config
+from forge_tui.engine.corrections import Correction
 from forge_tui.engine.runs import RunDir
 from forge_tui.engine.status import list_runs, newest
 from forge_tui.ui.benchview import FILTERS, BenchView, item_composite, verdict
 from forge_tui.ui.chrome import footer, nav
 from forge_tui.ui.jobs import start_bench
+from forge_tui.ui.screens.correction import CorrectionScreen
 from forge_tui.ui.tailing import FollowingScreen, RunEvents
 from forge_tui.units import figure
 
@@ -54,6 +56,7 @@ class CompareScreen(FollowingScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("b", "bench", "Benchmark", id="compare.bench"),
         Binding("f", "filter", "Filter", id="compare.filter"),
+        Binding("c", "correct", "Correct", id="compare.correct"),
     ]
 
     def __init__(self, config: Config) -> None:
@@ -178,6 +181,17 @@ class CompareScreen(FollowingScreen):
     def action_filter(self) -> None:
         self.which = FILTERS[(FILTERS.index(self.which) + 1) % len(FILTERS)]
         self._redraw()
+
+    def action_correct(self) -> None:
+        """The highlighted item's tuned answer, to rewrite into the corrections dataset."""
+        row = self.query_one("#bench-items", DataTable).cursor_row
+        if not self.shown or row >= len(self.shown):
+            self.notify("no item to correct: run the benchmark first (b)", severity="warning")
+            return
+        item = self.shown[row]
+        question = Correction(({"role": "user", "content": item["question"]},), item["tuned"]["answer"], "",
+                              f"benchmark item {item['id']}")
+        self.app.push_screen(CorrectionScreen(self.config, self.run, question))
 
     def action_bench(self) -> None:
         if self.run is None:

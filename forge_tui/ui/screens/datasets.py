@@ -27,6 +27,7 @@ from textual.widgets import (
 )
 
 from forge_tui.config import Config
+from forge_tui.engine.corrections import corrections_folder
 from forge_tui.engine.data import Reading, Sample, discover_datasets, read_dataset
 from forge_tui.engine.datacheck import summary_lines
 from forge_tui.paths import sample_data_dir
@@ -39,7 +40,9 @@ PREVIEW_SAMPLES = 12
 
 
 def dataset_roots(config: Config) -> list[Path]:
-    return [sample_data_dir(), *(Path(d).expanduser() for d in config.data.dirs)]
+    """sample_data/, the configured folders, and the folder of the operators' corrections (once it exists)."""
+    roots = [sample_data_dir(), *(Path(d).expanduser() for d in config.data.dirs)]
+    return [*roots, folder] if (folder := corrections_folder(config)) not in roots else roots
 
 
 def dataset_label(path: Path) -> str:

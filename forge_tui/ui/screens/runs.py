@@ -13,18 +13,23 @@ from typing import ClassVar, TypeVar
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable, Header, Static
+from textual.widgets import DataTable, Header, ProgressBar, Static
 
 from forge_tui.config import Config
+from forge_tui.engine.gguf_export import Exported
 from forge_tui.engine.status import RunStatus, list_runs
 from forge_tui.ui.base import ForgeScreen
 from forge_tui.ui.chrome import footer, nav
-from forge_tui.ui.jobs import export_merged, resume_run
-from forge_tui.units import figure
+from forge_tui.ui.jobs import export_gguf, export_merged, resume_run
+from forge_tui.ui.screens.choice import ChoiceScreen
+from forge_tui.units import MIB, figure
 
 T = TypeVar("T")
 
 REFRESH_SECONDS = 3.0
+GGUF_CHOICES = [("f16", "merged model, f16 (llama.cpp, full quality)"), ("q8_0", "merged model, q8_0 (half the size)"),
+                ("q4_0", "merged model, q4_0 (a quarter; some quality lost)"),
+                ("adapter", "the LoRA adapter alone (--lora on a base GGUF)")]
 COLUMNS = (("run", 21), ("state", 12), ("step", 7), ("loss", 5), ("eval", 5), ("note", 40))
 
 
@@ -44,6 +49,7 @@ class RunsScreen(ForgeScreen):
         Binding("r", "resume", "Resume", id="runs.resume"),
         Binding("b", "bench", "Benchmark", id="runs.bench"),
         Binding("e", "export", "Export", id="runs.export"),
+        Binding("g", "gguf", "GGUF", id="runs.gguf"),
     ]
 
     def __init__(self, config: Config) -> None:
@@ -55,6 +61,7 @@ class RunsScreen(ForgeScreen):
         yield Header()
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="runs-message")
+        yield ProgressBar(id="runs-progress", show_eta=False)
         yield footer()
 
     def on_mount(self) -> None:
@@ -63,6 +70,7 @@ class RunsScreen(ForgeScreen):
         for label, width in COLUMNS:  # fixed widths: refreshing rows never moves the columns
             table.add_column(label, width=width)
         self.set_interval(REFRESH_SECONDS, self.refresh_runs)
+        self.query_one("#runs-progress").display = False
 
     def on_screen_resume(self) -> None:
         self.refresh_runs()
@@ -133,6 +141,33 @@ class RunsScreen(ForgeScreen):
             self.in_child(lambda: export_merged(self.config, status.run.path, target),
                           lambda merged: f"merged model written to {merged}", f"export of {status.name} failed")
 
+    def action_gguf(self) -> None:
+        """A GGUF file for llama.cpp in RUN/gguf/: the merged model at a chosen quantisation, or the adapter alone."""
+        status = self._selected_in(("finished",), "only a finished run can be exported")
+        if status is not None:
+            self.app.push_screen(ChoiceScreen(f"Export {status.name} as GGUF", GGUF_CHOICES),
+                                 lambda choice: self._export_gguf(status, choice) if choice else None)
+
+    def _export_gguf(self, status: RunStatus, choice: str) -> None:
+        folder = status.run.path / "gguf"
+        folder.mkdir(exist_ok=True)
+        target = folder / f"{status.name}-{choice}.gguf"
+        quant = None if choice == "adapter" else choice
+        self.say(f"exporting {status.name} to {target} ...")
+        progress = self.query_one("#runs-progress", ProgressBar)
+        progress.update(total=None, progress=0)
+        progress.display = True
+
+        def advanced(done: int, total: int) -> None:
+            self.app.call_from_thread(progress.update, total=total, progress=done)
+
+        def exported(result: Exported) -> str:
+            progress.display = False
+            return f"GGUF {result.kind} written to {result.path} ({result.bytes / MIB:.1f} MiB)"
+
+        self.in_child(lambda: export_gguf(self.config, status.run.path, target, quant, advanced), exported,
+                      f"GGUF export of {status.name} failed")
+
     def action_resume(self) -> None:
         status = self.selected()
         if status is not None:
@@ -148,5 +183,6 @@ class RunsScreen(ForgeScreen):
         self.settle(job, lambda result: self._said(done(result)), lambda reason: self._said(f"{failed}: {reason}"))
 
     def _said(self, text: str) -> None:
+        self.query_one("#runs-progress").display = False
         self.say(text)
         self.refresh_runs()
