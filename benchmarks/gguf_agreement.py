@@ -54,13 +54,13 @@ def llama_cpp_figures(path: Path, tokenizer: Any, encodings: list[Any], referenc
     from llama_cpp import Llama
 
     started = time.monotonic()
-    llm = Llama(model_path=str(path), lora_path=str(lora) if lora else None, logits_all=True, n_ctx=2048, verbose=False)
+    llm: Any = Llama(model_path=str(path), lora_path=str(lora) if lora else None, logits_all=True, n_ctx=2048, verbose=False)
     load = time.monotonic() - started
     same_ids = agree = total = 0
     for encoding, logits in zip(encodings, reference, strict=True):
         ids = list(encoding.input_ids)
         same_ids += llm.tokenize(tokenizer.decode(ids).encode(), add_bos=False, special=True) == ids
-        llm.reset()  # type: ignore[no-untyped-call]
+        llm.reset()
         llm.eval(ids)
         scores = np.array(llm.scores[:len(ids)])
         rows = answer_positions(encoding)
