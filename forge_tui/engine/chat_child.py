@@ -180,6 +180,10 @@ class ChatChild:
             except (ValueError, KeyError, TypeError):
                 continue  # a library printing to stdout: not ours
 
+    def wait(self) -> int:
+        """Its exit code, once it has exited."""
+        return self.process.wait()
+
     def last_error(self) -> str:
         """The last line the child wrote to stderr (its error message), or its exit code."""
         try:

@@ -30,16 +30,18 @@ from forge_tui.engine.runs import RunDir, create_run
 from forge_tui.ui.app import ForgeApp
 from forge_tui.ui.benchview import item_scores
 from forge_tui.ui.jobs import run_data_check
+from forge_tui.ui.screens import chat as chat_screen
 from forge_tui.ui.screens import datasets as datasets_screen
 from forge_tui.ui.screens import train as train_screen
 from forge_tui.ui.telemetry_view import HISTORY
 from forge_tui.ui.themes import load_themes
+from tests.fakes.chat_child import ScriptedChatChild
 from tests.helpers import ROOT, SAMPLE, place_final_adapter
 
 RECORDING = ROOT / "sample_data" / "telemetry" / "orin-agx-training.jsonl"
 T0 = 1_790_000_000.0
 SIZES = {"80x24": (80, 24), "160x48": (160, 48)}
-SCREENS = ("datasets", "train", "monitor", "compare", "runs", "help")
+SCREENS = ("datasets", "train", "monitor", "compare", "runs", "chat", "help")
 DRY_RUN = Preflight(ok=True, problems=[], plan=Plan("cuda", quantized=True, dtype="bf16", checkpointing=True, compiled=True),
                     memory=MemoryBrief("ok", 9 * 2**30, 52 * 2**30, ""),
                     dataset=DatasetBrief("", 623, 0, {"train": 570, "eval": 53}))
@@ -124,6 +126,7 @@ def _ready(app: ForgeApp, screen: str):
         "monitor": lambda: shows("#run-headline", "FINISHED") and len(app.monitor.history.headroom) == HISTORY,
         "compare": lambda: shows("#bench-interval", "95% CI"),
         "runs": lambda: _rows(app) == 2,
+        "chat": lambda: shows("#chat-tuned", "tokens") and shows("#chat-base", "tokens"),
         "help": lambda: type(app.screen).__name__ == "HelpScreen" and shown_under("#check", "samples"),
     }[screen]
 
@@ -133,6 +136,9 @@ def _ready(app: ForgeApp, screen: str):
             app.attach(run)
         elif screen == "compare":
             app.compare(run)
+        elif screen == "chat":
+            await pilot.press("6")
+            await _chat(pilot, app)
         else:
             await pilot.press({"datasets": "1", "train": "2", "runs": "5", "help": "question_mark"}[screen])
         for _ in range(600):
@@ -144,6 +150,18 @@ def _ready(app: ForgeApp, screen: str):
         await pilot.pause(0.3)
 
     return run_before
+
+
+async def _chat(pilot, app: ForgeApp) -> None:
+    """A question asked of the scripted child once it is ready."""
+    from textual.widgets import Input
+
+    for _ in range(200):
+        if "loaded in" in str(app.screen.query_one("#chat-status").render()):
+            break
+        await pilot.pause(0.05)
+    app.screen.query_one("#chat-question", Input).value = "When is a pressure-reducing valve serviced?"
+    await pilot.press("enter")
 
 
 def _rows(app: ForgeApp) -> int:
@@ -175,5 +193,6 @@ def checked() -> Callable[[Config, Path, dict[str, str]], dict[str, Any]]:
 def test_screen(screen: str, size: str, theme: str, console_home: Config, checked, snap_compare, monkeypatch) -> None:
     monkeypatch.setattr(train_screen, "preflight", lambda *args: DRY_RUN)
     monkeypatch.setattr(datasets_screen, "run_data_check", checked)
+    monkeypatch.setattr(chat_screen, "ChatChild", ScriptedChatChild)
     app = ForgeApp(replace(console_home, ui=UiConfig(theme=theme)), dataset=SAMPLE / "train.jsonl")
     assert snap_compare(app, terminal_size=SIZES[size], run_before=_ready(app, screen))

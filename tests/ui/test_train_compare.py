@@ -1,6 +1,7 @@
 """Pilot tests of Train and Compare over a tiny real model: the form checked as it is typed, a dataset
 with errors refused, a launch that starts a detached runner and follows it to the end, then a
-benchmark started from Compare that fills the table as results arrive, and the run exported from Runs."""
+benchmark started from Compare that fills the table as results arrive, an answer corrected there, and the
+run exported from Runs (merged, and its adapter as GGUF)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import json
 import shutil
 from pathlib import Path
 
-from textual.widgets import Button, DataTable, Input
+from textual.widgets import Button, DataTable, Input, TextArea
 
 from forge_tui.config import load_config
+from forge_tui.engine.corrections import corrections_folder
 from forge_tui.ui.app import ForgeApp
 from forge_tui.ui.benchview import verdict
 from forge_tui.ui.screens.compare import CompareScreen
+from forge_tui.ui.screens.correction import CorrectionScreen
 from forge_tui.ui.screens.monitor import MonitorScreen
 from forge_tui.ui.screens.train import TrainScreen
 from tests.helpers import ROOT, SAMPLE, runs_table, shown, text_of, wait_for
@@ -79,6 +82,14 @@ async def test_launch_follow_to_the_end_then_benchmark_from_compare(tiny_config,
         items = app.screen.query_one("#bench-items", DataTable)
         assert items.row_count == 113
         assert result["items"][0]["question"] in text_of(app, "#bench-question")
+        await pilot.press("c")  # the highlighted item's tuned answer, corrected into the corrections dataset
+        await wait_for(pilot, lambda: isinstance(app.screen, CorrectionScreen))
+        app.screen.query_one(TextArea).text = "Pump P-101 feeds it."
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+        corrected = json.loads((corrections_folder(config) / "corrections.jsonl").read_text().splitlines()[-1])
+        assert corrected["messages"][-1]["content"] == "Pump P-101 feeds it."
+        assert corrected["provenance"]["origin"].startswith("benchmark item ")
         await pilot.press("f")
         assert items.row_count == sum(verdict(item) == "improved" for item in result["items"])
         assert "filter: improved" in text_of(app, "#bench-headline")
@@ -88,3 +99,7 @@ async def test_launch_follow_to_the_end_then_benchmark_from_compare(tiny_config,
         await pilot.press("e")  # export: a merged model beside the run
         await wait_for(pilot, lambda: "merged model written to" in text_of(app, "#runs-message"), tries=2400)
         assert (run.path / "merged" / "config.json").is_file()
+        await pilot.press("g", "down", "down", "down", "enter")  # GGUF: the adapter alone
+        await wait_for(pilot, lambda: "GGUF adapter written to" in text_of(app, "#runs-message"), tries=2400)
+        assert (run.path / "gguf" / f"{run.name}-adapter.gguf").is_file()
+        assert not app.screen.query_one("#runs-progress").display

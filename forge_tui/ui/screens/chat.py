@@ -132,7 +132,7 @@ class ChatScreen(ForgeScreen):
     def follow(self, child: ChatChild) -> None:
         for reply in child.replies():
             self.app.call_from_thread(self._reply, child, reply)
-        child.process.wait()
+        child.wait()
         self.app.call_from_thread(self._exited, child)
 
     def _close_child(self) -> None:

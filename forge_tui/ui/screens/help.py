@@ -20,6 +20,7 @@ HELP = """\
 | 3 | **Monitor**: the attached run's loss and progress beside the device's telemetry |
 | 4 | **Compare**: base vs tuned on the benchmark, item by item |
 | 5 | **Runs**: every run and its state |
+| 6 | **Chat**: ask the base and the tuned model side by side |
 | ? | this help (escape closes it) |
 | ctrl+q | quit (a run, or a benchmark, goes on in its own process) |
 | ctrl+p | command palette: screens, themes, stopping the attached run |
@@ -43,12 +44,24 @@ the guard's resume threshold and red below its pause threshold.
 
 **Compare**: `b` benchmarks the run (finished runs only; it runs in its own process and the table
 fills as items are answered), `f` shows all items, the improved ones or the regressed ones; up /
-down show an item's question, reference and both answers side by side.
+down show an item's question, reference and both answers side by side; `c` opens the item's tuned
+answer in an editor to write the right one (see Chat).
 
 **Runs**: up / down choose a run, enter or `a` attaches the Monitor to it, `s` asks it to stop
 (after a checkpoint: it can be resumed), `r` resumes a stopped or interrupted run in the
-background, `b` opens its benchmark, `e` exports a finished run as a merged model in RUN/merged.
+background, `b` opens its benchmark, `e` exports a finished run as a merged model in RUN/merged,
+`g` as a GGUF file for llama.cpp in RUN/gguf (the merged model at f16, q8_0 or q4_0, or the adapter
+alone for `--lora`), with a progress bar.
 Reopening the console attaches to the run still going.
+
+**Chat**: a question typed below (enter sends) is answered by the base model and the tuned one,
+streamed side by side (one above the other on a narrow terminal), each with its tokens/s and time to
+first token; each keeps its own history. `escape` cancels the answers (and, with none coming, leaves
+the field so that the keys below work), `f2` starts a new conversation, `m` picks another finished
+run or the base model alone, `c` opens the last tuned answer in an editor: write the right answer and
+`ctrl+s` appends it to corrections.jsonl in your first data folder (`[data] dirs`), with where it came
+from, and records it in the run's audit trail. Train on that folder to learn from the corrections.
+The settings row takes a system prompt, the temperature (0 is greedy), top-p and the longest answer.
 
 **When something fails** in the background, a notification names it and the file that holds the
 details (the console log: ~/.local/state/forge-tui/log/console.log on Linux); the screen goes on.
