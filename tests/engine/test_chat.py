@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from forge_tui.config import load_config
-from forge_tui.engine.chat import SIDES, Answer, ChatModel, Sampling, load_chat_model, pick
+from forge_tui.engine.chat import SIDES, Answer, ChatModel, Sampling, load_chat_model, merged_pair, pick
 from forge_tui.engine.chat_child import Answered, ChatChild, Failed, Ready, Token, reply_from_json, reply_to_json, serve
 from forge_tui.engine.children import forge_argv
 from forge_tui.engine.generation import prompt_ids
+from forge_tui.engine.plan import load_for_answers
 from forge_tui.engine.runs import open_run
 from forge_tui.errors import BadInput
 from tests.helpers import run_cli
@@ -29,30 +30,36 @@ def chat_model(tiny_run) -> ChatModel:
     return load_chat_model(run.config(), run)
 
 
+def _amplified(tiny_run, merged: bool = False) -> ChatModel:
+    """The tiny run's adapter amplified so that base and tuned differ from the first token: one PEFT
+    model for both sides (the adapter switched off for base), or the base and a merged copy."""
+    run = open_run(tiny_run.path)
+    model, tokenizer, device = load_for_answers(run.config(), run.adapter)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.mul_(200)
+    return ChatModel(merged_pair(model) if merged else {"base": model, "tuned": model}, tokenizer, device, run.name)
+
+
 def _generate(model: ChatModel, tokens: int) -> list[int]:
     """transformers' greedy generate on the same prompt (no eos stop: the tiny model rarely ends)."""
     ids = torch.tensor([prompt_ids(model.tokenizer, QUESTION)])
-    out = model.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=tokens, do_sample=False,
+    out = model.models["tuned"].generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=tokens, do_sample=False,
                                min_new_tokens=tokens, pad_token_id=model.tokenizer.eos_token_id)
     return out[0, ids.shape[1]:].tolist()
 
 
 def test_each_side_decodes_as_transformers_generate_does(tiny_run) -> None:
-    """The KV-cached loop gives generate's greedy tokens: with the adapter off for base, on for tuned
-    (the tiny run's adapter is amplified so that the two sides differ from the first token)."""
-    run = open_run(tiny_run.path)
-    chat_model = load_chat_model(run.config(), run)
-    with torch.no_grad():
-        for name, parameter in chat_model.model.named_parameters():
-            if "lora_B" in name:
-                parameter.mul_(200)
+    """The KV-cached loop gives generate's greedy tokens: with the adapter off for base, on for tuned."""
+    chat_model = _amplified(tiny_run)
     texts: dict[str, str] = dict.fromkeys(SIDES, "")
 
     def heard(side: str, text: str) -> None:
         texts[side] += text
 
     answers = chat_model.answer(dict.fromkeys(SIDES, QUESTION), Sampling(max_new_tokens=12), heard, interleave=True)
-    with chat_model.model.disable_adapter():
+    with chat_model.models["tuned"].disable_adapter():
         base = _generate(chat_model, 12)
     tuned = _generate(chat_model, 12)
     assert base != tuned  # the adapter changes the answer: the toggle is observable
@@ -64,6 +71,17 @@ def test_each_side_decodes_as_transformers_generate_does(tiny_run) -> None:
         assert texts[side].strip() == by_side[side].answer  # what streamed is the answer
         assert by_side[side].first_token_seconds is not None
         assert by_side[side].first_token_seconds <= by_side[side].seconds
+
+
+def test_the_merged_copy_answers_as_the_adapter_does(tiny_run, chat_model: ChatModel) -> None:
+    """On a CPU the tuned side is a merged copy (the base side the plain model): same greedy answers."""
+    assert chat_model.models["base"] is not chat_model.models["tuned"]    # load_chat_model merged here
+    assert not hasattr(chat_model.models["tuned"], "disable_adapter")
+    both = dict.fromkeys(SIDES, QUESTION)
+    merged = _amplified(tiny_run, merged=True).answer(both, Sampling(max_new_tokens=10), lambda side, text: None)
+    toggled = _amplified(tiny_run).answer(both, Sampling(max_new_tokens=10), lambda side, text: None)
+    assert merged[0].answer != merged[1].answer
+    assert [(a.side, a.answer) for a in merged] == [(a.side, a.answer) for a in toggled]
 
 
 def test_interleaved_and_sequential_answers_are_the_same(chat_model: ChatModel) -> None:
