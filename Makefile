@@ -15,7 +15,7 @@ DATASET ?= sample_data/waterworks/train.jsonl
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.forge-installed
 
-.PHONY: run test lint setup models tools clean-venv
+.PHONY: run test lint setup models tools llama clean-venv
 
 run: models
 	$(BIN)/forge-tui --dataset $(DATASET)
@@ -55,6 +55,13 @@ else
 	$(BIN)/python -m pip install -e ".[dev]"
 endif
 	touch $@
+
+# llama-cpp-python, for benchmarks/gguf_agreement.py (not needed by the app or the tests): built from
+# source, about 12 minutes on 2 cores, then pip caches the wheel. Portable CPU flags: the native build
+# crashes on VMs that report CPU features they cannot run. On a Jetson: LLAMA_CMAKE_ARGS=-DGGML_CUDA=on
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+llama: setup
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install -q -e ".[dev,llama]"
 
 clean-venv:
 	rm -rf $(VENV)

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from forge_tui.engine.audit import AuditLog, adapter_sha256, who
-from forge_tui.engine.fsutil import publish_dir, read_json_object, remove_stale, staged
+from forge_tui.engine.fsutil import publish_dir, remove_stale, staged
 from forge_tui.engine.models import describe_directory, load_causal_lm, load_tokenizer, quiet_libraries, resolve_model
 from forge_tui.engine.runs import RunDir, require_finished
-from forge_tui.engine.safety import check_adapter, check_adapter_files
+from forge_tui.engine.safety import check_adapter
 from forge_tui.errors import BadInput
 
 
@@ -36,26 +36,14 @@ def export_merged(run: RunDir, out: Path) -> Path:
 
 
 def merged_model(run: RunDir) -> tuple[Any, Path]:
-    """The base model (fp32) with the run's adapter merged in, and the adapter's folder."""
+    """The base model (fp32) with the run's adapter merged in (checked against it first), and the adapter's folder."""
     quiet_libraries()  # before peft imports bitsandbytes
     from peft import PeftModel
 
-    adapter, _ = checked_adapter(run)
+    adapter = require_finished(run)
     base = load_causal_lm(resolve_model(run.config().model.name, run.config().models.paths))
     check_adapter(adapter, base)
     return PeftModel.from_pretrained(base, adapter).merge_and_unload(), adapter
-
-
-def checked_adapter(run: RunDir) -> tuple[Path, dict[str, Any]]:
-    """A finished run's adapter folder and its config, refusing what a plain LoRA merge or llama.cpp's
-    adapter loader would get wrong (DoRA's magnitudes, rank-stabilised scaling)."""
-    adapter = require_finished(run)
-    check_adapter_files(adapter)
-    config = read_json_object(adapter / "adapter_config.json")
-    for flag, name in (("use_dora", "DoRA"), ("use_rslora", "rank-stabilised LoRA")):
-        if config.get(flag):
-            raise BadInput(f"{adapter / 'adapter_config.json'}: a {name} adapter; export supports plain LoRA")
-    return adapter, config
 
 
 def _merged_bytes(model_dir: Path) -> int:

@@ -257,15 +257,14 @@ def export_gguf_adapter(run: RunDir, out: Path, progress: Progress) -> Exported:
     """The run's LoRA adapter alone, in llama.cpp's adapter format (f32)."""
     import time
 
-    from forge_tui.engine.export import checked_adapter
     from forge_tui.engine.fsutil import file_sha256, published_file
     from forge_tui.engine.models import resolve_model
 
     started = time.monotonic()
     out = _destination(out)
-    adapter, lora = checked_adapter(run)
     base_dir = resolve_model(run.config().model.name, run.config().models.paths)
     shape = llama_shape(base_dir)
+    adapter, lora = plain_lora(run, base_dir)
     tensors = adapter_tensors(adapter, shape)
 
     def header(writer: Any) -> None:
@@ -281,6 +280,29 @@ def export_gguf_adapter(run: RunDir, out: Path, progress: Progress) -> Exported:
         write_gguf(staging, header, tensors, progress)
     return _recorded(run, Exported(str(out), "adapter", "f32", out.stat().st_size, file_sha256(out),
                                    round(time.monotonic() - started, 1)), adapter)
+
+
+def plain_lora(run: RunDir, base_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """The finished run's adapter and its config, checked against the base model's layers (built on
+    the meta device from its config: no weights are read); DoRA and rank-stabilised LoRA are refused,
+    llama.cpp's adapter loader applies neither."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from forge_tui.engine.fsutil import read_json_object
+    from forge_tui.engine.runs import require_finished
+    from forge_tui.engine.safety import check_adapter
+
+    adapter = require_finished(run)
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(base_dir, local_files_only=True))
+    check_adapter(adapter, skeleton)
+    config = read_json_object(adapter / "adapter_config.json")
+    for flag, name in (("use_dora", "DoRA"), ("use_rslora", "rank-stabilised LoRA")):
+        if config.get(flag):
+            raise BadInput(f"{adapter / 'adapter_config.json'}: a {name} adapter; llama.cpp's adapter format takes plain LoRA "
+                           "(export --gguf merges any adapter)")
+    return adapter, config
 
 
 def adapter_tensors(adapter: Path, shape: LlamaShape) -> list[Planned]:

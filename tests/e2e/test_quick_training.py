@@ -1,5 +1,5 @@
-"""End to end on the real embedded model: the quick preset lowers the eval loss, the benchmark and the
-export run on it, all without a network; a detached runner outlives the terminal that started it."""
+"""End to end on the real embedded model: the quick preset lowers the eval loss, the benchmark, the
+exports and a chat run on it, all without a network; a detached runner outlives the terminal that started it."""
 
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ def _offline(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_quick_pipeline_learns_and_needs_no_network(embedded_model, tmp_path) -> None:
-    """The quick preset on the real model lowers the eval loss; the benchmark scores it; the export
-    writes a merged model; all of it inside a network namespace that has no network, and the audit
-    trail records no refused connection."""
+    """The quick preset on the real model lowers the eval loss; the benchmark scores it; the exports
+    write a merged model and a GGUF adapter; chat answers with both models; all of it inside a
+    network namespace that has no network, and the audit trail records no refused connection."""
     if shutil.which("unshare") is None:
         pytest.fail("unshare (util-linux) is needed for this test")
     probe = subprocess.run(["unshare", "-rn", sys.executable, "-c", "import socket; socket.socket().connect(('1.1.1.1', 80))"],
@@ -55,10 +55,22 @@ def test_the_quick_pipeline_learns_and_needs_no_network(embedded_model, tmp_path
     exported = _offline(config, "export", str(run), "--merged", str(tmp_path / "merged"))
     assert exported.returncode == 0, exported.stderr
     assert (tmp_path / "merged" / "model.safetensors").is_file()
+    adapter = _offline(config, "export", str(run), "--gguf-adapter", str(tmp_path / "adapter.gguf"))
+    assert adapter.returncode == 0, adapter.stderr
+
+    chatted = _offline(config, "chat", str(run), "--once", "How often is a pressure-reducing valve serviced?", "--json",
+                       "--max-new-tokens", "24")
+    assert chatted.returncode == 0, chatted.stderr
+    answers = json.loads(chatted.stdout)
+    for side in ("base", "tuned"):
+        assert answers[side]["answer"].strip()
+        assert 0 < answers[side]["first_token_seconds"] <= answers[side]["seconds"]
+        assert 0 < answers[side]["tokens"] <= 24
+    assert answers["base"]["answer"] != answers["tuned"]["answer"]
     kinds = [json.loads(line)["kind"] for line in (run / "audit.jsonl").read_text().splitlines()]
     assert kinds[:2] == ["run_created", "runner_started"]
     assert "egress_refused" not in kinds
-    assert kinds[-2:] == ["benchmark", "export"]
+    assert kinds[-3:] == ["benchmark", "export", "export"]
 
 
 def test_detached_runner_survives_the_terminal_hanging_up(tiny_config, tmp_path) -> None:

@@ -109,6 +109,15 @@ def test_the_tiny_run_exports_a_model_and_an_adapter_from_the_command_line(tiny_
     assert file_sha256(model_file) == exported.sha256   # refused: the file is as it was
 
 
+def test_an_adapter_llama_cpp_would_apply_wrong_is_refused(tiny_config: Path, trained: Path, tmp_path: Path) -> None:
+    settings = json.loads((trained / "adapter" / "adapter_config.json").read_text())
+    (trained / "adapter" / "adapter_config.json").write_text(json.dumps({**settings, "use_dora": True}))
+    refused = run_cli("--config", str(tiny_config), "export", str(trained), "--gguf-adapter", str(tmp_path / "a.gguf"))
+    assert refused.returncode == 2
+    assert "a DoRA adapter" in refused.stderr
+    assert not (tmp_path / "a.gguf").exists()
+
+
 def test_architectures_and_rope_it_would_write_wrong_are_refused(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"architectures": ["Qwen2ForCausalLM"]}))
     with pytest.raises(BadInput, match="supports LlamaForCausalLM"):
