@@ -101,34 +101,33 @@ class ChatModel:
         self.stop_ids = _stop_ids(self.models["base"], tokenizer)
 
     def answer(self, conversations: Mapping[str, Messages], sampling: Sampling, on_token: OnToken,
-               cancelled: Callable[[], bool] = lambda: False, *, interleave: bool = False) -> list[Answer]:
-        """Each side's answer to its own conversation; `on_token` hears every piece of text as it comes."""
+               cancelled: Callable[[], bool] = lambda: False, *, interleave: bool = False,
+               on_answer: Callable[[Answer], None] = lambda answer: None) -> list[Answer]:
+        """Each side's answer to its own conversation; `on_token` hears every piece of text as it comes,
+        `on_answer` each side's answer as soon as that side stops."""
         from forge_tui.engine.generation import prompt_ids
 
         decoders = [_Decoder(side, prompt_ids(self.tokenizer, conversations[side])) for side in self.sides if side in conversations]
         generator = self._generator(sampling)
-        if interleave:
-            while any(d.stopped is None for d in decoders):
-                for decoder in decoders:
-                    if decoder.stopped is None:
-                        self._step(decoder, sampling, generator, on_token, cancelled)
-        else:
-            for decoder in decoders:
-                while decoder.stopped is None:
-                    self._step(decoder, sampling, generator, on_token, cancelled)
-        return [Answer(d.side, d.shown.strip(), len(d.generated), round(d.busy, 3),
-                       None if d.first is None else round(d.first, 3), d.stopped or "eos") for d in decoders]
+        turns = [decoders] if interleave else [[decoder] for decoder in decoders]
+        for group in turns:
+            while any(d.stopped is None for d in group):
+                for decoder in group:
+                    if decoder.stopped is None and self._step(decoder, sampling, generator, on_token, cancelled):
+                        on_answer(_answer(decoder))
+        return [_answer(d) for d in decoders]
 
     def _generator(self, sampling: Sampling) -> Any:
         import torch
 
         return torch.Generator(device=self.device).manual_seed(sampling.seed)
 
-    def _step(self, decoder: _Decoder, sampling: Sampling, generator: Any, on_token: OnToken, cancelled: Callable[[], bool]) -> None:
-        """One forward pass (the whole prompt first, then one token), one token chosen and shown."""
+    def _step(self, decoder: _Decoder, sampling: Sampling, generator: Any, on_token: OnToken, cancelled: Callable[[], bool]) -> bool:
+        """One forward pass (the whole prompt first, then one token), one token chosen and shown;
+        whether the side has stopped."""
         if cancelled():
             decoder.stopped = "cancelled"
-            return
+            return True
         started = time.perf_counter()
         token = self._next_token(decoder, sampling, generator)
         if token in self.stop_ids:
@@ -145,6 +144,7 @@ class ChatModel:
         decoder.busy += time.perf_counter() - started
         if decoder.first is None and decoder.generated:
             decoder.first = decoder.busy
+        return decoder.stopped is not None
 
     def _next_token(self, decoder: _Decoder, sampling: Sampling, generator: Any) -> int:
         import torch
@@ -162,6 +162,11 @@ class ChatModel:
 
         shared = side == "base" and self.models["base"] is self.models.get("tuned")
         return self.models["base"].disable_adapter() if shared else nullcontext()
+
+
+def _answer(decoder: _Decoder) -> Answer:
+    return Answer(decoder.side, decoder.shown.strip(), len(decoder.generated), round(decoder.busy, 3),
+                  None if decoder.first is None else round(decoder.first, 3), decoder.stopped or "eos")
 
 
 def pick(logits: Any, sampling: Sampling, generator: Any) -> int:

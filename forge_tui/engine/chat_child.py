@@ -127,17 +127,18 @@ def serve(model: ChatModel, load_seconds: float, stdin: IO[str], stdout: IO[str]
         ask = int(request["ask"])
         try:
             sampling = Sampling.from_json(request["sampling"])
-            answers = model.answer(request["conversations"], sampling, _tokens_of(ask, send), requests.stopped(ask),
-                                   interleave=True)
+            model.answer(request["conversations"], sampling, _tokens_of(ask, send), requests.stopped(ask), interleave=True,
+                         on_answer=_answers_of(ask, send))
         except (ForgeError, KeyError, TypeError, ValueError) as exc:
             send(Failed(ask, str(exc) or type(exc).__name__))
-            continue
-        for answer in answers:
-            send(Answered(ask, answer))
 
 
 def _tokens_of(ask: int, send: Callable[[Reply], None]) -> Callable[[str, str], None]:
     return lambda side, text: send(Token(ask, side, text))
+
+
+def _answers_of(ask: int, send: Callable[[Reply], None]) -> Callable[[Answer], None]:
+    return lambda answer: send(Answered(ask, answer))
 
 
 # --------------------------------------------------------------------------- the console's side

@@ -295,7 +295,8 @@ def plain_lora(run: RunDir, base_dir: Path) -> tuple[Path, dict[str, Any]]:
 
     adapter = require_finished(run)
     with torch.device("meta"):
-        skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(base_dir, local_files_only=True))
+        skeleton = AutoModelForCausalLM.from_config(  # type: ignore[no-untyped-call]
+            AutoConfig.from_pretrained(base_dir, local_files_only=True))
     check_adapter(adapter, skeleton)
     config = read_json_object(adapter / "adapter_config.json")
     for flag, name in (("use_dora", "DoRA"), ("use_rslora", "rank-stabilised LoRA")):

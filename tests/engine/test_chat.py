@@ -85,12 +85,18 @@ def test_the_merged_copy_answers_as_the_adapter_does(tiny_run, chat_model: ChatM
 
 
 def test_interleaved_and_sequential_answers_are_the_same(chat_model: ChatModel) -> None:
-    order: list[str] = []
+    heard: list[tuple[str, str]] = []
     together = chat_model.answer(dict.fromkeys(SIDES, QUESTION), Sampling(max_new_tokens=6),
-                                 lambda side, text: order.append(side), interleave=True)
+                                 lambda side, text: heard.append(("token", side)), interleave=True)
     apart = chat_model.answer(dict.fromkeys(SIDES, QUESTION), Sampling(max_new_tokens=6), lambda side, text: None)
     assert [a.answer for a in together] == [a.answer for a in apart]
-    assert order[:2] == ["base", "tuned"]  # interleaved: the sides take turns from the first token
+    assert heard[:2] == [("token", "base"), ("token", "tuned")]  # interleaved: the sides take turns from the first token
+    events: list[tuple[str, str]] = []
+    told = chat_model.answer(dict.fromkeys(SIDES, QUESTION), Sampling(max_new_tokens=6), lambda side, text: events.append(("token", side)),
+                             on_answer=lambda answer: events.append(("answer", answer.side)))
+    assert events.index(("answer", "base")) < events.index(("token", "tuned"))  # each side told as soon as it stops
+    assert [e for e in events if e[0] == "answer"] == [("answer", "base"), ("answer", "tuned")]
+    assert [a.answer for a in told] == [a.answer for a in apart]
 
 
 def test_cancel_and_length_stop_an_answer(chat_model: ChatModel) -> None:
