@@ -129,7 +129,7 @@ def serve(model: ChatModel, load_seconds: float, stdin: IO[str], stdout: IO[str]
             sampling = Sampling.from_json(request["sampling"])
             model.answer(request["conversations"], sampling, _tokens_of(ask, send), requests.stopped(ask), interleave=True,
                          on_answer=_answers_of(ask, send))
-        except (ForgeError, KeyError, TypeError, ValueError) as exc:
+        except (ForgeError, KeyError, TypeError, ValueError, RuntimeError) as exc:  # RuntimeError: torch's, out of memory too
             send(Failed(ask, str(exc) or type(exc).__name__))
 
 
