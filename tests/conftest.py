@@ -31,6 +31,22 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 
 
+@pytest.fixture(autouse=True)
+def own_corrections_folder(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test its own corrections folder: a correction one test saves would otherwise show in the
+    Datasets screen of every later test (and their child processes inherit the variable)."""
+    monkeypatch.setenv("FORGE_TUI_DATA_DIR", str(tmp_path_factory.mktemp("data") / "datasets"))
+
+
+@pytest.fixture(autouse=True)
+def questions_accepted() -> None:
+    """A console an earlier test closed has stopped accepting questions (jobs.stop_questions kills
+    the checks asked after it); each test starts as a freshly opened console does."""
+    from forge_tui.ui.jobs import accept_questions
+
+    accept_questions()
+
+
 @pytest.fixture(scope="session")
 def embedded_model() -> Path:
     path = embedded_path()

@@ -187,9 +187,7 @@ def test_chat_once_json_contract_and_bad_input(tiny_run, tiny_config: Path) -> N
                                    "--max-new-tokens", "3").stdout)
     assert "base" in base_only
     assert "tuned" not in base_only
-    for args, message in ((("chat",), "name a finished run"), (("chat", str(tiny_run.path), "--temperature", "9", "--once", "q"),
-                                                               "temperature 9")):
-        refused = run_cli("--config", str(tiny_config), *args)
-        assert refused.returncode == 2
-        assert message in refused.stderr
-        assert "Traceback" not in refused.stderr
+    refused = run_cli("--config", str(tiny_config), "chat", "--once", "q")  # settings out of range: test_sampling_...
+    assert refused.returncode == 2
+    assert "name a finished run" in refused.stderr
+    assert "Traceback" not in refused.stderr

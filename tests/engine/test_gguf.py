@@ -1,6 +1,6 @@
 """GGUF export: the real embedded model written by the engine and read back by transformers' own GGUF
 loader (a runtime no one here wrote), logits within a tolerance that a missing q/k permutation fails
-by three orders of magnitude; the tiny run through the command line (model and adapter, progress,
+by more than two orders of magnitude; the tiny run through the command line (model and adapter, progress,
 audit); and the refusals."""
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import torch
 from gguf import GGUFReader
 
 from forge_tui.engine.fsutil import file_sha256, published_file
-from forge_tui.engine.gguf_export import Exported, llama_shape, model_header, model_tensors, permute_rows, write_gguf
+from forge_tui.engine.gguf_export import Exported, export_gguf_adapter, llama_shape, model_header, model_tensors, permute_rows, write_gguf
 from forge_tui.engine.gguf_vocab import pre_tokenizer
 from forge_tui.engine.models import load_causal_lm, load_tokenizer
+from forge_tui.engine.runs import open_run
 from forge_tui.errors import BadInput
 from tests.helpers import adapter_tensors, run_cli
 
@@ -43,28 +44,25 @@ def _logits(model, ids: list[int]) -> torch.Tensor:
 
 @pytest.mark.model
 def test_transformers_reads_the_real_model_back_with_its_tokenizer(embedded_model: Path, embedded, tmp_path: Path) -> None:
-    """f16: every logit within 0.1 of the fp32 model (measured 0.04; without the q/k permutation 32.8,
-    with greedy agreement 44%); q8_0: the greedy next token agrees at 95% or more of the positions."""
+    """f16: every logit within 0.1 of the fp32 model (measured 0.04; the same file without the q/k
+    permutation is 32.8 off, greedy agreement 44%), the same token ids and chat template. (q8_0 and
+    q4_0 through transformers and llama.cpp: benchmarks/gguf_agreement.py, each load costs ~20 s.)"""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model, tokenizer = embedded
     ids = tokenizer.apply_chat_template(PROMPT, add_generation_prompt=True, return_dict=False)
+    path = _written(embedded_model, model, tokenizer, tmp_path / "f16.gguf", "f16")
+    logits = _logits(AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=path.name).eval(), ids)
     reference = _logits(model, ids)
-    for quant in ("f16", "q8_0"):
-        path = _written(embedded_model, model, tokenizer, tmp_path / f"{quant}.gguf", quant)
-        loaded = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=path.name).eval()
-        logits = _logits(loaded, ids)
-        agreement = float((logits.argmax(-1) == reference.argmax(-1)).float().mean())
-        if quant == "f16":
-            assert float((logits - reference).abs().max()) < 0.1
-            read_back = AutoTokenizer.from_pretrained(tmp_path, gguf_file=path.name)
-            assert read_back.apply_chat_template(PROMPT, add_generation_prompt=True, return_dict=False) == ids
-            assert read_back.chat_template == tokenizer.chat_template
-        assert agreement >= 0.95, (quant, agreement)
-        fields = GGUFReader(path).fields
-        assert fields["tokenizer.ggml.pre"].contents() == "smollm"
-        assert fields["tokenizer.ggml.eos_token_id"].contents() == tokenizer.eos_token_id
-        assert len(fields["tokenizer.ggml.merges"].data) > 40_000
+    assert float((logits - reference).abs().max()) < 0.1
+    assert bool((logits.argmax(-1) == reference.argmax(-1)).all())
+    read_back = AutoTokenizer.from_pretrained(tmp_path, gguf_file=path.name)
+    assert read_back.apply_chat_template(PROMPT, add_generation_prompt=True, return_dict=False) == ids
+    assert read_back.chat_template == tokenizer.chat_template
+    fields = GGUFReader(path).fields
+    assert fields["tokenizer.ggml.pre"].contents() == "smollm"
+    assert fields["tokenizer.ggml.eos_token_id"].contents() == tokenizer.eos_token_id
+    assert len(fields["tokenizer.ggml.merges"].data) > 40_000
 
 
 def test_permute_rows_is_llama_cpp_rotary_layout() -> None:
@@ -109,12 +107,11 @@ def test_the_tiny_run_exports_a_model_and_an_adapter_from_the_command_line(tiny_
     assert file_sha256(model_file) == exported.sha256   # refused: the file is as it was
 
 
-def test_an_adapter_llama_cpp_would_apply_wrong_is_refused(tiny_config: Path, trained: Path, tmp_path: Path) -> None:
+def test_an_adapter_llama_cpp_would_apply_wrong_is_refused(trained: Path, tmp_path: Path) -> None:
     settings = json.loads((trained / "adapter" / "adapter_config.json").read_text())
     (trained / "adapter" / "adapter_config.json").write_text(json.dumps({**settings, "use_dora": True}))
-    refused = run_cli("--config", str(tiny_config), "export", str(trained), "--gguf-adapter", str(tmp_path / "a.gguf"))
-    assert refused.returncode == 2
-    assert "a DoRA adapter" in refused.stderr
+    with pytest.raises(BadInput, match="a DoRA adapter"):
+        export_gguf_adapter(open_run(trained), tmp_path / "a.gguf", lambda done, total: None)
     assert not (tmp_path / "a.gguf").exists()
 
 
