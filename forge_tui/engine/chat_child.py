@@ -195,12 +195,10 @@ class ChatChild:
         return lines[-1].removeprefix("forge-tui: error: ") if lines else f"exit code {code}"
 
     def close(self) -> None:
-        """Close its stdin (it exits), and make sure it did."""
+        """End it now, without waiting on the console's thread: its stdin closed (what ends it when the
+        console dies) and a kill (a child still loading its model reads stdin only once loaded). It
+        writes no files; the thread reading its replies reaps it (`wait`)."""
         if self.process.stdin is not None and not self.process.stdin.closed:
             with contextlib.suppress(BrokenPipeError):
                 self.process.stdin.close()
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        self.process.kill()
