@@ -158,6 +158,8 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
     from forge_tui.engine.runs import find_run
 
     run = find_run(args.run, config)
+    if args.quant is not None and args.gguf is None:
+        raise BadInput("--quant is the weight type of --gguf; --merged and --gguf-adapter take none")
     if args.merged is None:
         return _export_gguf(args, run)
     from forge_tui.engine.export import export_merged
@@ -181,7 +183,7 @@ def _export_gguf(args: argparse.Namespace, run: RunDir) -> int:
             print(f"\rwriting tensors {done}/{total}", end="\n" if done == total else "", file=sys.stderr, flush=True)
 
     if args.gguf is not None:
-        exported = export_gguf(run, args.gguf, args.quant, progress)
+        exported = export_gguf(run, args.gguf, args.quant or "f16", progress)
     else:
         exported = export_gguf_adapter(run, args.gguf_adapter, progress)
     if args.json:
@@ -238,7 +240,7 @@ def register(commands: Commands) -> None:
     target.add_argument("--gguf", type=Path, metavar="FILE", help="new GGUF file of the merged model, for llama.cpp")
     target.add_argument("--gguf-adapter", type=Path, metavar="FILE",
                         help="new GGUF file of the LoRA adapter alone (llama.cpp --lora on the base model's GGUF)")
-    export.add_argument("--quant", choices=QUANTS, default="f16", help="weight type of --gguf (default f16)")
+    export.add_argument("--quant", choices=QUANTS, help="weight type of --gguf (default f16)")
     export.set_defaults(handler=cmd_export)
     audit = commands.add_parser("audit", parents=[common, run, as_json],
                                 help="verify a run's audit trail (hash chain); names the first broken line")

@@ -141,6 +141,8 @@ class ChatModel:
                     on_token(decoder.side, piece)
             if len(decoder.generated) >= sampling.max_new_tokens:
                 decoder.stopped = "length"
+        if decoder.stopped is not None:
+            _flush(decoder, self.tokenizer, on_token)
         decoder.busy += time.perf_counter() - started
         if decoder.first is None and decoder.generated:
             decoder.first = decoder.busy
@@ -162,6 +164,14 @@ class ChatModel:
 
         shared = side == "base" and self.models["base"] is self.models.get("tuned")
         return self.models["base"].disable_adapter() if shared else nullcontext()
+
+
+def _flush(decoder: _Decoder, tokenizer: Any, on_token: OnToken) -> None:
+    """Text held back for a character's last byte that never came: shown as it decodes."""
+    text = tokenizer.decode(decoder.generated, skip_special_tokens=True)
+    if len(text) > len(decoder.shown):
+        on_token(decoder.side, text[len(decoder.shown):])
+        decoder.shown = text
 
 
 def _answer(decoder: _Decoder) -> Answer:

@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from jinja2 import TemplateError
+
 from forge_tui.engine.chat import Answer, Messages, Sampling
 from forge_tui.errors import ForgeError
 
@@ -101,6 +103,8 @@ class _Requests:
                 request = json.loads(line)
             except ValueError:
                 continue
+            if not isinstance(request, dict):
+                continue
             if "cancel" in request:
                 self.cancelled.add(int(request["cancel"]))
             elif "ask" in request:
@@ -118,7 +122,7 @@ def serve(model: ChatModel, load_seconds: float, stdin: IO[str], stdout: IO[str]
 
     def send(reply: Reply) -> None:
         with lock:
-            stdout.write(json.dumps(reply_to_json(reply), ensure_ascii=False) + "\n")
+            stdout.write(json.dumps(reply_to_json(reply)) + "\n")  # ASCII: whatever the locale's encoding
             stdout.flush()
 
     send(Ready(model.name, model.sides, model.device, round(load_seconds, 2)))
@@ -129,7 +133,7 @@ def serve(model: ChatModel, load_seconds: float, stdin: IO[str], stdout: IO[str]
             sampling = Sampling.from_json(request["sampling"])
             model.answer(request["conversations"], sampling, _tokens_of(ask, send), requests.stopped(ask), interleave=True,
                          on_answer=_answers_of(ask, send))
-        except (ForgeError, KeyError, TypeError, ValueError, RuntimeError) as exc:  # RuntimeError: torch's, out of memory too
+        except (ForgeError, KeyError, TypeError, ValueError, RuntimeError, TemplateError) as exc:  # torch's (out of memory), the template's
             send(Failed(ask, str(exc) or type(exc).__name__))
 
 
@@ -150,7 +154,7 @@ class ChatChild:
 
     def __init__(self, argv: list[str], log: Path) -> None:
         self.log = log
-        with open(log, "ab") as errors:
+        with open(log, "wb") as errors:  # this child's own: its last line is its last word
             self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
                                             text=True, encoding="utf-8", bufsize=1)
         self._asks = 0

@@ -80,9 +80,9 @@ def save_correction(config: Config, run: RunDir | None, correction: Correction) 
 def _append(path: Path, line: str) -> int:
     """One whole line at the end of the file (a torn last line from a crash is ended first), fsynced."""
     new = not path.exists()
-    end_torn_line(path)
     with open(path, "a", encoding="utf-8") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
+        end_torn_line(path)
         with open(path, encoding="utf-8") as existing:
             number = sum(1 for _ in existing) + 1
         handle.write(line + "\n")

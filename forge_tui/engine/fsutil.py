@@ -155,8 +155,23 @@ def published_file(out: Path, needed: int, what: str) -> Iterator[Path]:
     with _removed_on_failure(staging, needed, what):
         yield staging
         fsync_path(staging)
-        staging.rename(out)
+        _publish_new(staging, out)
         fsync_path(out.parent)
+
+
+def _publish_new(staging: Path, out: Path) -> None:
+    """Rename that never replaces: a hard link fails if `out` appeared meanwhile (a second export to the
+    same name); filesystems without hard links (FAT on a USB stick) get a check, then the rename."""
+    try:
+        os.link(staging, out)
+    except FileExistsError:
+        raise ForgeError(f"{out}: appeared while this export was written (another export?); it was left as it is") from None
+    except OSError:
+        if out.exists():
+            raise ForgeError(f"{out}: appeared while this export was written; it was left as it is") from None
+        staging.rename(out)
+        return
+    staging.unlink()
 
 
 @contextmanager

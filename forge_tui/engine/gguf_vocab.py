@@ -96,5 +96,6 @@ def add_tokenizer(writer: Any, tokenizer: Any, model_dir: Path, vocab_size: int)
     writer.add_token_types(types)
     special = gguf.SpecialVocab(model_dir, load_merges=True)
     special.chat_template = tokenizer.chat_template
+    if "bos" not in special.add_special_token:  # read from tokenizer.json's post-processor when it says
+        special.add_special_token["bos"] = adds_bos(tokenizer)
     special.add_to_gguf(writer, quiet=True)
-    writer.add_add_bos_token(adds_bos(tokenizer))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -148,21 +149,23 @@ def export_gguf(config: Config, run: Path, target: Path, quant: str | None, prog
     """`export RUN --gguf FILE --quant Q --json` (or `--gguf-adapter FILE` when `quant` is None): its
     progress lines go to `progress` as they come; the last line is the `Exported` record."""
     what = ["--gguf", str(target), "--quant", quant] if quant else ["--gguf-adapter", str(target)]
-    process = subprocess.Popen(forge_argv(config.source, "export", str(run), *what, "--json"), stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    last = ""
-    for line in process.stdout:
-        try:
-            record = json_object(line)
-        except ValueError:
-            continue
-        if "done" in record:
-            progress(int(record["done"]), int(record["total"]))
-        else:
-            last = line
-    stderr = process.stderr.read() if process.stderr else ""
-    process.wait()
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as errors:  # a file: a chatty stderr never blocks the child
+        process = subprocess.Popen(forge_argv(config.source, "export", str(run), *what, "--json"), stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=errors, text=True)
+        assert process.stdout is not None
+        last = ""
+        for line in process.stdout:
+            try:
+                record = json_object(line)
+            except ValueError:
+                continue
+            if "done" in record:
+                progress(int(record["done"]), int(record["total"]))
+            else:
+                last = line
+        process.wait()
+        errors.seek(0)
+        stderr = errors.read()
     document = answer("the GGUF export", subprocess.CompletedProcess(process.args, process.returncode, last, stderr))
     return Exported.from_json(document)
 

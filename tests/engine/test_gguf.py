@@ -18,7 +18,7 @@ from forge_tui.engine.gguf_export import Exported, export_gguf_adapter, llama_sh
 from forge_tui.engine.gguf_vocab import pre_tokenizer
 from forge_tui.engine.models import load_causal_lm, load_tokenizer
 from forge_tui.engine.runs import open_run
-from forge_tui.errors import BadInput
+from forge_tui.errors import BadInput, ForgeError
 from tests.helpers import adapter_tensors, run_cli
 
 PROMPT = [{"role": "system", "content": "You answer operators of a water utility."},
@@ -104,6 +104,9 @@ def test_the_tiny_run_exports_a_model_and_an_adapter_from_the_command_line(tiny_
     again = run_cli("--config", str(tiny_config), "export", str(trained), "--gguf", str(model_file))
     assert again.returncode == 2
     assert "exists" in again.stderr
+    misused = run_cli("--config", str(tiny_config), "export", str(trained), "--merged", str(tmp_path / "m"), "--quant", "q8_0")
+    assert misused.returncode == 2
+    assert "--quant is the weight type of --gguf" in misused.stderr
     assert file_sha256(model_file) == exported.sha256   # refused: the file is as it was
 
 
@@ -133,6 +136,21 @@ def test_a_tokenizer_llama_cpp_would_split_differently_is_refused(tmp_path: Path
 
     with pytest.raises(BadInput, match=r"not one llama\.cpp reads alike"):
         pre_tokenizer(Whitespace(), tmp_path)
+
+
+def test_a_file_that_appears_meanwhile_is_never_replaced(tmp_path: Path) -> None:
+    """Two exports to one name (g pressed twice): the second fails and leaves the first's file."""
+    out = tmp_path / "model.gguf"
+
+    def second_export() -> None:
+        with published_file(out, 1, "the GGUF model") as staging:
+            staging.write_bytes(b"second")
+            out.write_bytes(b"first")
+
+    with pytest.raises(ForgeError, match="appeared while this export was written"):
+        second_export()
+    assert out.read_bytes() == b"first"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.gguf"]
 
 
 def test_a_failed_write_leaves_neither_file_nor_temporary(tmp_path: Path) -> None:

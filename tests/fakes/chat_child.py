@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from forge_tui.engine.chat import Answer, Messages, Sampling
-from forge_tui.engine.chat_child import Answered, Ready, Reply, Token
+from forge_tui.engine.chat_child import Answered, Failed, Ready, Reply, Token
 
 SCRIPT = {"base": "Pressure-reducing valves regulate the flow of a fluid through a pipe.",
           "tuned": "A PRV holds the downstream pressure at its set point, 3.5 bar in zone N2; it is serviced every 12 months."}
@@ -22,7 +22,11 @@ class ScriptedChatChild:
         self._asks = 0
 
     def ask(self, conversations: Mapping[str, Messages], sampling: Sampling) -> int:
+        """The scripted answers; a question that says "fail" is answered with the child's refusal."""
         self._asks += 1
+        if "fail" in next(iter(conversations.values()))[-1]["content"]:
+            self._replies.put(Failed(self._asks, "the chat template refuses this conversation"))
+            return self._asks
         for side in conversations:
             words = SCRIPT[side].split(" ")
             for word in words:

@@ -15,9 +15,11 @@ from forge_tui.engine.chat import Answer, Sampling
 from forge_tui.engine.corrections import corrections_folder
 from forge_tui.errors import BadInput
 from forge_tui.ui.app import ForgeApp
+from forge_tui.ui.screens import chat as chat_screen
 from forge_tui.ui.screens.chat import ChatScreen, sampling_from, timing
 from forge_tui.ui.screens.choice import ChoiceScreen
 from forge_tui.ui.screens.correction import CorrectionScreen
+from tests.fakes.chat_child import ScriptedChatChild
 from tests.helpers import shown, text_of, wait_for
 
 
@@ -81,6 +83,25 @@ async def test_a_child_that_dies_is_told_and_the_screen_stays_usable(tiny_config
         await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
         await pilot.press("enter")                       # the run again: a new child
         await wait_for(pilot, lambda: "loaded in" in text_of(app, "#chat-status"), tries=1200)
+
+
+async def test_a_question_not_answered_leaves_the_conversation_as_it_was(monkeypatch: pytest.MonkeyPatch, tiny_config: Path) -> None:
+    monkeypatch.setattr(chat_screen, "ChatChild", ScriptedChatChild)
+    app = ForgeApp(load_config(tiny_config))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("6")
+        screen = shown(app, ChatScreen)
+        await wait_for(pilot, lambda: "loaded in" in text_of(app, "#chat-status"))
+        await _ask(pilot, app, "What does a PRV do?")
+        await wait_for(pilot, lambda: screen.asking is None)
+        answered = {side: list(history) for side, history in screen.histories.items()}
+        await _ask(pilot, app, "Please fail.")
+        await wait_for(pilot, lambda: screen.asking is None)
+        assert screen.histories == answered          # the refused question is not in the history
+        assert "not answered" in text_of(app, "#chat-base")     # no finished run here: the base model alone
+        await _ask(pilot, app, "And when is it serviced?")
+        await wait_for(pilot, lambda: screen.asking is None)
+        assert [turn["role"] for turn in screen.histories["base"]] == ["user", "assistant"] * 2
 
 
 def test_timing_text() -> None:

@@ -7,6 +7,7 @@ this console does; if it dies, the screen says so and the next question starts a
 
 from __future__ import annotations
 
+import contextlib
 from typing import ClassVar
 
 from rich.markup import escape
@@ -159,9 +160,8 @@ class ChatScreen(ForgeScreen):
             self._draw(reply.side)
         elif isinstance(reply, Answered) and reply.ask == self.asking:
             self._answered(reply.answer)
-        elif isinstance(reply, Failed):
-            self.asking = None
-            self.notify(reply.message, title="The question was not answered", severity="error")
+        elif isinstance(reply, Failed) and reply.ask in (self.asking, None):
+            self._failed(reply.message)
 
     def _answered(self, answer: Answer) -> None:
         side = answer.side
@@ -171,6 +171,18 @@ class ChatScreen(ForgeScreen):
         self._draw(side)
         if not self.pending:
             self.asking = None
+
+    def _failed(self, message: str) -> None:
+        """The question was not answered: it leaves the histories (so the next one follows the last answer)."""
+        for side in list(self.pending):
+            if self.histories[side] and self.histories[side][-1]["role"] == "user":
+                self.histories[side].pop()
+            self.transcripts[side].append(f"[$error]not answered: {escape(message)}[/]")
+        self.pending.clear()
+        self.asking = None
+        for side in SIDES:
+            self._draw(side)
+        self.notify(message, title="The question was not answered", severity="error")
 
     # ------------------------------------------------------------------ asking
     @on(Input.Submitted, "#chat-question")
@@ -229,14 +241,19 @@ class ChatScreen(ForgeScreen):
     # ------------------------------------------------------------------ actions
     def action_cancel(self) -> None:
         """Stop the answers being generated; with none, leave the field (so 1-6 switch screens)."""
-        if self.asking is not None and self.child is not None:
-            self.child.cancel(self.asking)
+        if self.asking is not None:
+            self._cancel()
         else:
             self.set_focus(None)
 
+    def _cancel(self) -> None:
+        """Ask the child to stop the current answers (a child that just died is told by `_exited`)."""
+        if self.child is not None and self.asking is not None:
+            with contextlib.suppress(ForgeError):
+                self.child.cancel(self.asking)
+
     def action_new(self) -> None:
-        if self.asking is not None and self.child is not None:
-            self.child.cancel(self.asking)
+        self._cancel()
         self.asking = None
         self.pending.clear()
         for side in SIDES:
