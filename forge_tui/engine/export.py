@@ -4,12 +4,11 @@ GGUF files are in gguf_export.py)."""
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from forge_tui.engine.audit import AuditLog, adapter_sha256, who
-from forge_tui.engine.fsutil import publish_dir, remove_stale, staged
+from forge_tui.engine.fsutil import check_destination, publish_dir, staged
 from forge_tui.engine.models import describe_directory, load_causal_lm, load_tokenizer, quiet_libraries, resolve_model
 from forge_tui.engine.runs import RunDir, require_finished
 from forge_tui.engine.safety import check_adapter
@@ -24,7 +23,7 @@ def export_merged(run: RunDir, out: Path) -> Path:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise BadInput(f"{out}: exists and is not an empty folder; choose a new one")
     base_dir = resolve_model(run.config().model.name, run.config().models.paths)
-    _check_destination(out)
+    check_destination(out, "the merged model")
     staging = out.parent / f".tmp-{out.name}-{os.getpid()}"
     with staged(staging, _merged_bytes(base_dir), "the merged model"):
         merged, adapter = merged_model(run)
@@ -51,14 +50,3 @@ def _merged_bytes(model_dir: Path) -> int:
     return (describe_directory(model_dir).parameters or 0) * 4
 
 
-def _check_destination(out: Path) -> None:
-    """Refuse, before any model is loaded, a destination that cannot be written (and remove what
-    killed exports to it left behind)."""
-    parent = out.parent
-    if not parent.is_dir():
-        raise BadInput(f"{parent}: no such folder for the merged model")
-    remove_stale(parent, f".tmp-{out.name}-")
-    try:
-        tempfile.TemporaryDirectory(dir=parent).cleanup()
-    except OSError as exc:
-        raise BadInput(f"{parent}: cannot write the merged model here: {exc.strerror}") from None

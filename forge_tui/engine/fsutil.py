@@ -9,12 +9,13 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from forge_tui.errors import ForgeError
+from forge_tui.errors import BadInput, ForgeError
 from forge_tui.units import MIB
 
 
@@ -131,6 +132,19 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True  # someone else's process
     return True
+
+
+def check_destination(out: Path, what: str) -> None:
+    """Refuse, before any model is loaded, a destination whose folder is missing or cannot be written
+    (and remove what killed exports to it left behind)."""
+    parent = out.parent
+    if not parent.is_dir():
+        raise BadInput(f"{parent}: no such folder for {what}")
+    remove_stale(parent, f".tmp-{out.name}-")
+    try:
+        tempfile.TemporaryDirectory(dir=parent).cleanup()
+    except OSError as exc:
+        raise BadInput(f"{parent}: cannot write {what} here: {exc.strerror}") from None
 
 
 @contextmanager

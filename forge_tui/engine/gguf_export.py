@@ -11,7 +11,7 @@ fsynced and renamed; the audit trail records the file's SHA-256.
 from __future__ import annotations
 
 import json
-import os
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -228,10 +228,7 @@ def _rows_of(tensor: Any, heads: int | None) -> Callable[[], Any]:
 
 def export_gguf(run: RunDir, out: Path, quant: str, progress: Progress) -> Exported:
     """The run's merged model as one GGUF file."""
-    import time
-
     from forge_tui.engine.export import merged_model
-    from forge_tui.engine.fsutil import file_sha256, published_file
     from forge_tui.engine.gguf_vocab import pre_tokenizer, require_bpe
     from forge_tui.engine.models import load_tokenizer, resolve_model
 
@@ -245,19 +242,12 @@ def export_gguf(run: RunDir, out: Path, quant: str, progress: Progress) -> Expor
     merged, adapter = merged_model(run)
     state = dict(merged.state_dict())
     tensors = model_tensors(state, shape, quant)
-    needed = sum(stored_bytes(t.dims, t.qtype) for t in tensors) + (64 << 20)
     header = model_header(shape, tokenizer, base_dir, f"{base_dir.name} + {run.name}", quant)
-    with published_file(out, needed, "the GGUF model") as staging:
-        write_gguf(staging, header, tensors, progress)
-    return _recorded(run, Exported(str(out), "model", quant, out.stat().st_size, file_sha256(out),
-                                   round(time.monotonic() - started, 1)), adapter)
+    return _published(run, out, ("model", quant), header, tensors, adapter, started, progress)
 
 
 def export_gguf_adapter(run: RunDir, out: Path, progress: Progress) -> Exported:
     """The run's LoRA adapter alone, in llama.cpp's adapter format (f32)."""
-    import time
-
-    from forge_tui.engine.fsutil import file_sha256, published_file
     from forge_tui.engine.models import resolve_model
 
     started = time.monotonic()
@@ -275,11 +265,7 @@ def export_gguf_adapter(run: RunDir, out: Path, progress: Progress) -> Exported:
         writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
         writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(lora["lora_alpha"]))
 
-    needed = sum(stored_bytes(t.dims, t.qtype) for t in tensors) + (1 << 20)
-    with published_file(out, needed, "the GGUF adapter") as staging:
-        write_gguf(staging, header, tensors, progress)
-    return _recorded(run, Exported(str(out), "adapter", "f32", out.stat().st_size, file_sha256(out),
-                                   round(time.monotonic() - started, 1)), adapter)
+    return _published(run, out, ("adapter", "f32"), header, tensors, adapter, started, progress)
 
 
 def plain_lora(run: RunDir, base_dir: Path) -> tuple[Path, dict[str, Any]]:
@@ -325,19 +311,26 @@ def adapter_tensors(adapter: Path, shape: LlamaShape) -> list[Planned]:
 
 
 def _destination(out: Path) -> Path:
+    from forge_tui.engine.fsutil import check_destination
+
     out = out.resolve()
     if out.exists():
         raise BadInput(f"{out}: exists; choose a new file name (an export never overwrites)")
-    if not out.parent.is_dir():
-        raise BadInput(f"{out.parent}: no such folder for the GGUF file")
-    if not os.access(out.parent, os.W_OK):
-        raise BadInput(f"{out.parent}: cannot write the GGUF file here: permission denied")
+    check_destination(out, "the GGUF file")
     return out
 
 
-def _recorded(run: RunDir, exported: Exported, adapter: Path) -> Exported:
+def _published(run: RunDir, out: Path, what: tuple[str, str], header: Callable[[Any], None], tensors: list[Planned],
+               adapter: Path, started: float, progress: Progress) -> Exported:
+    """Write `out` (its kind and quant in `what`; the disk checked for its tensors and 64 MiB of
+    metadata), then record it, with its size and hash, in the run's audit trail."""
     from forge_tui.engine.audit import AuditLog, adapter_sha256, who
+    from forge_tui.engine.fsutil import file_sha256, published_file
 
+    needed = sum(stored_bytes(t.dims, t.qtype) for t in tensors) + (64 << 20)
+    with published_file(out, needed, f"the GGUF {what[0]}") as staging:
+        write_gguf(staging, header, tensors, progress)
+    exported = Exported(str(out), *what, out.stat().st_size, file_sha256(out), round(time.monotonic() - started, 1))
     AuditLog(run.audit).append("export", **who(), gguf=exported.path, gguf_kind=exported.kind, quant=exported.quant,
                                bytes=exported.bytes, sha256=exported.sha256, adapter_sha256=adapter_sha256(adapter))
     return exported

@@ -113,10 +113,14 @@ class ChatScreen(ForgeScreen):
     @work(thread=True, exclusive=True, group="chat-pick", exit_on_error=False, description="choosing a model to chat with")
     def pick_default(self) -> None:
         """The attached run when it is finished; else the newest finished run; else the base model alone."""
-        finished = [s.run for s in newest(list_runs(self.config)) if s.state == "finished"]
+        finished = self._finished_runs()
         attached = self.console.attached_run()
         run = attached if attached in finished else (finished[0] if finished else None)
         self.app.call_from_thread(self.use, run)
+
+    def _finished_runs(self) -> list[RunDir]:
+        """Finished runs, newest first (each run's log read: call from a thread worker)."""
+        return [s.run for s in newest(list_runs(self.config)) if s.state == "finished"]
 
     def use(self, run: RunDir | None) -> None:
         """Chat with `run` (None: the base model alone); a new child, a new conversation."""
@@ -276,7 +280,7 @@ class ChatScreen(ForgeScreen):
 
     @work(thread=True, exclusive=True, group="chat-pick", exit_on_error=False, description="listing runs to chat with")
     def pick_run(self) -> None:
-        finished = [s.run for s in newest(list_runs(self.config)) if s.state == "finished"]
+        finished = self._finished_runs()
         options = [(str(run.path), f"{run.name} (base and tuned)") for run in finished] + [(BASE_ONLY, "the base model alone")]
         by_path = {str(run.path): run for run in finished}
 
