@@ -29,6 +29,7 @@ OFFLINE_VARIABLES: dict[str, str] = {
     "WANDB_DISABLED": "true",
     "WANDB_MODE": "disabled",
     "TOKENIZERS_PARALLELISM": "false",
+    "FLWR_TELEMETRY_ENABLED": "0",  # Flower reports usage to its servers unless told not to
 }
 
 
@@ -65,6 +66,7 @@ LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost
 _SOCKET_MACHINERY = ("socket.py", "ssl.py", "asyncio", "selectors.py", "urllib", "http/", "requests/", "httpx", "httpcore",
                      "aiohttp", "offline.py")
 _attempts: list[Attempt] = []
+_allowed: set[tuple[str, int]] = set()   # (host, port) a fleet node may reach: its SuperLink, nothing else
 _sinks: list[Callable[[Attempt], None]] = []
 _original: dict[str, Any] = {}
 
@@ -77,6 +79,16 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.split("%")[0]).is_loopback
     except ValueError:
         return False
+
+
+def allow_destination(host: str, port: int) -> None:
+    """Let this process reach one more address, by name or number (a fleet node's SuperLink): only
+    that port on that host; name lookups only for that name."""
+    _allowed.add((host.lower().strip("[]"), port))
+
+
+def _permitted(host: str, port: Any) -> bool:
+    return is_loopback(host) or (host.lower().strip("[]"), port) in _allowed
 
 
 def _caller() -> str:
@@ -108,7 +120,7 @@ def _checked(call: str, address_at: int) -> Callable[..., Any]:
     def guarded(self: socket.socket, *args: Any) -> Any:
         if self.family in (socket.AF_INET, socket.AF_INET6) and len(args) > address_at and args[address_at] is not None:
             host, port = _host_port(args[address_at])
-            if not is_loopback(host):
+            if not _permitted(host, port):
                 _refuse(f"{host}:{port}", call)
         return original(self, *args)
 
@@ -116,14 +128,18 @@ def _checked(call: str, address_at: int) -> Callable[..., Any]:
 
 
 def _guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-    """Name lookups leave the device too (DNS): only numeric addresses and loopback names resolve."""
-    name = host.decode() if isinstance(host, bytes) else str(host or "")
-    if not is_loopback(name):
+    """Name lookups leave the device too (DNS): only numeric addresses, loopback names and an allowed
+    destination's name resolve; the addresses an allowed name resolves to are allowed on its port."""
+    name = (host.decode() if isinstance(host, bytes) else str(host or "")).lower()
+    ports = {port for allowed, port in _allowed if allowed == name}
+    if not is_loopback(name) and not ports:
         try:
             ipaddress.ip_address(name.split("%")[0])
         except ValueError:
             _refuse(name, "getaddrinfo")
-    return _original["getaddrinfo"](host, *args, **kwargs)
+    found = _original["getaddrinfo"](host, *args, **kwargs)
+    _allowed.update((str(entry[4][0]), port) for entry in found for port in ports)
+    return found
 
 
 def install_egress_guard() -> None:
@@ -145,7 +161,7 @@ def _checked_sendto() -> Callable[..., Any]:
     def guarded(self: socket.socket, *args: Any) -> Any:
         if self.family in (socket.AF_INET, socket.AF_INET6) and len(args) >= 2:
             host, port = _host_port(args[-1])
-            if not is_loopback(host):
+            if not _permitted(host, port):
                 _refuse(f"{host}:{port}", "sendto")
         return original(self, *args)
 

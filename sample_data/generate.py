@@ -313,7 +313,7 @@ def build_train(rng: random.Random) -> list[dict[str, Any]]:
             messages = messages + pools[other.id].pop()
         if index % 9 == 2:  # and some with the site's system prompt, as a deployment would send
             messages = [{"role": "system", "content": SYSTEM_PROMPT}, *messages]
-        conversations.append({"messages": messages})
+        conversations.append({"category": fact.category, "messages": messages})  # the first question's (fleet demos split by it)
         index += 1
     rng.shuffle(conversations)
     return conversations
@@ -354,7 +354,7 @@ PLANTED = [
 
 
 def build_tainted(train: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    clean = [row for row in train if len(row["messages"]) == 2][:60]
+    clean = [{"messages": row["messages"]} for row in train if len(row["messages"]) == 2][:60]
     rows = clean[:30] + [{"messages": turns} for turns in PLANTED] + clean[30:]
     rows.append(clean[3])  # an exact duplicate
     near = [dict(m) for m in clean[5]["messages"]]

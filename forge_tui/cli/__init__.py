@@ -5,7 +5,7 @@ modified), 1 any other failure. No traceback reaches the operator unless FORGE_T
 command asked for `--json` that fails prints an `ErrorRecord` on stdout as well as the message.
 
 Each module here is one concern and registers its own commands: data (models, data check), runs
-(train, resume, runs, stop, export, audit), bench, device (telemetry, doctor), console (the TUI, serve).
+(train, resume, runs, stop, export, audit), bench, chat, fleet (Flower), device (telemetry, doctor), console (the TUI, serve).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from forge_tui import __version__
-from forge_tui.cli import bench, chat, console, data, device, runs
+from forge_tui.cli import bench, chat, console, data, device, fleet, runs
 from forge_tui.cli.common import Handler, Parser, print_json_line
 from forge_tui.config import Config, load_config
 from forge_tui.errors import EXIT_FAILURE, ErrorRecord, ForgeError
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", type=Path, help="dataset to open in the TUI")
     parser.set_defaults(handler=console.cmd_tui)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
-    for module in (data, runs, bench, chat, device, console):
+    for module in (data, runs, bench, chat, fleet, device, console):
         module.register(commands)
     return parser
 

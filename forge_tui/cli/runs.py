@@ -194,21 +194,36 @@ def _export_gguf(args: argparse.Namespace, run: RunDir) -> int:
     return EXIT_OK
 
 
-def cmd_audit(args: argparse.Namespace, config: Config) -> int:
-    from forge_tui.engine.audit import verify
+def _trails(args: argparse.Namespace, config: Config) -> list[Path]:
+    """The trails `audit` verifies: a run's, and for a fleet run every node's (their own and their
+    rounds'); or a fleet node's folder."""
     from forge_tui.engine.runs import find_run
+    from forge_tui.fleet.status import node_trails
 
+    folder = Path(args.run).expanduser()
+    if (folder / "node.json").is_file():
+        return node_trails(folder)
     run = find_run(args.run, config)
     if not run.audit.is_file():
         raise BadInput(f"{run.audit}: no audit trail (runs created before forge-tui kept one have none)")
-    count, problems = verify(run.audit)
+    return [run.audit, *(trail for node in sorted((run.path / "nodes").glob("*/")) for trail in node_trails(node))]
+
+
+def cmd_audit(args: argparse.Namespace, config: Config) -> int:
+    from forge_tui.engine.audit import verify
+
+    checked = [(trail, *verify(trail)) for trail in _trails(args, config)]
+    broken = [problem for _, _, problems in checked for problem in problems]
     if args.json:
-        print_json({"path": str(run.audit), "entries": count, "intact": not problems, "problems": problems})
+        first, count, problems = checked[0]
+        print_json({"path": str(first), "entries": count, "intact": not broken, "problems": problems,
+                    "trails": [{"path": str(t), "entries": n, "intact": not p, "problems": p} for t, n, p in checked]})
     else:
-        for problem in problems:
+        for problem in broken:
             print(problem, file=sys.stderr)
-        print(f"{run.audit}: {count} entries, " + ("chain intact" if not problems else f"BROKEN ({len(problems)} problem(s))"))
-    return EXIT_OK if not problems else EXIT_BAD_INPUT
+        for trail, count, problems in checked:
+            print(f"{trail}: {count} entries, " + ("chain intact" if not problems else f"BROKEN ({len(problems)} problem(s))"))
+    return EXIT_OK if not broken else EXIT_BAD_INPUT
 
 
 def register(commands: Commands) -> None:
@@ -243,5 +258,5 @@ def register(commands: Commands) -> None:
     export.add_argument("--quant", choices=QUANTS, help="weight type of --gguf (default f16)")
     export.set_defaults(handler=cmd_export)
     audit = commands.add_parser("audit", parents=[common, run, as_json],
-                                help="verify a run's audit trail (hash chain); names the first broken line")
+                                help="verify a run's audit trail (hash chain), a fleet run's nodes' too; names the first broken line")
     audit.set_defaults(handler=cmd_audit)

@@ -149,14 +149,20 @@ def read_state(folder: Path) -> TrainState:
     return TrainState(**record)
 
 
-def restore(folder: Path, model: Any, optimizer: Any) -> TrainState:
-    """Load adapter weights, optimizer and RNG states from a complete checkpoint."""
-    import torch
+def load_adapter_weights(model: Any, weights: Path) -> None:
+    """Put an adapter's saved weights (PEFT's safetensors layout) into the model's adapter."""
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    adapter = load_file(folder / "adapter_model.safetensors")
-    set_peft_model_state_dict(model, adapter)
+    set_peft_model_state_dict(model, load_file(weights))
+
+
+def restore(folder: Path, model: Any, optimizer: Any) -> TrainState:
+    """Load adapter weights, optimizer and RNG states from a complete checkpoint."""
+    import torch
+    from safetensors.torch import load_file
+
+    load_adapter_weights(model, folder / "adapter_model.safetensors")
     optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True, map_location="cpu"))
     rng = load_file(folder / "rng.safetensors")
     torch.set_rng_state(rng["torch_cpu"])

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from forge_tui.engine.events import Record
-from forge_tui.units import figure, gib
+from forge_tui.units import figure, gib, human_bytes
 
 SWITCH = {None: "unknown", True: "on", False: "off"}
 
@@ -55,6 +55,29 @@ def _bench_result(e: Record) -> str:
     return f"benchmark: composite {e['base']:.1f} -> {e['tuned']:.1f} ({e['delta']:+.1f}, 95% CI {low:+.1f}..{high:+.1f})"
 
 
+def short_node(node: int) -> str:
+    """A Flower node id (64 bits) as the fleet's lines show it."""
+    return f"#{str(node)[-6:]}"
+
+
+def _fleet_started(e: Record) -> str:
+    privacy = f", DP noise {e['dp_noise']} clip {e['dp_clip']}" if e.get("dp_noise") else ""
+    return (f"fleet: {e['rounds']} rounds of {e['steps_per_round']} steps, at least {e['min_nodes']} nodes, "
+            f"round timeout {e['round_timeout']:.0f} s{privacy}")
+
+
+def _fleet_update(e: Record) -> str:
+    headroom = e.get("headroom_c")
+    return (f"round {e['round']}: node {short_node(e['node'])} sent {human_bytes(e['bytes'])} ({e['examples']} samples), "
+            f"loss {figure(e.get('train_loss'), 4)}, eval {figure(e.get('eval_loss'), 4)}"
+            + (f", headroom {headroom:.1f} °C" if headroom is not None else ""))
+
+
+def _fleet_round(e: Record) -> str:
+    return (f"round {e['round']}/{e['rounds']} aggregated from {e['nodes']} node(s): loss {figure(e.get('train_loss'), 4)}, "
+            f"{human_bytes(e['bytes_in'])} in, {human_bytes(e['bytes_out'])} out, {e['seconds']:.0f} s")
+
+
 _TEXT: dict[str, Callable[[Record], str]] = {
     "run_started": _started,
     "step": _step,
@@ -70,6 +93,11 @@ _TEXT: dict[str, Callable[[Record], str]] = {
     "bench_progress": lambda e: f"benchmark: {e['done']}/{e['total']} items answered by both models ({e['seconds']:.0f} s)",
     "bench_failed": lambda e: f"benchmark failed: {e['message']}",
     "bench_result": _bench_result,
+    "fleet_started": _fleet_started,
+    "fleet_round_started": lambda e: f"round {e['round']}/{e['rounds']} sent to {len(e['nodes'])} node(s)",
+    "fleet_update": _fleet_update,
+    "fleet_missed": lambda e: f"round {e['round']}: node {short_node(e['node'])} missed the {e.get('phase', 'train')} ({e['reason']})",
+    "fleet_round": _fleet_round,
 }
 
 

@@ -99,17 +99,23 @@ def load_for_training(path: Path, plan: Plan) -> Any:
     return model
 
 
+def lora_config(config: Config) -> Any:
+    """PEFT's LoraConfig for the config's [lora] section."""
+    from peft import LoraConfig
+
+    lora = config.lora
+    targets: Any = "all-linear" if list(lora.target_modules) == ["all-linear"] else list(lora.target_modules)
+    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                      target_modules=targets, task_type="CAUSAL_LM", bias="none")
+
+
 def add_adapter(model: Any, config: Config) -> Any:
     """A fresh LoRA adapter as the config says, its initial weights drawn from the run's seed."""
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
     torch.manual_seed(config.train.seed)
-    lora = config.lora
-    targets: Any = "all-linear" if list(lora.target_modules) == ["all-linear"] else list(lora.target_modules)
-    peft_config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                             target_modules=targets, task_type="CAUSAL_LM", bias="none")
-    model = get_peft_model(model, peft_config)
+    model = get_peft_model(model, lora_config(config))
     model.train()
     return model
 

@@ -10,6 +10,7 @@ RUN_DIR/
   checkpoints/              step-NNNNNN/ folders (see checkpoint.py)
   rehearsal-answers.jsonl   the base model's answers to the rehearsal questions (see rehearsal.py)
   adapter/                  the final adapter in PEFT format (safetensors)
+  start-adapter.safetensors the weights a fresh run's adapter starts from (a fleet round's global adapter)
   bench/                    result.json and report.md of the last benchmark (see bench.py)
   merged/                   a merged full model, when the console exported one (see export.py)
   runner.lock               held (flock) by the live runner or benchmark; holds its pid
@@ -76,6 +77,10 @@ class RunDir:
     @property
     def adapter(self) -> Path:
         return self.path / "adapter"
+
+    @property
+    def start_adapter(self) -> Path:
+        return self.path / "start-adapter.safetensors"
 
     @property
     def stop_flag(self) -> Path:

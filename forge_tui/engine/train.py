@@ -24,7 +24,15 @@ from forge_tui.config import Config
 from forge_tui.engine import events as ev
 from forge_tui.engine.audit import versions, who
 from forge_tui.engine.batches import Encoded, batch_at, collate, encode_for_training, micro_batches, steps_per_epoch
-from forge_tui.engine.checkpoint import TrainState, adapter_bytes, latest_checkpoint, passed_over, restore, save_checkpoint
+from forge_tui.engine.checkpoint import (
+    TrainState,
+    adapter_bytes,
+    latest_checkpoint,
+    load_adapter_weights,
+    passed_over,
+    restore,
+    save_checkpoint,
+)
 from forge_tui.engine.data import Reading, load_samples
 from forge_tui.engine.datacheck import in_eval_split, sample_key
 from forge_tui.engine.events import read_events
@@ -112,6 +120,35 @@ def train_batch(model: Any, optimizer: Any, trainable: list[Any], batch: list[En
     return float(total_loss) / max(1, labelled), sum(len(e.input_ids) for e in batch)
 
 
+def split_encoded(config: Config, tokenizer: Any) -> tuple[list[Encoded], list[Encoded], int]:
+    """The dataset's training and held-out splits, encoded, and how many samples were truncated."""
+    samples = load_samples(Path(config.train.dataset), Reading.of(config.data))
+    train: list[Encoded] = []
+    held: list[Encoded] = []
+    for sample in samples:
+        (held if in_eval_split(sample_key(sample), config.data.eval_fraction) else train).append(
+            encode_for_training(tokenizer, sample, config.data.max_seq_len))
+    if not train:
+        raise BadInput(f"{config.train.dataset}: no training samples left after the eval split")
+    return train, held, sum(e.truncated for e in train + held)
+
+
+def held_out_loss(model: Any, held: list[Encoded], *, micro_batch: int, pad: int, device: str) -> tuple[float, int]:
+    """Mean token loss on the held-out split and the tokens it counted, dropout off; consumes no
+    random numbers."""
+    import torch
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for chunk in micro_batches(sorted(held, key=lambda e: len(e.input_ids)), micro_batch):
+            tensors = {k: v.to(device) for k, v in collate(chunk, pad).items()}
+            loss_sum, n = token_loss_sum(model, tensors)
+            total, count = total + float(loss_sum), count + n
+    model.train()
+    return total / max(1, count), count
+
+
 class Trainer:
     """One run's training, from a fresh start or its latest complete checkpoint."""
 
@@ -124,18 +161,9 @@ class Trainer:
 
     # ----------------------------------------------------------------- setup
     def _split(self, tokenizer: Any) -> tuple[list[Encoded], list[Encoded]]:
-        config = self.config
-        samples = load_samples(Path(config.train.dataset), Reading.of(config.data))
-        train: list[Encoded] = []
-        held: list[Encoded] = []
-        for sample in samples:
-            (held if in_eval_split(sample_key(sample), config.data.eval_fraction) else train).append(
-                encode_for_training(tokenizer, sample, config.data.max_seq_len))
-        truncated = sum(e.truncated for e in train + held)
+        train, held, truncated = split_encoded(self.config, tokenizer)
         if truncated:
-            self.emit(ev.RunWarning(f"{truncated} sample(s) longer than max_seq_len {config.data.max_seq_len} were truncated"))
-        if not train:
-            raise BadInput(f"{config.train.dataset}: no training samples left after the eval split")
+            self.emit(ev.RunWarning(f"{truncated} sample(s) longer than max_seq_len {self.config.data.max_seq_len} were truncated"))
         return train, held
 
     def _check_memory(self, model_dir: Path, plan: Plan, longest: int) -> MemoryEstimate:
@@ -166,6 +194,8 @@ class Trainer:
         train, held = self._split(tokenizer)
         memory = self._check_memory(model_dir, plan, max(len(e.input_ids) for e in train + held))
         model = add_adapter(load_for_training(model_dir, plan), config)
+        if checkpoint is None and self.run.start_adapter.is_file():
+            load_adapter_weights(model, self.run.start_adapter)
         train = train + rehearsal_rows(config.data, self.run.path, tokenizer, model, plan.device, len(train))
         if plan.compiled:
             compile_layers(model)  # after the rehearsal answers: generation runs uncompiled
@@ -304,19 +334,8 @@ class Trainer:
                            kl_weight=self.config.data.rehearsal_weight)
 
     def _evaluate(self, session: Session) -> float:
-        """Mean token loss on the held-out split, dropout off; consumes no random numbers."""
-        import torch
-
-        session.model.eval()
-        total, count = 0.0, 0
-        ordered = sorted(session.held, key=lambda e: len(e.input_ids))
-        with torch.no_grad():
-            for chunk in micro_batches(ordered, session.micro_batch):
-                tensors = {k: v.to(session.plan.device) for k, v in collate(chunk, session.pad_id).items()}
-                loss_sum, n = token_loss_sum(session.model, tensors)
-                total, count = total + float(loss_sum), count + n
-        session.model.train()
-        value = total / max(1, count)
+        value, count = held_out_loss(session.model, session.held, micro_batch=session.micro_batch, pad=session.pad_id,
+                                     device=session.plan.device)
         self.emit(ev.Eval(step=session.step, eval_loss=value, eval_tokens=count))
         return value
 

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.content import Content
 from textual.screen import Screen
 from textual.theme import Theme
 from textual.worker import Worker, WorkerState
@@ -31,6 +32,7 @@ from forge_tui.ui.jobs import accept_questions, stop_questions
 from forge_tui.ui.screens.chat import ChatScreen
 from forge_tui.ui.screens.compare import CompareScreen
 from forge_tui.ui.screens.datasets import DatasetsScreen
+from forge_tui.ui.screens.fleet import FleetScreen
 from forge_tui.ui.screens.help import HelpScreen
 from forge_tui.ui.screens.monitor import MonitorScreen
 from forge_tui.ui.screens.runs import RunsScreen
@@ -39,6 +41,7 @@ from forge_tui.ui.themes import load_themes
 from forge_tui.units import MIB
 
 TERMINAL_CHECK_SECONDS = 2.0
+WIDE = 100  # columns from which the header names the app before its screens
 LOG_BYTES, LOG_BACKUPS = MIB, 3
 
 
@@ -74,6 +77,7 @@ class ForgeApp(App[None]):
         Binding("4", "switch_mode('compare')", "Compare", id="app.compare", group=SCREENS_GROUP),
         Binding("5", "switch_mode('runs')", "Runs", id="app.runs", group=SCREENS_GROUP),
         Binding("6", "switch_mode('chat')", "Chat", id="app.chat", group=SCREENS_GROUP),
+        Binding("7", "switch_mode('fleet')", "Fleet", id="app.fleet", group=SCREENS_GROUP),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
     ]
@@ -103,12 +107,20 @@ class ForgeApp(App[None]):
         self.add_mode("compare", lambda: self.comparison)
         self.add_mode("runs", lambda: RunsScreen(self.config))
         self.add_mode("chat", lambda: ChatScreen(self.config))
+        self.add_mode("fleet", lambda: FleetScreen(self.config))
         self.switch_mode("datasets")
         self.start_telemetry()
         self.attach_latest()
         self._watch_terminal()
 
     # ------------------------------------------------------------------ what the screens use (ui.base.Console)
+    def format_title(self, title: str, sub_title: str) -> Content:
+        """'Forge — 1 Datasets 2 Train ...'; below WIDE columns the screens alone (the app's name gives
+        way so that every screen's key fits in 80 columns)."""
+        if sub_title and self.size.width < WIDE:
+            return Content(sub_title)
+        return super().format_title(title, sub_title)
+
     def attached_run(self) -> RunDir | None:
         return self.monitor.run
 
@@ -143,6 +155,7 @@ class ForgeApp(App[None]):
         yield SystemCommand("Compare", "Base vs tuned on the benchmark, item by item (4)", lambda: self.switch_mode("compare"))
         yield SystemCommand("Runs", "Every run: attach, stop, resume, export, benchmark (5)", lambda: self.switch_mode("runs"))
         yield SystemCommand("Chat", "Ask the base and the tuned model side by side (6)", lambda: self.switch_mode("chat"))
+        yield SystemCommand("Fleet", "Fine-tuning across devices on Flower: nodes, rounds (7)", lambda: self.switch_mode("fleet"))
         run = self.monitor.run
         if run is not None and is_running(run):
             yield SystemCommand(f"Stop {run.name}", "Checkpoint, then stop (resumable)", run.request_stop)

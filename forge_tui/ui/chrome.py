@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.widgets import Footer
 
-SCREENS = ("datasets", "train", "monitor", "compare", "runs", "chat")
+SCREENS = ("datasets", "train", "monitor", "compare", "runs", "chat", "fleet")
 
 
 def nav(current: str) -> str:

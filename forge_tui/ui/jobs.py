@@ -173,3 +173,13 @@ def export_gguf(config: Config, run: Path, target: Path, quant: str | None, prog
 def export_merged(config: Config, run: Path, target: Path) -> Path:
     """`export RUN --merged DIR --json`: the merged model's folder."""
     return ask("the export", lambda doc: Path(doc["merged"]), config, "export", str(run), "--merged", str(target))
+
+
+DEMO_FLEET = ("--nodes", "3", "--rounds", "3", "--steps-per-round", "5", "--min-nodes", "2", "--preset", "quick")
+
+
+def start_local_fleet(config: Config, dataset: Path, split: str) -> Launched:
+    """`fleet local --detach --json` for a demo: three nodes on this machine, each its shard of
+    `dataset`; the fleet's run directory and the pid of the process that runs it."""
+    return ask("the local fleet", Launched.from_json, config, "fleet", "local", "--detach", "--dataset", str(dataset),
+               "--split", split, *DEMO_FLEET)

@@ -27,6 +27,7 @@ from forge_tui.engine.bench import BenchItem, Settings, summarise
 from forge_tui.engine.plan import Plan
 from forge_tui.engine.preflight import DatasetBrief, MemoryBrief, Preflight
 from forge_tui.engine.runs import RunDir, create_run
+from forge_tui.fleet import events as fe
 from forge_tui.ui.app import ForgeApp
 from forge_tui.ui.benchview import item_scores
 from forge_tui.ui.jobs import run_data_check
@@ -41,7 +42,7 @@ from tests.helpers import ROOT, SAMPLE, place_final_adapter
 RECORDING = ROOT / "sample_data" / "telemetry" / "orin-agx-training.jsonl"
 T0 = 1_790_000_000.0
 SIZES = {"80x24": (80, 24), "160x48": (160, 48)}
-SCREENS = ("datasets", "train", "monitor", "compare", "runs", "chat", "help")
+SCREENS = ("datasets", "train", "monitor", "compare", "runs", "chat", "fleet", "help")
 DRY_RUN = Preflight(ok=True, problems=[], plan=Plan("cuda", quantized=True, dtype="bf16", checkpointing=True, compiled=True),
                     memory=MemoryBrief("ok", 9 * 2**30, 52 * 2**30, ""),
                     dataset=DatasetBrief("", 623, 0, {"train": 570, "eval": 53}))
@@ -93,6 +94,32 @@ def _benchmarked(run: RunDir) -> list[ev.Event]:
                            ci95=result["ci95"]["delta"], result=str(path), seconds=42.0)]
 
 
+NODES = (11_111_111_111_111_111_111, 22_222_222_222_222_222_222, 3_333_333_333_333_333_333)
+
+
+def _fleet(run: RunDir) -> list[ev.Event]:
+    """Three nodes, three rounds; node-3 too hot for the last one."""
+    (run.path / "fleet" / "app").mkdir(parents=True)
+    for index, node in enumerate(NODES, start=1):
+        (run.path / "nodes" / f"node-{index}").mkdir(parents=True)
+        (run.path / "nodes" / f"node-{index}" / "node-id").write_text(str(node))
+    events: list[ev.Event] = [fe.FleetStarted(rounds=3, min_nodes=2, steps_per_round=5, round_timeout=600.0),
+                              ev.Eval(step=0, eval_loss=3.2, eval_tokens=0)]
+    for number in (1, 2, 3):
+        delivered = NODES if number < 3 else NODES[:2]
+        events.append(fe.RoundStarted(round=number, rounds=3, nodes=list(NODES)))
+        events += [fe.UpdateReceived(round=number, node=node, examples=180 + 20 * i, train_loss=2.4 - 0.5 * number + 0.1 * i,
+                                     eval_loss=2.6 - 0.5 * number, headroom_c=31.5 - 4 * i, bytes=19_000_000, sha256="0" * 64)
+                   for i, node in enumerate(delivered)]
+        if number == 3:
+            events.append(fe.NodeMissed(round=3, node=NODES[2], reason="heat"))
+        events += [fe.RoundDone(round=number, rounds=3, nodes=len(delivered), examples=600, train_loss=2.5 - 0.5 * number,
+                                bytes_in=19_000_000 * len(delivered), bytes_out=0 if number == 1 else 57_000_000, sha256="1" * 64,
+                                seconds=300.0),
+                   ev.Eval(step=number, eval_loss=3.2 - 0.6 * number, eval_tokens=0)]
+    return [*events, ev.Finished(step=3, adapter=str(run.adapter), train_loss=1.0, eval_loss=1.4, seconds=900.0, peak_memory_bytes=0)]
+
+
 @pytest.fixture(scope="module")
 def console_home(embedded_model, tmp_path_factory) -> Config:
     os.environ["TZ"] = "UTC"
@@ -105,6 +132,9 @@ def console_home(embedded_model, tmp_path_factory) -> Config:
     place_final_adapter(done.path)
     stopped = create_run(config, SAMPLE / "train.jsonl", home / "runs" / "20260902-0900-standard")
     _write(stopped, [*_trained(stopped)[:12], ev.Stopped(step=10, checkpoint=str(stopped.checkpoints / "step-10"))])
+    fleet = create_run(config, SAMPLE / "train.jsonl", home / "runs" / "20260830-0700-fleet")
+    _write(fleet, _fleet(fleet))
+    place_final_adapter(fleet.path)
     return config
 
 
@@ -125,7 +155,8 @@ def _ready(app: ForgeApp, screen: str):
         "train": lambda: shows("#train-plan", "memory"),
         "monitor": lambda: shows("#run-headline", "FINISHED") and len(app.monitor.history.headroom) == HISTORY,
         "compare": lambda: shows("#bench-interval", "95% CI"),
-        "runs": lambda: _rows(app) == 2,
+        "runs": lambda: _rows(app, "#runs-table") == 3,
+        "fleet": lambda: shows("#fleet-headline", "FINISHED") and _rows(app, "#fleet-nodes") == 3,
         "chat": lambda: shows("#chat-tuned", "tokens") and shows("#chat-base", "tokens"),
         "help": lambda: type(app.screen).__name__ == "HelpScreen" and shown_under("#check", "samples"),
     }[screen]
@@ -140,7 +171,7 @@ def _ready(app: ForgeApp, screen: str):
             await pilot.press("6")
             await _chat(pilot, app)
         else:
-            await pilot.press({"datasets": "1", "train": "2", "runs": "5", "help": "question_mark"}[screen])
+            await pilot.press({"datasets": "1", "train": "2", "runs": "5", "fleet": "7", "help": "question_mark"}[screen])
         for _ in range(600):
             if ready():
                 break
@@ -164,11 +195,11 @@ async def _chat(pilot, app: ForgeApp) -> None:
     await pilot.press("enter")
 
 
-def _rows(app: ForgeApp) -> int:
+def _rows(app: ForgeApp, table: str) -> int:
     from textual.widgets import DataTable
 
     try:
-        return app.screen.query_one("#runs-table", DataTable).row_count
+        return app.screen.query_one(table, DataTable).row_count
     except Exception:  # noqa: BLE001 - not composed yet
         return -1
 

@@ -21,6 +21,7 @@ HELP = """\
 | 4 | **Compare**: base vs tuned on the benchmark, item by item |
 | 5 | **Runs**: every run and its state |
 | 6 | **Chat**: ask the base and the tuned model side by side |
+| 7 | **Fleet**: fine-tuning across devices on Flower: nodes, rounds, global eval loss |
 | ? | this help (escape closes it) |
 | ctrl+q | quit (a run, or a benchmark, goes on in its own process) |
 | ctrl+p | command palette: screens, themes, stopping the attached run |
@@ -62,6 +63,12 @@ run or the base model alone, `c` opens the last tuned answer in an editor: write
 `ctrl+s` appends it to corrections.jsonl in your first data folder (`[data] dirs`), with where it came
 from, and records it in the run's audit trail. Train on that folder to learn from the corrections.
 The settings row takes a system prompt, the temperature (0 is greedy), top-p and the longest answer.
+
+**Fleet**: the newest fleet run (or one picked with `m`): each node's state (training, paused by
+heat, idle, gone, done), the last round it delivered, its samples, loss, thermal headroom and the
+bytes it sent; the rounds' progress and the global eval loss per round. `l` starts a local fleet
+for a demo (3 nodes on this machine, each with its share of the picked dataset, 3 rounds), `s`
+stops it, `a` attaches the Monitor to the fleet's run. Only adapter tensors and numbers travel.
 
 **When something fails** in the background, a notification names it and the file that holds the
 details (the console log: ~/.local/state/forge-tui/log/console.log on Linux); the screen goes on.
