@@ -29,7 +29,8 @@ OFFLINE_VARIABLES: dict[str, str] = {
     "WANDB_DISABLED": "true",
     "WANDB_MODE": "disabled",
     "TOKENIZERS_PARALLELISM": "false",
-    "FLWR_TELEMETRY_ENABLED": "0",  # Flower reports usage to its servers unless told not to
+    "FLWR_TELEMETRY_ENABLED": "0",  # Flower reports usage to its servers unless told not to,
+    "FLWR_DISABLE_UPDATE_CHECK": "1",  # and asks them for a newer version
 }
 
 

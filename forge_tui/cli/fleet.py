@@ -75,12 +75,16 @@ def _finish(status: FleetStatus, as_json: bool) -> int:
 
 
 def _interrupt_on_sigterm() -> None:
-    """SIGTERM (a `kill`, a closing session) ends a foreground fleet command as Ctrl-C does, so that
-    the Flower processes it started are stopped with it."""
+    """SIGTERM (a `kill`) and SIGHUP (the terminal or the SSH link went) end a foreground fleet
+    command as Ctrl-C does, so that the Flower processes it started (in sessions of their own) are
+    stopped with it; once it is stopping, further signals are ignored so the stopping completes."""
     def interrupt(*_: object) -> None:
+        for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(number, signal.SIG_IGN)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, interrupt)
 
 
 def _local_detached(args: argparse.Namespace, config: Config) -> int:
@@ -113,6 +117,8 @@ def cmd_local(args: argparse.Namespace, config: Config) -> int:
 
     if args.nodes < 1:
         raise BadInput("--nodes must be at least 1")
+    if args.min_nodes > args.nodes:
+        raise BadInput(f"--min-nodes {args.min_nodes} is more than the fleet's {args.nodes} nodes: no round could start")
     _settings(args, args.run_dir)  # every problem said before anything starts
     if args.detach:
         return _local_detached(args, config)
@@ -136,7 +142,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     from forge_tui.engine.runs import create_run
     from forge_tui.fleet import launch
     from forge_tui.fleet.certs import CertFolder
-    from forge_tui.fleet.local import ended, fleet_folder, stop_processes
+    from forge_tui.fleet.local import check_coordinator, ended, fleet_folder, stop_processes
     from forge_tui.fleet.status import fleet_status
 
     certs = CertFolder(args.certs).require() if args.certs else None
@@ -149,15 +155,17 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     superlink = launch.start(launch.superlink_argv(args.address, certs), log, home)
     follow = _Follower(run.events)
     try:
-        launch.wait_for_port(launch.parse_address(args.address)[1], superlink, log)
+        launch.wait_for_port(args.address, superlink, log)
         launch.write_connection(home, args.address, certs.ca if certs else None)
         for name in certs.nodes() if certs is not None else []:
             launch.register(home, CertFolder(args.certs).node_public(name), name)
             print(f"registered node {name}", file=sys.stderr)
         launch.submit(home, launch.write_app(fleet_folder(run) / "app", settings))
+        submitted = time.monotonic()
         print(f"fleet run: {run.path}; SuperLink on {args.address}{' (TLS, node keys)' if certs else ''}; waiting for nodes",
               file=sys.stderr)
         while ended(run) is None and superlink.poll() is None:
+            check_coordinator(run, submitted, log)
             follow()
             time.sleep(FOLLOW_SECONDS)
         follow()
@@ -200,9 +208,12 @@ def cmd_join(args: argparse.Namespace, config: Config) -> int:
     process = launch.start(node.argv(), folder / "supernode.log", folder / "flwr-home")
     print(f"node {name}: SuperNode started for {args.superlink}; log: {folder / 'supernode.log'}", file=sys.stderr)
     try:
-        return process.wait()
+        code = process.wait()
     finally:
         stop_processes([process])
+    if code != 0:
+        print(f"forge-tui: error: the SuperNode exited with code {code}; see {folder / 'supernode.log'}", file=sys.stderr)
+    return EXIT_OK if code == 0 else EXIT_FAILURE
 
 
 def _default_node_dir(name: str) -> Path:

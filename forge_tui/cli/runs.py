@@ -215,8 +215,8 @@ def cmd_audit(args: argparse.Namespace, config: Config) -> int:
     checked = [(trail, *verify(trail)) for trail in _trails(args, config)]
     broken = [problem for _, _, problems in checked for problem in problems]
     if args.json:
-        first, count, problems = checked[0]
-        print_json({"path": str(first), "entries": count, "intact": not broken, "problems": problems,
+        first, count, _ = checked[0]
+        print_json({"path": str(first), "entries": count, "intact": not broken, "problems": broken,
                     "trails": [{"path": str(t), "entries": n, "intact": not p, "problems": p} for t, n, p in checked]})
     else:
         for problem in broken:

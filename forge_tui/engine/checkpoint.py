@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from forge_tui.engine.fsutil import file_sha256, publish_dir, staged
+from forge_tui.errors import BadInput
 
 STATE = "state.json"
 PREFIX = "step-"
@@ -149,12 +150,24 @@ def read_state(folder: Path) -> TrainState:
     return TrainState(**record)
 
 
-def load_adapter_weights(model: Any, weights: Path) -> None:
-    """Put an adapter's saved weights (PEFT's safetensors layout) into the model's adapter."""
+def put_adapter_tensors(model: Any, tensors: dict[str, Any]) -> list[str]:
+    """Load adapter tensors (PEFT's names) into the model's adapter; the names it does not have,
+    which PEFT itself skips silently."""
     from peft import set_peft_model_state_dict
+
+    outcome: Any = set_peft_model_state_dict(model, tensors)
+    return list(outcome.unexpected_keys)
+
+
+def load_adapter_weights(model: Any, weights: Path) -> None:
+    """Put an adapter's saved weights (PEFT's safetensors layout) into the model's adapter; BadInput
+    when they name tensors the adapter does not have."""
     from safetensors.torch import load_file
 
-    set_peft_model_state_dict(model, load_file(weights))
+    unexpected = put_adapter_tensors(model, load_file(weights))
+    if unexpected:
+        raise BadInput(f"{weights}: {len(unexpected)} tensor(s) this adapter does not have, e.g. {unexpected[0]} "
+                       "(another model or adapter shape)")
 
 
 def restore(folder: Path, model: Any, optimizer: Any) -> TrainState:

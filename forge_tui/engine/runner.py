@@ -103,7 +103,10 @@ def owning(run: RunDir, failure: Callable[[BaseException], ev.Event], echo: Echo
 
 def ensure_resumable(run: RunDir) -> None:
     """Refuse a resume that cannot continue this run as it was: one already going or finished, one
-    whose checkpoints are all gone, or whose dataset, rehearsal set or config changed since."""
+    whose checkpoints are all gone, or whose dataset, rehearsal set or config changed since; and a
+    fleet's run (its rounds are the fleet's, not this machine's to train alone)."""
+    if (run.path / "fleet").is_dir():
+        raise BadInput(f"{run.path}: a fleet run; start a new fleet (`forge-tui fleet local` or `fleet serve`) instead")
     if is_running(run):
         raise BadInput(f"{run.path}: already running (pid {runner_pid(run)})")
     status = run_status(run)

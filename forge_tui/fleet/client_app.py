@@ -8,25 +8,17 @@ loopback only)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections import OrderedDict
 from typing import Any
 
-from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from forge_tui.fleet.node import NodePlace, RoundRefused, evaluate_round, train_round
-from forge_tui.fleet.wire import Arrays
+from forge_tui.fleet.wire import Arrays, to_arrays, to_record
 
 app = ClientApp()
-
-
-def to_arrays(record: ArrayRecord) -> Arrays:
-    return {name: array.numpy() for name, array in record.items()}
-
-
-def to_record(arrays: Arrays) -> ArrayRecord:
-    return ArrayRecord(OrderedDict((name, Array(array)) for name, array in arrays.items()))
 
 
 def _asked(msg: Message) -> tuple[int, dict[str, Any], Arrays]:
@@ -41,32 +33,34 @@ def _reply(msg: Message, metrics: dict[str, float], arrays: Arrays | None = None
     return Message(content, reply_to=msg)
 
 
-def _refusal(place: NodePlace, round_number: int, exc: Exception) -> RoundRefused:
+def _refusal(context: Context, exc: Exception) -> RoundRefused:
     """What Flower carries back of a failure: the reason word, or `failed`; the details go to the
-    node's own audit trail (and the round's event log)."""
+    node's own audit trail when it has one (and to the round's event log)."""
     refusal = exc if isinstance(exc, RoundRefused) else RoundRefused("failed")
-    place.audit.append("round_failed", round=round_number, reason=str(refusal), details=f"{type(exc).__name__}: {exc}")
+    with contextlib.suppress(Exception):
+        NodePlace.from_node_config(context.node_config).audit.append("round_failed", reason=str(refusal),
+                                                                    details=f"{type(exc).__name__}: {exc}")
     return refusal
 
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    round_number, coordinator, arrays = _asked(msg)
-    config, place = msg.content.config_records["config"], NodePlace.from_node_config(context.node_config)
-    place.remember_id(context.node_id)
     try:
+        place = NodePlace.from_node_config(context.node_config)
+        place.remember_id(context.node_id)
+        round_number, coordinator, arrays = _asked(msg)
+        config = msg.content.config_records["config"]
         update, metrics = train_round(place, round_number, arrays, coordinator, int(str(config["steps"])), str(config["model-sha256"]))
     except Exception as exc:  # noqa: BLE001 - only the reason word may leave the node
-        raise _refusal(place, round_number, exc) from None
+        raise _refusal(context, exc) from None
     return _reply(msg, metrics, update)
 
 
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
-    round_number, coordinator, arrays = _asked(msg)
-    place = NodePlace.from_node_config(context.node_config)
     try:
-        metrics = evaluate_round(place, round_number, arrays, coordinator)
+        round_number, coordinator, arrays = _asked(msg)
+        metrics = evaluate_round(NodePlace.from_node_config(context.node_config), round_number, arrays, coordinator)
     except Exception as exc:  # noqa: BLE001 - only the reason word may leave the node
-        raise _refusal(place, round_number, exc) from None
+        raise _refusal(context, exc) from None
     return _reply(msg, metrics)

@@ -13,7 +13,7 @@ import json
 import re
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord
@@ -21,21 +21,22 @@ from flwr.common.constant import ErrorCode
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, FedAvg, Strategy
 
+from forge_tui.config import Config
 from forge_tui.engine import events as ev
 from forge_tui.engine.audit import versions, who
 from forge_tui.engine.models import model_sha256, resolve_model
-from forge_tui.engine.plan import lora_config, peak_memory
+from forge_tui.engine.plan import add_adapter, load_base, lora_config, peak_memory, resolve_plan
 from forge_tui.engine.runner import RunOwner, owning
 from forge_tui.engine.runs import RunDir, open_run
 from forge_tui.fleet import events as fe
-from forge_tui.fleet.client_app import to_arrays
 from forge_tui.fleet.node import coordinator_sections
 from forge_tui.fleet.settings import FleetSettings
-from forge_tui.fleet.wire import summary, write_adapter
+from forge_tui.fleet.wire import summary, to_arrays, to_record, write_adapter
 from forge_tui.offline import egress_guarded
 
 app = ServerApp()
 REASONS = ("heat", "model", "failed")
+UNIFORM = "uniform-weight"   # the weight every update gets under DP
 
 
 def rounds_folder(run: RunDir) -> Path:
@@ -76,8 +77,9 @@ class Reply:
         return int(self.metrics.get("num-examples", 0))
 
 
-def _weighted(replies: list[Reply], key: str) -> float | None:
-    pairs = [(r.metrics[key], r.examples) for r in replies if key in r.metrics]
+def _weighted(replies: list[Reply], key: str, weight: str = "num-examples") -> float | None:
+    """`key` averaged over the replies, weighted by `weight` (replies with none left out)."""
+    pairs = [(r.metrics[key], int(r.metrics.get(weight, 0))) for r in replies if key in r.metrics]
     total = sum(n for _, n in pairs)
     return sum(v * n for v, n in pairs) / total if total else None
 
@@ -118,8 +120,8 @@ class RoundBook:
             if reply.has_error():
                 self.owner.emit(fe.NodeMissed(round=round_number, node=node, reason=_reason(reply), phase=phase))
         for message in sent:
-            if message.metadata.dst_node_id not in answered:
-                self.owner.emit(fe.NodeMissed(round=round_number, node=message.metadata.dst_node_id, reason="gone", phase=phase))
+            if message.metadata.dst_node_id not in answered:  # no word before the timeout: slow, hot or unreachable
+                self.owner.emit(fe.NodeMissed(round=round_number, node=message.metadata.dst_node_id, reason="late", phase=phase))
         return [m for m in replies if not m.has_error()]
 
     def received(self, round_number: int, replies: list[Message]) -> None:
@@ -135,7 +137,7 @@ class RoundBook:
                 eval_loss=reply.metrics.get("eval-loss"), headroom_c=None if headroom is None or headroom < 0 else headroom,
                 bytes=reply.arrays.count_bytes(), sha256=digest["sha256"]))
         self.train_loss = _weighted(self.replies, "train-loss")
-        self._global_eval(round_number - 1, _weighted(self.replies, "start-eval-loss"))
+        self._global_eval(round_number - 1, _weighted(self.replies, "start-eval-loss", "eval-examples"))
 
     def _global_eval(self, round_number: int, loss: float | None) -> None:
         """The global adapter of `round_number` (0: the shared starting adapter) on the nodes'
@@ -146,9 +148,10 @@ class RoundBook:
 
     def aggregated(self, round_number: int, arrays: ArrayRecord | None) -> None:
         """Keep the round's global adapter (when anyone delivered), audit it, tell the round."""
-        digest = summary(to_arrays(arrays)) if arrays is not None else None
-        if arrays is not None and digest is not None:
-            folder = write_adapter(to_arrays(arrays), self.adapter_config, round_adapter(self.owner.run, round_number))
+        found = to_arrays(arrays) if arrays is not None else None
+        digest = summary(found) if found is not None else None
+        if found is not None and digest is not None:
+            folder = write_adapter(found, self.adapter_config, round_adapter(self.owner.run, round_number))
             self.owner.audit.append("aggregate", round=round_number, nodes=len(self.replied), path=str(folder), **digest,
                                     dp_noise=self.settings.dp_noise, dp_clip=self.settings.dp_clip)
         seconds = round(time.monotonic() - self.started, 1)
@@ -165,7 +168,7 @@ class RoundBook:
         """The last round's global adapter, evaluated by the nodes (earlier rounds' are measured at
         the start of the next round)."""
         valid = [Reply.of(m) for m in self._missed("evaluate", round_number, replies)]
-        self._global_eval(round_number, _weighted(valid, "eval-loss"))
+        self._global_eval(round_number, _weighted(valid, "eval-loss", "eval-examples"))
 
 
 class Recorded(Strategy):
@@ -183,7 +186,13 @@ class Recorded(Strategy):
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         replies = list(replies)
         self.book.received(server_round, replies)
-        arrays, metrics = self.inner.aggregate_train(server_round, self.book.replied)
+        settings = self.book.settings
+        if settings.private and len(self.book.replied) < settings.min_nodes:
+            arrays, metrics = None, None  # DP's noise is sized for min_nodes updates: fewer would be less private
+        else:
+            for reply in self.book.replied if settings.private else []:
+                reply.content.metric_records["metrics"][UNIFORM] = 1.0
+            arrays, metrics = self.inner.aggregate_train(server_round, self.book.replied)
         self.book.aggregated(server_round, arrays)
         return arrays, metrics
 
@@ -195,20 +204,21 @@ class Recorded(Strategy):
         return messages
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
-        replies = list(replies)
-        if server_round < self.book.settings.rounds:
-            return None
-        self.book.evaluated(server_round, replies)
-        return self.inner.aggregate_evaluate(server_round, [m for m in replies if not m.has_error()])
+        if server_round == self.book.settings.rounds:
+            self.book.evaluated(server_round, list(replies))
+        return None  # the book has told the global eval loss (FedAvg's own would divide by zero held-out samples)
 
     def summary(self) -> None:
         self.inner.summary()
 
 
 def build_strategy(settings: FleetSettings, book: RoundBook) -> Recorded:
-    """FedAvg over every connected node (at least `min_nodes`), behind DP when asked."""
+    """FedAvg over every connected node (at least `min_nodes`), weighted by samples; behind DP when
+    asked, with every node weighing the same (a node's clipped update then moves the average by
+    1/n at most, which is what the noise is sized for)."""
     inner: Strategy = FedAvg(fraction_train=1.0, fraction_evaluate=1.0, min_train_nodes=settings.min_nodes,
-                             min_evaluate_nodes=settings.min_nodes, min_available_nodes=settings.min_nodes)
+                             min_evaluate_nodes=settings.min_nodes, min_available_nodes=settings.min_nodes,
+                             weighted_by_key=UNIFORM if settings.private else "num-examples")
     if settings.private:
         inner = DifferentialPrivacyServerSideFixedClipping(inner, noise_multiplier=settings.dp_noise, clipping_norm=settings.dp_clip,
                                                            num_sampled_clients=settings.min_nodes)
@@ -223,6 +233,17 @@ def _template(run: RunDir, model: Path) -> Path:
     config.base_model_name_or_path = str(model)
     config.save_pretrained(str(folder))
     return folder / "adapter_config.json"
+
+
+def starting_adapter(config: Config, model: Path) -> ArrayRecord:
+    """The adapter every node draws for round 1 (the run's seed + 1), drawn here too. Only DP needs
+    it: it clips each node's update against what the node started from. (Without DP, round 1 sends
+    nothing and each node draws the same adapter itself.)"""
+    from peft import get_peft_model_state_dict
+
+    first = replace(config, train=replace(config.train, seed=config.train.seed + 1))
+    with_adapter = add_adapter(load_base(model, resolve_plan(first)), first)
+    return to_record({name: tensor.detach().float().cpu().numpy() for name, tensor in get_peft_model_state_dict(with_adapter).items()})
 
 
 def _failed(exc: BaseException) -> ev.Event:
@@ -241,8 +262,9 @@ def coordinate(grid: Grid, settings: FleetSettings) -> None:
         book = RoundBook(owner, settings, _template(run, model))
         shared = ConfigRecord({"coordinator": json.dumps(coordinator_sections(config)), "steps": settings.steps_per_round,
                                "model-sha256": model_sha256(model)})
+        initial = starting_adapter(config, model) if settings.private else ArrayRecord()
         started = time.monotonic()
-        result = build_strategy(settings, book).start(grid=grid, initial_arrays=ArrayRecord(), num_rounds=settings.rounds,
+        result = build_strategy(settings, book).start(grid=grid, initial_arrays=initial, num_rounds=settings.rounds,
                                                       timeout=settings.round_timeout, train_config=shared, evaluate_config=shared)
         _publish(owner, result.arrays, book, time.monotonic() - started)
 

@@ -51,8 +51,9 @@ class UpdateReceived(Event):
 
 @dataclass(frozen=True)
 class NodeMissed(Event):
-    """A node sent to did not deliver this round: `heat` (its thermal guard paused or stopped it),
-    `failed` (its round failed; the node's own log says why), `gone` (no reply before the timeout)."""
+    """A node sent to did not deliver this round: `heat` (its thermal guard stopped it), `model` (its
+    base model is not the coordinator's), `failed` (its round failed; the node's own files say why),
+    `late` (no word before the round's timeout), `gone` (it stopped reporting to the SuperLink)."""
 
     type: ClassVar[str] = "fleet_missed"
     round: int

@@ -9,6 +9,7 @@ packages from the network)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from forge_tui.errors import BadInput, ForgeError
 from forge_tui.fleet.certs import CertFolder
-from forge_tui.fleet.flower_main import split_address
+from forge_tui.fleet.flower_main import split_address, write_shims
 from forge_tui.fleet.settings import FleetSettings
 from forge_tui.offline import is_loopback
 
@@ -44,11 +45,17 @@ def require_tls(address: str, certs: CertFolder | None) -> None:
                        "(make them with `forge-tui fleet certs DIR`, then pass --certs DIR)")
 
 
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
 def flower_env(home: Path) -> dict[str, str]:
-    """The environment of every Flower process: this interpreter's scripts first on PATH (the
-    SuperLink and SuperNode start `flower-superexec` by name), FLWR_HOME inside the run."""
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    """The environment of every Flower process: FLWR_HOME inside the run (or the node's folder); on
+    PATH first the shims that start Flower's own processes through flower_main (guarded, apps
+    pinned), then this interpreter's scripts; no proxy (a node talks to its SuperLink directly,
+    and the egress guard would refuse a proxy)."""
+    env = {key: value for key, value in os.environ.items() if key not in PROXY_VARIABLES}
+    shims = write_shims(home / "bin")
+    env["PATH"] = os.pathsep.join([str(shims), str(Path(sys.executable).parent), env.get("PATH", "")])
     env["FLWR_HOME"] = str(home)
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -64,9 +71,13 @@ def superlink_argv(address: str, certs: CertFolder | None) -> list[str]:
             "--enable-supernode-auth"]
 
 
-def node_config(values: dict[str, str]) -> str:
-    """Flower's `--node-config`: space-separated key=value pairs, values as TOML strings."""
-    return " ".join(f"{key}={json.dumps(value)}" for key, value in values.items())
+def write_node_config(path: Path, values: dict[str, str]) -> Path:
+    """Flower's `--node-config` as a TOML file (its inline form cannot carry a quote in a path)."""
+    from forge_tui.config import toml_value
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{key} = {toml_value(value)}\n" for key, value in values.items()), encoding="utf-8")
+    return path
 
 
 @dataclass(frozen=True)
@@ -84,11 +95,12 @@ class NodeLaunch:
     threads: int = 0                # torch threads (nodes sharing one machine split its cores)
 
     def argv(self) -> list[str]:
+        """The SuperNode's command line (its node config written beside it, in the node's folder)."""
+        config = write_node_config(self.folder / "node-config.toml", {
+            "node-dir": str(self.folder), "dataset": str(self.dataset), "config": str(self.config_file or ""),
+            "superlink": self.superlink, "preset": self.preset or "", "threads": str(self.threads)})
         argv = [sys.executable, "-m", "forge_tui.fleet.flower_main", "supernode", "--allow", self.superlink, "--",
-                "--superlink", self.superlink, "--port", str(self.runtime_port),
-                "--node-config", node_config({"node-dir": str(self.folder), "dataset": str(self.dataset),
-                                              "config": str(self.config_file or ""), "superlink": self.superlink,
-                                              "preset": self.preset or "", "threads": str(self.threads)})]
+                "--superlink", self.superlink, "--port", str(self.runtime_port), "--node-config", str(config)]
         argv += ["--root-certificates", str(self.ca)] if self.ca else ["--insecure"]
         if self.key:
             argv += ["--auth-supernode-private-key", str(self.key)]
@@ -110,23 +122,33 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> None:
-    """Until something listens on loopback `port`; ForgeError when `process` died or time ran out."""
+ANY_ADDRESS = ("0.0.0.0", "::", "")
+
+
+def reachable(address: str) -> tuple[str, int]:
+    """Where this machine reaches a SuperLink listening on `address` (loopback for a wildcard)."""
+    host, port = parse_address(address)
+    return ("127.0.0.1" if host in ANY_ADDRESS else host), port
+
+
+def wait_for_port(address: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> None:
+    """Until something listens on `address`; ForgeError when `process` died or time ran out."""
+    host, port = reachable(address)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise ForgeError(f"the Flower process exited with code {process.returncode}; see {log}")
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1.0):
+            return
         time.sleep(0.2)
-    raise ForgeError(f"nothing listens on port {port} after {timeout:.0f} s; see {log}")
+    raise ForgeError(f"nothing listens on {address} after {timeout:.0f} s; see {log}")
 
 
 def write_connection(home: Path, address: str, ca: Path | None) -> None:
-    """Flower's CLI connection to the SuperLink's Control API (same port, reached on loopback)."""
-    _, port = parse_address(address)
-    lines = ["[superlink]", f'default = "{CONNECTION}"', f"[superlink.{CONNECTION}]", f'address = "127.0.0.1:{port}"']
+    """Flower's CLI connection to the SuperLink's Control API (the same port as its Fleet API)."""
+    host, port = reachable(address)
+    shown = f"[{host}]" if ":" in host else host
+    lines = ["[superlink]", f'default = "{CONNECTION}"', f"[superlink.{CONNECTION}]", f'address = "{shown}:{port}"']
     lines += [f"root-certificates = {json.dumps(str(ca))}"] if ca else ["insecure = true"]
     home.mkdir(parents=True, exist_ok=True)
     (home / "config.toml").write_text("\n".join(lines) + "\n")

@@ -28,10 +28,11 @@ from forge_tui.fleet import launch
 from forge_tui.fleet.certs import CertFolder, make_certs
 from forge_tui.fleet.node import NodePlace, write_node_record
 from forge_tui.fleet.settings import FleetSettings
-from forge_tui.fleet.shards import write_shards
+from forge_tui.fleet.shards import split_rows, write_shard_files
 
 POLL_SECONDS = 0.5
 STOP_GRACE_SECONDS = 5.0
+RESTARTS = 5                 # a node started again this many times without training a round is broken
 
 
 def fleet_folder(run: RunDir) -> Path:
@@ -43,8 +44,15 @@ def supervisor_pid_file(run: RunDir) -> Path:
     return fleet_folder(run) / "local.pid"
 
 
-def node_places(run: RunDir) -> list[Path]:
-    return sorted((run.path / "nodes").glob("node-*"))
+def supervisor(run: RunDir) -> int | None:
+    """The live process running this local fleet, if any (a pid file left by a killed one, or a
+    pid since reused by another program, is not it)."""
+    try:
+        pid = int(supervisor_pid_file(run).read_text())
+        command = " ".join(psutil.Process(pid).cmdline())
+    except (OSError, ValueError, psutil.Error):
+        return None
+    return pid if "fleet" in command and "local" in command else None
 
 
 @dataclass
@@ -57,6 +65,7 @@ class LocalFleet:
     certs: CertFolder | None
     nodes: list[launch.NodeLaunch]
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)
 
     @property
     def home(self) -> Path:
@@ -66,7 +75,7 @@ class LocalFleet:
         log = fleet_folder(self.run) / "superlink.log"
         process = launch.start(launch.superlink_argv(self.address, self.certs), log, self.home)
         self.processes["superlink"] = process
-        launch.wait_for_port(launch.parse_address(self.address)[1], process, log)
+        launch.wait_for_port(self.address, process, log)
 
     def start_node(self, index: int) -> None:
         node = self.nodes[index]
@@ -84,9 +93,16 @@ class LocalFleet:
         return launch.submit(self.home, launch.write_app(fleet_folder(self.run) / "app", self.settings))
 
     def rejoin_dead_nodes(self) -> list[str]:
-        """Start again every node whose SuperNode died (a node back from a crash joins the next round)."""
+        """Start again every node whose SuperNode died (a node back from a crash joins the next
+        round); ForgeError for one that keeps dying before it trains a round (a bad key, a port
+        taken), naming its log."""
         dead = [i for i, node in enumerate(self.nodes) if self.processes[node.folder.name].poll() is not None]
         for index in dead:
+            node = self.nodes[index]
+            trained = any((node.folder / "rounds").glob("round-*"))
+            self.restarts[node.folder.name] = 0 if trained else self.restarts.get(node.folder.name, 0) + 1
+            if self.restarts[node.folder.name] > RESTARTS:
+                raise ForgeError(f"{node.folder.name} keeps exiting before its first round; see {node.folder / 'supernode.log'}")
             self.start_node(index)
         return [self.nodes[i].folder.name for i in dead]
 
@@ -100,6 +116,8 @@ def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
     """Each process's whole tree: SIGTERM, then SIGKILL for what is left after a grace period."""
     tree: list[psutil.Process] = []
     for process in processes:
+        if process.poll() is not None:
+            continue  # reaped already: its pid may belong to another process by now
         with contextlib.suppress(psutil.Error):
             parent = psutil.Process(process.pid)
             tree += [parent, *parent.children(recursive=True)]
@@ -118,9 +136,10 @@ def prepare(config: Config, config_file: Path | None, dataset: Path, nodes: int,
             tls: bool = False) -> LocalFleet:
     """The coordinator's run (the whole dataset recorded, for bench's held-out sets), the shards and
     the nodes' folders; nothing is started."""
+    split_lines = split_rows(dataset, nodes, split, seed=config.train.seed)  # a dataset that cannot be split leaves no run behind
     run = create_run(config, dataset, Path(settings.run_dir) if settings.run_dir else None)
     settings = FleetSettings(**{**settings.to_json(), "run_dir": str(run.path)}).checked()
-    shards = write_shards(dataset, nodes, split, fleet_folder(run) / "shards", seed=config.train.seed)
+    shards = write_shard_files(split_lines, fleet_folder(run) / "shards")
     names = [f"node-{index}" for index in range(1, nodes + 1)]
     certs = make_certs(fleet_folder(run) / "certs", [], names)[0] if tls else None
     address = f"127.0.0.1:{launch.free_port()}"
@@ -143,6 +162,16 @@ def ended(run: RunDir) -> Record | None:
     return last
 
 
+COORDINATOR_START_SECONDS = 300.0
+
+
+def check_coordinator(run: RunDir, submitted: float, log: Path) -> None:
+    """ForgeError when the coordinator has not started this long after the run was submitted (a
+    ServerApp that failed before it could write a word: its story is in the SuperLink's log)."""
+    if time.monotonic() - submitted > COORDINATOR_START_SECONDS and not run.events.is_file():
+        raise ForgeError(f"the coordinator did not start within {COORDINATOR_START_SECONDS:.0f} s; see {log}")
+
+
 def deadline_for(settings: FleetSettings) -> float:
     """How long a local fleet may take at most: every round's train and evaluate timing out, and
     start-up."""
@@ -159,8 +188,10 @@ def run_local(fleet: LocalFleet, on_poll: Callable[[LocalFleet], None] | None = 
         for index in range(len(fleet.nodes)):
             fleet.start_node(index)
         fleet.submit()
-        deadline = time.monotonic() + deadline_for(fleet.settings)
+        submitted = time.monotonic()
+        deadline = submitted + deadline_for(fleet.settings)
         while (last := ended(fleet.run)) is None:
+            check_coordinator(fleet.run, submitted, fleet_folder(fleet.run) / "superlink.log")
             if fleet.processes["superlink"].poll() is not None:
                 raise ForgeError(f"the SuperLink exited; see {fleet_folder(fleet.run) / 'superlink.log'}")
             if time.monotonic() > deadline:

@@ -109,13 +109,28 @@ def _check_model(config: Config, expected_sha256: str) -> None:
         raise RoundRefused("model")
 
 
+def _rehearsal_inputs(run: RunDir) -> tuple[Any, ...]:
+    """What the base model's rehearsal answers depend on: the model, the rehearsal set and settings."""
+    sections = run.config().sections()
+    return (sections["model"], {k: v for k, v in sections["data"].items() if k.startswith("rehearsal")},
+            run.dataset().get("rehearsal"), _created_model(run))
+
+
+def _created_model(run: RunDir) -> str | None:
+    first = run.audit.read_text(encoding="utf-8").splitlines()[:1]
+    return json.loads(first[0]).get("model_sha256") if first else None
+
+
 def _reuse_rehearsal_answers(earlier: list[RunDir], run: RunDir) -> None:
-    """The base model's answers to the rehearsal questions are the same every round (same model,
-    same questions; the model's hash is checked each round): copied from the last round that has
-    them instead of generated again."""
-    found = next((r.path / ANSWERS_FILE for r in reversed(earlier) if (r.path / ANSWERS_FILE).is_file()), None)
-    if found is not None:
-        shutil.copyfile(found, run.path / ANSWERS_FILE)
+    """The base model's answers to the rehearsal questions are the same every round: copied from the
+    last earlier round that made them from the same model and rehearsal set (a node folder may have
+    served another fleet) instead of generated again."""
+    wanted = _rehearsal_inputs(run)
+    for previous in reversed(earlier):
+        answers = previous.path / ANSWERS_FILE
+        if answers.is_file() and _rehearsal_inputs(previous) == wanted:
+            shutil.copyfile(answers, run.path / ANSWERS_FILE)
+            return
 
 
 def _last(events: list[Record], kind: str) -> Record:
@@ -148,7 +163,8 @@ def train_round(place: NodePlace, round_number: int, arrays: Arrays, coordinator
     finished, started = _last(events, "finished"), _last(events, "run_started")
     first_eval = next((e for e in events if e["type"] == "eval"), finished)
     headroom = started.get("thermal_headroom_c")
-    metrics = {"num-examples": int(started.get("train_samples", 0)), "train-loss": float(finished.get("train_loss") or 0.0),
+    metrics = {"num-examples": int(started.get("train_samples", 0)), "eval-examples": int(started.get("eval_samples", 0)),
+               "train-loss": float(finished.get("train_loss") or 0.0),
                "eval-loss": float(finished.get("eval_loss") or 0.0), "start-eval-loss": float(first_eval.get("eval_loss") or 0.0),
                "thermal-headroom-c": float(-1 if headroom is None else headroom), "seconds": float(finished.get("seconds", 0.0))}
     place.audit.append("update_sent", round=round_number, destination=place.superlink, run=run.name, **summary(update),
@@ -159,8 +175,8 @@ def train_round(place: NodePlace, round_number: int, arrays: Arrays, coordinator
 def evaluate_round(place: NodePlace, round_number: int, arrays: Arrays, coordinator: Mapping[str, Any]) -> dict[str, float]:
     """The global adapter's loss on this node's held-out split (nothing is trained or kept)."""
     import torch
-    from peft import set_peft_model_state_dict
 
+    from forge_tui.engine.checkpoint import put_adapter_tensors
     from forge_tui.engine.generation import pad_id
     from forge_tui.engine.models import load_tokenizer
     from forge_tui.engine.plan import add_adapter, load_for_training, resolve_plan
@@ -171,13 +187,15 @@ def evaluate_round(place: NodePlace, round_number: int, arrays: Arrays, coordina
     model_dir = resolve_model(config.model.name, config.models.paths)
     tokenizer = load_tokenizer(model_dir)
     _, held, _ = split_encoded(config, tokenizer)
+    place.audit.append("global_adapter_received", round=round_number, source=place.superlink, phase="evaluate", **summary(arrays))
     if not held:
-        return {"num-examples": 0, "eval-loss": 0.0}
+        return {"num-examples": 0, "eval-examples": 0, "eval-loss": 0.0}
     model = add_adapter(load_for_training(model_dir, plan), config)
-    set_peft_model_state_dict(model, {name: torch.from_numpy(array.copy()) for name, array in arrays.items()})
+    if put_adapter_tensors(model, {name: torch.from_numpy(array.copy()) for name, array in arrays.items()}):
+        raise RoundRefused("model")  # tensors this node's adapter does not have: another model or adapter shape
     loss, tokens = held_out_loss(model, held, micro_batch=config.train.micro_batch_size, pad=pad_id(tokenizer), device=plan.device)
     place.audit.append("evaluated", round=round_number, eval_loss=loss, eval_tokens=tokens, examples=len(held))
-    return {"num-examples": len(held), "eval-loss": loss}
+    return {"num-examples": len(held), "eval-examples": len(held), "eval-loss": loss}
 
 
 def write_node_record(place: NodePlace, name: str) -> None:

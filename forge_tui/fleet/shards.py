@@ -62,9 +62,14 @@ def split_rows(dataset: Path, nodes: int, how: str, seed: int = 0) -> list[list[
 
 def write_shards(dataset: Path, nodes: int, how: str, folder: Path, seed: int = 0) -> list[Path]:
     """Each node's shard as `folder/node-K.jsonl`."""
+    return write_shard_files(split_rows(dataset, nodes, how, seed), folder)
+
+
+def write_shard_files(shards: list[list[str]], folder: Path) -> list[Path]:
+    """Shards split already, as `folder/node-K.jsonl`."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for index, lines in enumerate(split_rows(dataset, nodes, how, seed), start=1):
+    for index, lines in enumerate(shards, start=1):
         path = folder / f"node-{index}.jsonl"
         path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         paths.append(path)

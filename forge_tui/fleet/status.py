@@ -15,12 +15,12 @@ from forge_tui.engine.status import list_runs, run_status
 from forge_tui.errors import BadInput
 from forge_tui.fleet.node import NodePlace, round_runs
 
-MISSED = {"heat": "paused by heat", "gone": "gone", "failed": "failed", "model": "failed"}
+MISSED = {"heat": "paused by heat", "gone": "gone", "late": "late", "failed": "failed", "model": "failed"}
 
 
 @dataclass
 class NodeStatus:
-    """One node. state: training | paused by heat | idle (delivered, waiting) | gone | failed | done."""
+    """One node. state: training | paused by heat | idle (delivered, waiting) | late | gone | failed | done."""
 
     node: int
     name: str | None = None
@@ -131,7 +131,7 @@ def fleet_status(run: RunDir) -> FleetStatus:
         node.name = place.folder.name if place else None
         if state == "finished" and node.state in ("idle", "training"):
             node.state = "done"
-        elif place and node.state == "training" and _paused(place):
+        elif place and node.state in ("training", "late") and _paused(place):
             node.state = "paused by heat"
     reader.status.nodes = sorted(reader.by_id.values(), key=lambda n: (n.name or "", n.node))
     return reader.status

@@ -8,11 +8,14 @@ import hashlib
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from forge_tui.engine.fsutil import publish_dir
+
+if TYPE_CHECKING:
+    from flwr.app import ArrayRecord
 
 Arrays = dict[str, np.ndarray]
 WEIGHTS = "adapter_model.safetensors"
@@ -50,6 +53,21 @@ def write_adapter(arrays: Mapping[str, np.ndarray], adapter_config: Path, folder
     shutil.copyfile(adapter_config, staging / "adapter_config.json")
     save_file({name: np.ascontiguousarray(array) for name, array in arrays.items()}, str(staging / WEIGHTS))
     return publish_dir(staging, folder)
+
+
+def to_arrays(record: ArrayRecord) -> Arrays:
+    """A Flower ArrayRecord's tensors by name."""
+    return {name: array.numpy() for name, array in record.items()}
+
+
+def to_record(arrays: Mapping[str, np.ndarray]) -> ArrayRecord:
+    """A Flower ArrayRecord of the tensors, in name order on every end (Flower's DP clipping pairs a
+    node's tensors with the global ones by position)."""
+    from collections import OrderedDict
+
+    from flwr.app import Array, ArrayRecord
+
+    return ArrayRecord(OrderedDict((name, Array(np.ascontiguousarray(arrays[name]))) for name in sorted(arrays)))
 
 
 def summary(arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:

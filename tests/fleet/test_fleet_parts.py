@@ -14,7 +14,7 @@ import pytest
 
 from forge_tui.errors import BadInput
 from forge_tui.fleet.certs import CertFolder, make_certs
-from forge_tui.fleet.launch import NodeLaunch, node_config, require_tls
+from forge_tui.fleet.launch import NodeLaunch, require_tls
 from forge_tui.fleet.settings import FleetSettings
 from forge_tui.fleet.shards import split_rows, write_shards
 from forge_tui.fleet.status import FleetStatus, _Reader
@@ -125,13 +125,18 @@ def test_serve_and_join_refuse_a_network_address_without_tls(tmp_path):
     assert not (tmp_path / "n").exists()
 
 
-def test_a_node_is_started_pinned_to_its_superlink(tmp_path):
-    node = NodeLaunch("192.0.2.10:9092", tmp_path / "n", tmp_path / "d.jsonl", None, 9999, ca=tmp_path / "ca.pem", key=tmp_path / "k")
+def test_a_node_is_started_pinned_to_its_superlink_with_its_settings_read_back_by_flower(tmp_path):
+    from flwr.common.config import parse_config_args
+
+    folder = tmp_path / 'a "quoted" node'
+    node = NodeLaunch("192.0.2.10:9092", folder, tmp_path / "d.jsonl", None, 9999, ca=tmp_path / "ca.pem", key=tmp_path / "k", threads=1)
     argv = node.argv()
     assert argv[argv.index("--allow") + 1] == "192.0.2.10:9092"
     assert "--insecure" not in argv
     assert argv[argv.index("--root-certificates") + 1] == str(tmp_path / "ca.pem")
-    assert node_config({"dataset": 'a "quoted" path'}) == 'dataset="a \\"quoted\\" path"'
+    read = parse_config_args([argv[argv.index("--node-config") + 1]])
+    assert read["node-dir"] == str(folder)
+    assert (read["superlink"], read["threads"]) == ("192.0.2.10:9092", "1")
 
 
 GUARD_PROBE = """
@@ -191,3 +196,57 @@ def test_the_status_fold_tells_each_nodes_state():
     heat = _fold({"type": "fleet_round_started", "round": 1, "rounds": 1, "nodes": [7]},
                  {"type": "fleet_missed", "round": 1, "node": 7, "reason": "heat"})
     assert heat.nodes[0].state == "paused by heat"
+
+
+def test_flower_starts_its_app_processes_through_the_guarded_shims(tmp_path):
+    import shutil
+
+    from forge_tui.fleet.launch import flower_env
+
+    env = flower_env(tmp_path / "home")
+    for name, role in (("flower-superexec", "superexec"), ("flwr-clientapp", "clientapp"), ("flwr-serverapp", "serverapp")):
+        found = shutil.which(name, path=env["PATH"])
+        assert found == str(tmp_path / "home" / "bin" / name)
+        assert f"-m forge_tui.fleet.flower_main {role} --" in Path(found).read_text()
+    assert env["FLWR_HOME"] == str(tmp_path / "home")
+    assert (env.get("FLWR_TELEMETRY_ENABLED"), env.get("FLWR_DISABLE_UPDATE_CHECK")) == ("0", "1")
+
+
+def test_a_node_and_a_coordinator_load_only_forge_apps():
+    from flwr.clientapp.client_app import LoadClientAppError
+
+    from forge_tui.fleet.flower_main import pinned_loader
+
+    loaded: list[str] = []
+
+    def load_app(reference: str, error: type[Exception], *rest: object) -> str:
+        loaded.append(reference)
+        return "app"
+
+    load = pinned_loader("clientapp", load_app)
+    assert load("forge_tui.fleet.client_app:app", LoadClientAppError, "/dir") == "app"
+    with pytest.raises(LoadClientAppError, match=r"refused 'evil\.app:app'"):
+        load("evil.app:app", LoadClientAppError, "/dir")
+    assert loaded == ["forge_tui.fleet.client_app:app"]
+
+
+@pytest.mark.parametrize(("client", "path", "answered"), [
+    ("192.0.2.50", "/v1/fleet/pull-messages", True),
+    ("192.0.2.50", "/v1/control/start-run", False),
+    ("192.0.2.50", "/v1/control/register-node", False),
+    ("192.0.2.50", "/v1/runtime/pull-task-input", False),
+    ("127.0.0.1", "/v1/control/start-run", True),
+])
+async def test_other_machines_reach_the_fleet_api_only(client, path, answered):
+    from forge_tui.fleet.flower_main import FleetOnly
+
+    sent: list[dict] = []
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    async def send(message):
+        sent.append(message)
+
+    await FleetOnly(app)({"type": "http", "path": path, "client": (client, 40000)}, None, send)
+    assert sent[0]["status"] == (200 if answered else 403)

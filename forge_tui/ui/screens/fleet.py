@@ -24,7 +24,7 @@ from forge_tui.config import Config
 from forge_tui.engine.children import Launched
 from forge_tui.engine.eventtext import short_node
 from forge_tui.engine.runs import RunDir
-from forge_tui.fleet.local import supervisor_pid_file
+from forge_tui.fleet.local import supervisor
 from forge_tui.fleet.status import FleetStatus, NodeStatus, fleet_runs, fleet_status
 from forge_tui.ui.base import ForgeScreen
 from forge_tui.ui.chrome import footer, nav
@@ -175,12 +175,9 @@ class FleetScreen(ForgeScreen):
 
     def action_stop(self) -> None:
         """Stop a local fleet (its supervising process stops every node and the SuperLink)."""
-        if self.run is None:
+        pid = supervisor(self.run) if self.run is not None else None
+        if pid is None:
+            self.say("no local fleet runs this run here (a served fleet stops where it was started)")
             return
-        try:
-            pid = int(supervisor_pid_file(self.run).read_text())
-            os.kill(pid, signal.SIGTERM)
-        except (OSError, ValueError):
-            self.say("no local fleet of this console's machine runs this run (a served fleet stops where it was started)")
-            return
+        os.kill(pid, signal.SIGTERM)
         self.say(f"stopping the local fleet (pid {pid}) ...")

@@ -65,7 +65,7 @@ from, and records it in the run's audit trail. Train on that folder to learn fro
 The settings row takes a system prompt, the temperature (0 is greedy), top-p and the longest answer.
 
 **Fleet**: the newest fleet run (or one picked with `m`): each node's state (training, paused by
-heat, idle, gone, done), the last round it delivered, its samples, loss, thermal headroom and the
+heat, idle, late, gone, done), the last round it delivered, its samples, loss, thermal headroom and the
 bytes it sent; the rounds' progress and the global eval loss per round. `l` starts a local fleet
 for a demo (3 nodes on this machine, each with its share of the picked dataset, 3 rounds), `s`
 stops it, `a` attaches the Monitor to the fleet's run. Only adapter tensors and numbers travel.
