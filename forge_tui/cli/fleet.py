@@ -92,7 +92,9 @@ def _local_detached(args: argparse.Namespace, config: Config) -> int:
     into a run directory named now; its output beside it as RUN.log."""
     from forge_tui.engine.children import Launched, forge_argv, start_detached
     from forge_tui.engine.runs import runs_root
+    from forge_tui.fleet.shards import split_rows
 
+    split_rows(args.dataset, args.nodes, args.split)  # a dataset that cannot be split is refused here, not in the background
     run = (args.run_dir or runs_root(config) / f"{time.strftime('%Y%m%d-%H%M%S')}-fleet").resolve()
     if run.exists():
         raise BadInput(f"{run}: already exists")
@@ -147,6 +149,9 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
 
     certs = CertFolder(args.certs).require() if args.certs else None
     launch.require_tls(args.address, certs)
+    if certs is not None and not certs.nodes():
+        raise BadInput(f"{args.certs / 'nodes'}: no node keys, so no node could join; make them with "
+                       f"`forge-tui fleet certs {args.certs} --node NAME`")
     settings = _settings(args, args.run_dir)
     run = create_run(config, _dataset(args, config), Path(settings.run_dir) if settings.run_dir else None)
     settings = type(settings)(**{**settings.to_json(), "run_dir": str(run.path)})
@@ -231,6 +236,9 @@ def cmd_certs(args: argparse.Namespace, config: Config) -> int:
     else:
         for path in written:
             print(path)
+        if not args.host and any(path.name == "superlink.pem" for path in written):
+            print("note: the SuperLink's certificate names this machine's loopback only; for nodes elsewhere make it "
+                  "with --host NAME (the name or address they reach it by)", file=sys.stderr)
         print("give each node ca.pem and its nodes/NAME.key; keep ca.key off the network", file=sys.stderr)
     return EXIT_OK
 

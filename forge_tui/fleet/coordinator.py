@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord
 from flwr.common.constant import ErrorCode
@@ -96,7 +97,6 @@ class RoundBook:
     bytes_out: int = 0
     replied: list[Message] = field(default_factory=list)     # this round's train replies with results
     replies: list[Reply] = field(default_factory=list)
-    global_sha: str | None = None
     train_loss: float | None = None
     eval_loss: float | None = None
 
@@ -148,9 +148,10 @@ class RoundBook:
 
     def aggregated(self, round_number: int, arrays: ArrayRecord | None) -> None:
         """Keep the round's global adapter (when anyone delivered), audit it, tell the round."""
-        found = to_arrays(arrays) if arrays is not None else None
-        digest = summary(found) if found is not None else None
-        if found is not None and digest is not None:
+        digest: dict[str, Any] = {}
+        if arrays is not None:
+            found = to_arrays(arrays)
+            digest = summary(found)
             folder = write_adapter(found, self.adapter_config, round_adapter(self.owner.run, round_number))
             self.owner.audit.append("aggregate", round=round_number, nodes=len(self.replied), path=str(folder), **digest,
                                     dp_noise=self.settings.dp_noise, dp_clip=self.settings.dp_clip)
@@ -159,7 +160,7 @@ class RoundBook:
             round=round_number, rounds=self.settings.rounds, nodes=len(self.replied),
             examples=sum(r.examples for r in self.replies), train_loss=self.train_loss,
             bytes_in=sum(r.arrays.count_bytes() for r in self.replies), bytes_out=self.bytes_out,
-            sha256=digest["sha256"] if digest else None, seconds=seconds))
+            sha256=digest.get("sha256"), seconds=seconds))
         if self.train_loss is not None:
             self.owner.emit(ev.Step(step=round_number, total_steps=self.settings.rounds, epoch=0.0, loss=self.train_loss, lr=0.0,
                                     tokens=0, tokens_per_second=0.0, eta_seconds=seconds * (self.settings.rounds - round_number)))

@@ -184,13 +184,17 @@ clientapp = "forge_tui.fleet.client_app:app"
 def flwr_cli(home: Path, *args: str) -> dict[str, object]:
     """One `flwr` command with JSON output; ForgeError with its message when it fails."""
     argv = [str(Path(sys.executable).parent / "flwr"), *args, "--format", "json"]
-    done = subprocess.run(argv, capture_output=True, text=True, env=flower_env(home), timeout=CLI_TIMEOUT, check=False)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, env=flower_env(home), timeout=CLI_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        raise ForgeError(f"flwr {args[0]} did not answer in {CLI_TIMEOUT} s (is the SuperLink up?)") from None
     try:
         answer = json.loads(done.stdout[done.stdout.index("{"):])
     except ValueError:
         answer = {}
     if done.returncode != 0 or not answer.get("success", False):
-        said = answer.get("error-message") or done.stderr.strip().splitlines()[-1:] or done.stdout.strip()
+        lines = done.stderr.strip().splitlines()
+        said = answer.get("error-message") or (lines[-1] if lines else done.stdout.strip())
         raise ForgeError(f"flwr {args[0]} failed: {said}")
     return dict(answer)
 
