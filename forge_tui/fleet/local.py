@@ -29,6 +29,7 @@ from forge_tui.fleet.certs import CertFolder, make_certs
 from forge_tui.fleet.node import NodePlace, write_node_record
 from forge_tui.fleet.settings import FleetSettings
 from forge_tui.fleet.shards import split_rows, write_shard_files
+from forge_tui.fleet.status import supervisor_pid_file
 
 POLL_SECONDS = 0.5
 STOP_GRACE_SECONDS = 5.0
@@ -37,22 +38,6 @@ RESTARTS = 5                 # a node started again this many times without trai
 
 def fleet_folder(run: RunDir) -> Path:
     return run.path / "fleet"
-
-
-def supervisor_pid_file(run: RunDir) -> Path:
-    """Holds the pid of the process running a local fleet (SIGTERM stops the whole fleet)."""
-    return fleet_folder(run) / "local.pid"
-
-
-def supervisor(run: RunDir) -> int | None:
-    """The live process running this local fleet, if any (a pid file left by a killed one, or a
-    pid since reused by another program, is not it)."""
-    try:
-        pid = int(supervisor_pid_file(run).read_text())
-        command = " ".join(psutil.Process(pid).cmdline())
-    except (OSError, ValueError, psutil.Error):
-        return None
-    return pid if "fleet" in command and "local" in command else None
 
 
 @dataclass

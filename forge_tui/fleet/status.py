@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from forge_tui.config import Config
 from forge_tui.engine.events import Record, read_events
 from forge_tui.engine.runs import RunDir
@@ -140,6 +142,22 @@ def fleet_status(run: RunDir) -> FleetStatus:
 def _paused(place: NodePlace) -> bool:
     runs = round_runs(place)
     return bool(runs) and run_status(runs[-1]).state == "paused"
+
+
+def supervisor_pid_file(run: RunDir) -> Path:
+    """Holds the pid of the process running a local fleet (SIGTERM stops the whole fleet)."""
+    return run.path / "fleet" / "local.pid"
+
+
+def supervisor(run: RunDir) -> int | None:
+    """The live process running this local fleet, if any (a pid file left by a killed one, or a
+    pid since reused by another program, is not it)."""
+    try:
+        pid = int(supervisor_pid_file(run).read_text())
+        command = " ".join(psutil.Process(pid).cmdline())
+    except (OSError, ValueError, psutil.Error):
+        return None
+    return pid if "fleet" in command and "local" in command else None
 
 
 def node_trails(folder: Path) -> list[Path]:

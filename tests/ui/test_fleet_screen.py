@@ -14,7 +14,7 @@ from forge_tui.engine import events as ev
 from forge_tui.engine.children import Launched
 from forge_tui.engine.runs import RunDir, create_run
 from forge_tui.fleet import events as fe
-from forge_tui.fleet.local import supervisor_pid_file
+from forge_tui.fleet.status import supervisor_pid_file
 from forge_tui.ui.app import ForgeApp
 from forge_tui.ui.screens import fleet as fleet_screen
 from forge_tui.ui.screens.fleet import FleetScreen

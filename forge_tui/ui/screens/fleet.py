@@ -24,8 +24,7 @@ from forge_tui.config import Config
 from forge_tui.engine.children import Launched
 from forge_tui.engine.eventtext import short_node
 from forge_tui.engine.runs import RunDir
-from forge_tui.fleet.local import supervisor
-from forge_tui.fleet.status import FleetStatus, NodeStatus, fleet_runs, fleet_status
+from forge_tui.fleet.status import FleetStatus, NodeStatus, fleet_runs, fleet_status, supervisor
 from forge_tui.ui.base import ForgeScreen
 from forge_tui.ui.chrome import footer, nav
 from forge_tui.ui.jobs import start_local_fleet
