@@ -44,7 +44,7 @@ class UpdateReceived(Event):
     examples: int
     train_loss: float | None
     eval_loss: float | None
-    headroom_c: float | None      # the node's thermal headroom when it finished (None: no sensor)
+    headroom_c: float | None      # the node's thermal headroom as its round began (None: no sensor)
     bytes: int
     sha256: str
 

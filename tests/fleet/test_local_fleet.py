@@ -24,7 +24,7 @@ from forge_tui.fleet.settings import FleetSettings
 from tests.fleet.conftest import Relay
 from tests.helpers import SAMPLE, run_cli
 
-ROUND_TIMEOUT = 45.0   # what the killed node's round waits before it goes on without it
+ROUND_TIMEOUT = 35.0   # what the killed node's round waits before it goes on without it (a live tiny round takes ~15 s)
 
 
 def _kill_in_round(fleet: LocalFleet, name: str, round_number: int, killed: list[int]) -> None:
