@@ -48,8 +48,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--steps-per-round", type=int, default=8)
-    parser.add_argument("--work", type=Path, default=Path(tempfile.mkdtemp(prefix="forge-fleet-value-")))
+    parser.add_argument("--server-lr", type=float, default=1.0, help="the fleet's server learning rate (1: plain FedAvg)")
+    parser.add_argument("--work", type=Path, help="working folder (default: a new temporary one); single-node runs already "
+                                                  "trained and benchmarked there are reused")
     args = parser.parse_args()
+    args.work = args.work or Path(tempfile.mkdtemp(prefix="forge-fleet-value-"))
     sys.path.insert(0, str(ROOT))
     from forge_tui.fleet.shards import write_shards
 
@@ -60,17 +63,20 @@ def main() -> int:
     seconds: dict[str, float] = {}
     for index, shard in enumerate(shards, start=1):
         run = args.work / f"alone-{index}"
-        started = time.monotonic()
-        forge("train", "--preset", "quick", "--dataset", str(shard), "--max-steps", str(steps), "--run-dir", str(run))
-        seconds[f"alone-{index}"] = round(time.monotonic() - started, 1)
+        if not (run / "bench" / "result.json").is_file():
+            started = time.monotonic()
+            forge("train", "--preset", "quick", "--dataset", str(shard), "--max-steps", str(steps), "--run-dir", str(run))
+            seconds[f"alone-{index}"] = round(time.monotonic() - started, 1)
         rows[f"node-{index} alone ({', '.join(categories[index - 1])})"] = bench(run)
-    fleet_run = args.work / "fleet"
+    fleet_run = args.work / f"fleet-server-lr-{args.server_lr:g}"
     started = time.monotonic()
     summary = json.loads(forge("fleet", "local", "--preset", "quick", "--nodes", str(NODES), "--split", "by-category",
                                "--rounds", str(args.rounds), "--steps-per-round", str(args.steps_per_round),
+                               "--server-lr", str(args.server_lr),
                                "--dataset", str(DATA / "train.jsonl"), "--run-dir", str(fleet_run), "--json").stdout.splitlines()[-1])
     seconds["fleet"] = round(time.monotonic() - started, 1)
-    rows["fleet (3 nodes, FedAvg)"] = bench(fleet_run)
+    fleet_name = "fleet (3 nodes, FedAvg)" if args.server_lr == 1 else f"fleet (3 nodes, FedAvgM, server lr {args.server_lr:g})"
+    rows[fleet_name] = bench(fleet_run)
     sent = [{"round": r["round"], "nodes": r["nodes"], "bytes_in": r["bytes_in"], "bytes_out": r["bytes_out"],
              "per_node_sent": r["bytes_in"] // max(1, r["nodes"])} for r in summary["rounds"]]
 
@@ -83,10 +89,11 @@ def main() -> int:
         print(f"round {row['round']}: {row['nodes']} nodes, each sent {row['per_node_sent'] / 2**20:.1f} MiB, "
               f"received {row['bytes_out'] / max(1, row['nodes']) / 2**20:.1f} MiB")
     print("wall seconds:", seconds)
-    fleet_facts = rows["fleet (3 nodes, FedAvg)"]["facts"]
+    fleet_facts = rows[fleet_name]["facts"]
     single_best = max(float(r["facts"]) for name, r in rows.items() if "alone" in name)
     met = float(fleet_facts) > single_best
-    print(json.dumps({"rounds": args.rounds, "steps_per_round": args.steps_per_round, "table": rows, "bytes": sent,
+    print(json.dumps({"rounds": args.rounds, "steps_per_round": args.steps_per_round, "server_lr": args.server_lr,
+                      "table": rows, "bytes": sent,
                       "seconds": seconds, "fleet_facts": fleet_facts, "best_single_facts": single_best,
                       "fleet_beats_every_single_node": met, "work": str(args.work)}))
     return 0 if met else 1

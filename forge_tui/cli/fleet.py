@@ -30,7 +30,7 @@ def _settings(args: argparse.Namespace, run_dir: Path | None) -> FleetSettings:
 
     return FleetSettings(run_dir=str(run_dir.resolve()) if run_dir else "", rounds=args.rounds, min_nodes=args.min_nodes,
                          steps_per_round=args.steps_per_round, round_timeout=args.round_timeout, dp_noise=args.dp_noise,
-                         dp_clip=args.dp_clip).checked()
+                         dp_clip=args.dp_clip, server_lr=args.server_lr).checked()
 
 
 def _echo(event: Record) -> None:
@@ -102,6 +102,7 @@ def _local_detached(args: argparse.Namespace, config: Config) -> int:
     command = ["fleet", "local", "--nodes", str(args.nodes), "--dataset", str(args.dataset.resolve()), "--split", args.split,
                "--rounds", str(args.rounds), "--min-nodes", str(args.min_nodes), "--steps-per-round", str(args.steps_per_round),
                "--round-timeout", str(args.round_timeout), "--dp-noise", str(args.dp_noise), "--dp-clip", str(args.dp_clip),
+               "--server-lr", str(args.server_lr),
                "--run-dir", str(run), *(["--preset", args.preset] if args.preset else []), *(["--tls"] if args.tls else [])]
     pid = start_detached(forge_argv(args.config, *command), run.with_name(f"{run.name}.log"))
     if args.json:
@@ -271,6 +272,8 @@ def _round_flags(parser: Parser) -> None:
     parser.add_argument("--run-dir", type=Path, help="the coordinator's run directory (default: a new one in the runs folder)")
     parser.add_argument("--dp-noise", type=float, default=0.0, help="differential privacy: noise multiplier (with --dp-clip)")
     parser.add_argument("--dp-clip", type=float, default=0.0, help="differential privacy: clipping norm of each update")
+    parser.add_argument("--server-lr", type=float, default=1.0,
+                        help="server learning rate (FedAvgM): the global adapter moves by this x the mean update (default 1: FedAvg)")
 
 
 def register(commands: Commands) -> None:

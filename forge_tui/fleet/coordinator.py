@@ -20,7 +20,7 @@ from typing import Any
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord
 from flwr.common.constant import ErrorCode
 from flwr.serverapp import Grid, ServerApp
-from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, FedAvg, Strategy
+from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, FedAvg, FedAvgM, Strategy
 
 from forge_tui.config import Config
 from forge_tui.engine import events as ev
@@ -214,12 +214,15 @@ class Recorded(Strategy):
 
 
 def build_strategy(settings: FleetSettings, book: RoundBook) -> Recorded:
-    """FedAvg over every connected node (at least `min_nodes`), weighted by samples; behind DP when
+    """FedAvg over every connected node (at least `min_nodes`), weighted by samples (FedAvgM's server
+    learning rate when it is not 1: the global adapter moves by that many times the nodes' mean
+    update, e.g. the number of nodes to add up updates learned on disjoint data); behind DP when
     asked, with every node weighing the same (a node's clipped update then moves the average by
     1/n at most, which is what the noise is sized for)."""
-    inner: Strategy = FedAvg(fraction_train=1.0, fraction_evaluate=1.0, min_train_nodes=settings.min_nodes,
-                             min_evaluate_nodes=settings.min_nodes, min_available_nodes=settings.min_nodes,
-                             weighted_by_key=UNIFORM if settings.private else "num-examples")
+    shared: dict[str, Any] = {"fraction_train": 1.0, "fraction_evaluate": 1.0, "min_train_nodes": settings.min_nodes,
+                              "min_evaluate_nodes": settings.min_nodes, "min_available_nodes": settings.min_nodes,
+                              "weighted_by_key": UNIFORM if settings.private else "num-examples"}
+    inner: Strategy = FedAvg(**shared) if settings.server_lr == 1.0 else FedAvgM(**shared, server_learning_rate=settings.server_lr)
     if settings.private:
         inner = DifferentialPrivacyServerSideFixedClipping(inner, noise_multiplier=settings.dp_noise, clipping_norm=settings.dp_clip,
                                                            num_sampled_clients=settings.min_nodes)
@@ -237,9 +240,9 @@ def _template(run: RunDir, model: Path) -> Path:
 
 
 def starting_adapter(config: Config, model: Path) -> ArrayRecord:
-    """The adapter every node draws for round 1 (the run's seed + 1), drawn here too. Only DP needs
-    it: it clips each node's update against what the node started from. (Without DP, round 1 sends
-    nothing and each node draws the same adapter itself.)"""
+    """The adapter every node draws for round 1 (the run's seed + 1), drawn here too, for DP (it clips
+    each node's update against what the node started from) and a server learning rate (it steps
+    from it). Otherwise round 1 sends nothing and each node draws the same adapter itself."""
     from peft import get_peft_model_state_dict
 
     first = replace(config, train=replace(config.train, seed=config.train.seed + 1))
@@ -257,13 +260,14 @@ def coordinate(grid: Grid, settings: FleetSettings) -> None:
     with owning(run, _failed) as owner:
         owner.audit.append("coordinator_started", **who(), egress_guard=egress_guarded(), versions=versions(), settings=settings.to_json())
         owner.emit(fe.FleetStarted(rounds=settings.rounds, min_nodes=settings.min_nodes, steps_per_round=settings.steps_per_round,
-                                   round_timeout=settings.round_timeout, dp_noise=settings.dp_noise, dp_clip=settings.dp_clip))
+                                   round_timeout=settings.round_timeout, dp_noise=settings.dp_noise, dp_clip=settings.dp_clip,
+                                   server_lr=settings.server_lr))
         config = run.config()
         model = resolve_model(config.model.name, config.models.paths)
         book = RoundBook(owner, settings, _template(run, model))
         shared = ConfigRecord({"coordinator": json.dumps(coordinator_sections(config)), "steps": settings.steps_per_round,
                                "model-sha256": model_sha256(model)})
-        initial = starting_adapter(config, model) if settings.private else ArrayRecord()
+        initial = starting_adapter(config, model) if settings.needs_start else ArrayRecord()
         started = time.monotonic()
         result = build_strategy(settings, book).start(grid=grid, initial_arrays=initial, num_rounds=settings.rounds,
                                                       timeout=settings.round_timeout, train_config=shared, evaluate_config=shared)

@@ -22,6 +22,7 @@ class FleetStarted(Event):
     round_timeout: float
     dp_noise: float = 0.0
     dp_clip: float = 0.0
+    server_lr: float = 1.0
 
 
 @dataclass(frozen=True)

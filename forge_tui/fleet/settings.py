@@ -20,6 +20,7 @@ class FleetSettings:
     round_timeout: float = 600.0  # seconds a round waits for replies; a node later than that misses the round
     dp_noise: float = 0.0        # differential privacy: Gaussian noise multiplier (0 = off)
     dp_clip: float = 0.0         # differential privacy: the clipping norm of each update (needed with dp_noise)
+    server_lr: float = 1.0       # the global adapter moves by server_lr x the nodes' mean update (1: plain FedAvg)
 
     def problems(self) -> list[str]:
         checks = [(self.rounds >= 1, "--rounds must be at least 1"),
@@ -27,6 +28,7 @@ class FleetSettings:
                   (self.steps_per_round >= 1, "--steps-per-round must be at least 1"),
                   (self.round_timeout > 0, "--round-timeout must be positive"),
                   (self.dp_noise >= 0 and self.dp_clip >= 0, "--dp-noise and --dp-clip cannot be negative"),
+                  (0 < self.server_lr <= 10, "--server-lr must be above 0 and at most 10"),
                   ((self.dp_noise > 0) == (self.dp_clip > 0), "--dp-noise and --dp-clip go together (both positive, or neither)")]
         return [message for ok, message in checks if not ok]
 
@@ -39,6 +41,12 @@ class FleetSettings:
     @property
     def private(self) -> bool:
         return self.dp_noise > 0
+
+    @property
+    def needs_start(self) -> bool:
+        """Whether the coordinator must hold round 1's starting adapter (DP clips, and a server
+        learning rate steps, relative to it)."""
+        return self.private or self.server_lr != 1.0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

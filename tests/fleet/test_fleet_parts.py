@@ -23,8 +23,10 @@ from tests.helpers import ROOT, SAMPLE, run_cli
 
 
 def test_settings_gather_every_problem_and_travel_as_run_config():
-    bad = FleetSettings(run_dir="/r", rounds=0, min_nodes=0, steps_per_round=0, round_timeout=0, dp_noise=1.0)
-    assert len(bad.problems()) == 5
+    bad = FleetSettings(run_dir="/r", rounds=0, min_nodes=0, steps_per_round=0, round_timeout=0, dp_noise=1.0, server_lr=0.0)
+    assert len(bad.problems()) == 6
+    assert FleetSettings(run_dir="/r", server_lr=3.0).needs_start
+    assert not FleetSettings(run_dir="/r").needs_start
     with pytest.raises(BadInput, match="--dp-noise and --dp-clip go together"):
         FleetSettings(run_dir="/r", dp_clip=1.0).checked()
     good = FleetSettings(run_dir="/r", rounds=4, dp_noise=0.5, dp_clip=2.0).checked()
