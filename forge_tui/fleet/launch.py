@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from forge_tui.config import toml_value
 from forge_tui.errors import BadInput, ForgeError
 from forge_tui.fleet.certs import CertFolder
 from forge_tui.fleet.flower_main import split_address, write_shims
@@ -73,8 +74,6 @@ def superlink_argv(address: str, certs: CertFolder | None) -> list[str]:
 
 def write_node_config(path: Path, values: dict[str, str]) -> Path:
     """Flower's `--node-config` as a TOML file (its inline form cannot carry a quote in a path)."""
-    from forge_tui.config import toml_value
-
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(f"{key} = {toml_value(value)}\n" for key, value in values.items()), encoding="utf-8")
     return path
@@ -158,7 +157,7 @@ def write_app(folder: Path, settings: FleetSettings) -> Path:
     """The Flower app submitted for the run: only its pyproject.toml, naming the coordinator and
     client modules of this installed package, with the run's settings as its run config."""
     folder.mkdir(parents=True, exist_ok=True)
-    config = "\n".join(f"{key} = {json.dumps(value)}" for key, value in settings.to_run_config().items())
+    config = "\n".join(f"{key} = {toml_value(value)}" for key, value in settings.to_run_config().items())
     (folder / "pyproject.toml").write_text(f"""[build-system]
 requires = ["hatchling"]
 build-backend = "hatchling.build"
