@@ -64,13 +64,13 @@ def main() -> int:
     rows: dict[str, dict[str, Any]] = {}
     seconds: dict[str, float] = {}
     for index, shard in enumerate(shards, start=1):
-        run = args.work / f"alone-{index}"
+        run = args.work / f"alone-{index}-{steps}-steps"
         if not (run / "bench" / "result.json").is_file():
             started = time.monotonic()
             forge("train", "--preset", "quick", "--dataset", str(shard), "--max-steps", str(steps), "--run-dir", str(run))
-            seconds[f"alone-{index}"] = round(time.monotonic() - started, 1)
+            seconds[run.name] = round(time.monotonic() - started, 1)
         rows[f"node-{index} alone ({', '.join(categories[index - 1])})"] = bench(run)
-    fleet_run = args.work / f"fleet-server-lr-{args.server_lr:g}"
+    fleet_run = args.work / f"fleet-{args.rounds}x{args.steps_per_round}-server-lr-{args.server_lr:g}"
     started = time.monotonic()
     summary = json.loads(forge("fleet", "local", "--preset", "quick", "--nodes", str(NODES), "--split", "by-category",
                                "--rounds", str(args.rounds), "--steps-per-round", str(args.steps_per_round),

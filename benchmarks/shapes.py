@@ -35,3 +35,15 @@ def save_random_model(shape: str, out: Path, device: str, **overrides: Any) -> i
     if device == "cuda":
         torch.cuda.empty_cache()
     return int(count)
+
+
+def save_model_with_tokenizer(shape: str, tokenizer_dir: Path, out: Path, device: str) -> int:
+    """`save_random_model` sized to a real tokenizer's vocabulary, the tokenizer saved beside it: a
+    model folder the whole CLI takes (chat template included). Returns the parameter count."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    count = save_random_model(shape, out, device, vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                              eos_token_id=tokenizer.eos_token_id)
+    tokenizer.save_pretrained(out)
+    return count

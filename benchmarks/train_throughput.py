@@ -2,6 +2,7 @@
 
     python benchmarks/train_throughput.py                       # CPU, the embedded default's shape
     python benchmarks/train_throughput.py --shape llama2-7b     # CUDA: NF4 QLoRA on a 7B shape
+    python benchmarks/train_throughput.py --shape llama2-7b --peer unsloth --variants engine-liger
 
 Both sides get the same model (random weights built from the shape's config and saved once), the
 same LoRA (r 16, alpha 32, all linear layers, no dropout), optimizer, seed and samples (lengths
@@ -10,7 +11,9 @@ carries no loss), and run one epoch over them at batch 8, each in its own proces
 engine/baseline for --rounds rounds. The baseline is the plain stack: shuffled batches padded to
 their longest sample, `model(..., labels=...).loss`. The engine is forge_tui.engine.train's own
 step (length-grouped batches, loss on labelled positions only). What counts is useful tokens per
-second: tokens that carry loss, pads and prompts excluded. The last line is one JSON object.
+second: tokens that carry loss, pads and prompts excluded. `--peer unsloth` puts Unsloth (its 4-bit
+loading, LoRA and checkpointing, CUDA only) in the baseline's place, on the same loop; MFU is
+reported beside tokens/s where the GPU's peak is known. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -34,11 +37,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from shapes import SHAPES, save_random_model  # noqa: E402
+from shapes import SHAPES, save_model_with_tokenizer, save_random_model  # noqa: E402
 
 BATCH = 8
 LEARNING_RATE = 2e-4
 LORA_RANK, LORA_ALPHA, LORA_DROPOUT = 16, 32, 0.0
+LLAMA_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]  # "all-linear" spelt out
+# Dense bf16 peak FLOP/s (no sparsity) of the GPUs MFU is reported for, by a word in the device's name.
+DENSE_BF16_PEAK = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "RTX 4090": 165e12, "Orin": 42.5e12}
 PROMPT_SHARE = 0.25
 WARMUP_STEPS = 2
 
@@ -75,10 +81,17 @@ def useful(labels: list[list[int]]) -> int:
 
 
 def engine_side(model_dir: Path, samples: list[dict[str, list[int]]], device: str, seed: int,
-                compile_: str = "auto") -> dict[str, Any]:
+                compile_: str = "auto", liger: bool = False) -> dict[str, Any]:
     """Forge TUI's own plan, loading and step (forge_tui.engine.train); `compile_` overrides
-    [model] compile (auto: on for CUDA)."""
+    [model] compile (auto: on for CUDA); `liger` swaps in liger-kernel's fused RMSNorm, SwiGLU and
+    RoPE (its fused cross-entropy does not apply: the engine's head is its own, see loss.py)."""
     import torch
+
+    if liger:
+        from liger_kernel.transformers import apply_liger_kernel_to_llama
+
+        apply_liger_kernel_to_llama(rope=True, rms_norm=True, swiglu=True, cross_entropy=False,
+                                    fused_linear_cross_entropy=False)
 
     from forge_tui.config import parse_config
     from forge_tui.engine.batches import Encoded, batch_at, steps_per_epoch
@@ -127,6 +140,29 @@ def baseline_side(model_dir: Path, samples: list[dict[str, list[int]]], device: 
     model.config.use_cache = False
     peft_model = get_peft_model(model, LoraConfig(r=LORA_RANK, lora_alpha=LORA_ALPHA, lora_dropout=LORA_DROPOUT,
                                                   target_modules="all-linear", task_type="CAUSAL_LM"))
+    return padded_loop(peft_model, samples, device, seed)
+
+
+def unsloth_side(model_dir: Path, samples: list[dict[str, list[int]]], device: str, seed: int) -> dict[str, Any]:
+    """Unsloth (its own 4-bit loading, LoRA and gradient checkpointing) on the same loop as the
+    baseline: the same model, rank, targets, samples and batches. Unsloth needs a CUDA GPU."""
+    if device != "cuda":
+        raise SystemExit("--peer unsloth needs a CUDA GPU (Unsloth has no CPU path)")
+    import torch
+    from unsloth import FastLanguageModel  # before transformers and peft, which it patches as they load
+
+    model, _ = FastLanguageModel.from_pretrained(str(model_dir), max_seq_length=max(len(s["input_ids"]) for s in samples),
+                                                 dtype=torch.bfloat16, load_in_4bit=True)
+    model = FastLanguageModel.get_peft_model(model, r=LORA_RANK, lora_alpha=LORA_ALPHA, lora_dropout=LORA_DROPOUT,
+                                             target_modules=LLAMA_LINEAR, bias="none",
+                                             use_gradient_checkpointing="unsloth", random_state=seed)
+    return padded_loop(model, samples, device, seed)
+
+
+def padded_loop(peft_model: Any, samples: list[dict[str, list[int]]], device: str, seed: int) -> dict[str, Any]:
+    """The plain loop: shuffled batches padded to their longest sample, the model's own mean loss."""
+    import torch
+
     peft_model.train()
     trainable = [p for p in peft_model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=LEARNING_RATE, weight_decay=0.0)
@@ -177,6 +213,8 @@ SIDES: dict[str, Side] = {
     "baseline": baseline_side,
     "engine-uncompiled": functools.partial(engine_side, compile_="off"),
     "engine-compiled": functools.partial(engine_side, compile_="on"),
+    "engine-liger": functools.partial(engine_side, liger=True),
+    "unsloth": unsloth_side,
 }
 
 
@@ -211,17 +249,36 @@ def device_name(device: str) -> str:
     return torch.cuda.get_device_name(0) if device == "cuda" else f"cpu x{os.cpu_count()}"
 
 
+def mfu(tok_s: float, parameters: int, device: str) -> float | None:
+    """Model FLOPs utilisation as the issue defines it: 6 x parameters x useful tokens/s over the
+    GPU's dense bf16 peak (6N counts the frozen weights' gradients LoRA never computes, so it is
+    the conventional, not the executed, figure). None where the peak is not known (a CPU)."""
+    peak = next((flops for word, flops in DENSE_BF16_PEAK.items() if word in device), None)
+    return round(6 * parameters * tok_s / peak, 4) if peak else None
+
+
+def build(args: argparse.Namespace, model_dir: Path) -> int:
+    """The model both sides load; Unsloth also loads a tokenizer from its folder (the embedded one's)."""
+    if args.peer != "unsloth":
+        return save_random_model(args.shape, model_dir, args.device)
+    from forge_tui.engine.models import resolve_model
+
+    return save_model_with_tokenizer(args.shape, resolve_model("smollm2-135m-instruct", ()), model_dir, args.device)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", choices=sorted(SHAPES), default="embedded")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--peer", choices=["hf", "unsloth"], default="hf",
+                        help="what the engine is measured against: the plain Hugging Face loop, or Unsloth (CUDA only)")
     parser.add_argument("--samples", type=int, help="samples per epoch (default: 64 on CPU, 256 on CUDA)")
     parser.add_argument("--median", type=int, default=300)
     parser.add_argument("--cap", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--variants", default="", help="extra engine variants measured alongside: "
-                        + ", ".join(name for name in SIDES if name not in ("engine", "baseline")))
+    parser.add_argument("--variants", default="", help="extra sides measured alongside: "
+                        + ", ".join(name for name in SIDES if name not in ("engine", "baseline", "unsloth")))
     parser.add_argument("--side", choices=sorted(SIDES), help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
@@ -234,12 +291,16 @@ def main() -> int:
 
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.peer == "unsloth" and args.device != "cuda":
+        print("--peer unsloth needs a CUDA GPU (Unsloth has no CPU path)", file=sys.stderr)
+        return 2
     count = args.samples or (256 if args.device == "cuda" else 64)
+    peer = "unsloth" if args.peer == "unsloth" else "baseline"
     with tempfile.TemporaryDirectory(prefix="forge-throughput-") as scratch:
         model_dir, data = Path(scratch) / "model", Path(scratch) / "samples.json"
-        save_random_model(args.shape, model_dir, args.device)
+        parameters = build(args, model_dir)
         data.write_text(json.dumps(make_samples(count, args.median, args.cap, SHAPES[args.shape]["vocab_size"], args.seed)))
-        sides = ["baseline", *filter(None, args.variants.split(",")), "engine"]
+        sides = [peer, *filter(None, args.variants.split(",")), "engine"]
         results: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
         for round_ in range(args.rounds):
             for side in sides if round_ % 2 == 0 else sides[::-1]:
@@ -249,19 +310,21 @@ def main() -> int:
                       f"  {figures['seconds']:6.1f} s (warm-up {figures['warmup_s']:.1f} s)  loss "
                       f"{figures['first_loss']:.3f} -> {figures['final_loss']:.3f}", flush=True)
     best = {side: max(runs, key=lambda r: r["tok_s"]) for side, runs in results.items()}
+    device = device_name(args.device)
+
+    def side_figures(side: str) -> dict[str, Any]:
+        return {"tok_s": round(best[side]["tok_s"], 1), "ratio": round(best[side]["tok_s"] / best[peer]["tok_s"], 3),
+                "peak_mib": round(max(r["peak_mib"] for r in results[side])), "mfu": mfu(best[side]["tok_s"], parameters, device)}
+
     summary = {
-        "engine_tok_s": round(best["engine"]["tok_s"], 1), "baseline_tok_s": round(best["baseline"]["tok_s"], 1),
-        "ratio": round(best["engine"]["tok_s"] / best["baseline"]["tok_s"], 3),
-        "engine_peak_mib": round(max(r["peak_mib"] for r in results["engine"])),
-        "baseline_peak_mib": round(max(r["peak_mib"] for r in results["baseline"])),
-        "device": device_name(args.device), "shape": args.shape, "samples": count, "median": args.median,
+        "peer": peer, "engine": side_figures("engine"), "peer_figures": side_figures(peer),
+        "ratio": side_figures("engine")["ratio"], "variants": {side: side_figures(side) for side in sides[1:-1]}, "parameters": parameters,
+        "device": device, "shape": args.shape, "samples": count, "median": args.median,
         "cap": args.cap, "rounds": args.rounds, "useful_tokens_per_epoch": best["engine"]["tokens"],
-        "variants": {side: {"tok_s": round(best[side]["tok_s"], 1), "ratio": round(best[side]["tok_s"] / best["baseline"]["tok_s"], 3),
-                            "peak_mib": round(max(r["peak_mib"] for r in results[side]))} for side in sides[1:-1]},
         **versions(args.device),
     }
-    print(f"engine/baseline: {summary['ratio']:.2f}x useful tokens/s; peak memory "
-          f"{summary['engine_peak_mib']} vs {summary['baseline_peak_mib']} MiB")
+    print(f"engine/{peer}: {summary['ratio']:.2f}x useful tokens/s; peak memory "
+          f"{summary['engine']['peak_mib']} vs {summary['peer_figures']['peak_mib']} MiB; MFU {summary['engine']['mfu']}")
     print(json.dumps(summary))
     return 0
 

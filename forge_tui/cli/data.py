@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from forge_tui.cli.common import Parser, column_overrides, config_flag, json_flag, map_flag, print_json, usage
 from forge_tui.config import Config
@@ -58,18 +58,10 @@ def _tokenizer_model(args: argparse.Namespace, config: Config) -> tuple[Path | N
                       "(run `forge-tui models fetch`)")
 
 
-def _token_length_function(model: Path | None) -> Any:
-    if model is None:
-        return None
-    from forge_tui.engine.models import load_tokenizer
-    from forge_tui.engine.tokens import token_counter
-
-    return token_counter(load_tokenizer(model))
-
-
 def cmd_data_check(args: argparse.Namespace, config: Config) -> int:
     from forge_tui.engine.data import not_readable
     from forge_tui.engine.datacheck import check_configured, summary_lines
+    from forge_tui.engine.tokens import model_token_counter
 
     if args.max_seq_len is not None and args.max_seq_len < 1:
         raise BadInput(f"--max-seq-len must be at least 1, got {args.max_seq_len}")
@@ -79,7 +71,7 @@ def cmd_data_check(args: argparse.Namespace, config: Config) -> int:
             raise BadInput(f"{path}: {refused}")
     model, note = _tokenizer_model(args, config)
     report = check_configured(args.paths, config.data, strict=args.strict, model=model,
-                              token_length=_token_length_function(model), max_seq_len=args.max_seq_len)
+                              token_length=model_token_counter(model), max_seq_len=args.max_seq_len)
     report.length_note = note
     if args.json:
         print_json(report.to_json())

@@ -152,19 +152,23 @@ def check_model(config: Config) -> Finding:
     return Finding("model", "ok", f"{path.name}: {parameters / 1e6:.1f} M parameters, safetensors, local")
 
 
-def memory_estimate(config: Config) -> tuple[Plan, MemoryEstimate]:
-    """(plan, estimate) for `config` at its full max_seq_len: the worst case a batch can reach."""
-    from forge_tui.engine.memory import estimate_for
+def memory_estimate(config: Config, longest: int | None = None) -> tuple[Plan, MemoryEstimate, str | None]:
+    """(plan, estimate, refusal) for `config` at its longest sample (`longest` tokens, at most
+    max_seq_len; the full max_seq_len, the worst case a batch can reach, when not known). The
+    refusal says what would make the run fit; None when it fits."""
+    from forge_tui.engine.memory import estimate_for, refusal
     from forge_tui.engine.models import resolve_model
     from forge_tui.engine.plan import resolve_plan
 
     plan = resolve_plan(config)
-    return plan, estimate_for(config, plan, resolve_model(config.model.name, config.models.paths), config.data.max_seq_len)
+    model_dir = resolve_model(config.model.name, config.models.paths)
+    seq_len = min(longest or config.data.max_seq_len, config.data.max_seq_len)
+    return plan, estimate_for(config, plan, model_dir, seq_len), refusal(config, plan, model_dir, seq_len)
 
 
 def check_memory(config: Config) -> Finding:
-    _, found = memory_estimate(config)
-    advice = {"fail": "lower [train] micro_batch_size or [data] max_seq_len, or use 4-bit",
+    _, found, refused = memory_estimate(config)
+    advice = {"fail": refused.split("; ", 1)[-1] if refused else None,
               "warn": "tight: close other programs or lower micro_batch_size", "ok": None}[found.verdict]
     return Finding("memory", found.verdict, found.describe(), advice)
 

@@ -9,7 +9,8 @@ the full logits (tests/engine/test_loss.py checks it against transformers' own l
 
 Rows marked `distill` (self-distilled rehearsal) are scored by KL divergence from the base model's
 distribution (the adapter switched off) at the same positions: the whole distribution, not only the
-greedy token, tells the adapter what to leave alone.
+greedy token, tells the adapter what to leave alone. The base's distribution is made chunk by chunk
+from its hidden states too.
 """
 
 from __future__ import annotations
@@ -84,7 +85,18 @@ def token_loss_sum(model: Any, batch: dict[str, Any], kl_weight: float = 1.0) ->
     if len(soft):
         with torch.no_grad(), model.disable_adapter():
             teacher, _ = _hidden(model, batch)
-            reference = torch.log_softmax(_logits(head, teacher[:, :-1].flatten(0, 1)[soft]), dim=-1)
-        total = total + kl_weight * _chunked(lambda s, r: F.kl_div(torch.log_softmax(_logits(head, s), dim=-1), r,
-                                                       log_target=True, reduction="sum"), states[soft], reference)
+        total = total + kl_weight * _chunked(lambda s, t: _kl_from_base(model, head, s, t), states[soft],
+                                             teacher[:, :-1].flatten(0, 1)[soft])
     return total, len(hard) + len(soft)
+
+
+def _kl_from_base(model: Any, head: Any, states: Any, teacher: Any) -> Any:
+    """KL of the adapted distribution from the base model's at the same positions; the base's
+    log-probabilities are made per chunk, from its hidden states, so no full-vocabulary tensor
+    outlives its chunk."""
+    import torch
+    import torch.nn.functional as F
+
+    with torch.no_grad(), model.disable_adapter():
+        reference = torch.log_softmax(_logits(head, teacher), dim=-1)
+    return F.kl_div(torch.log_softmax(_logits(head, states), dim=-1), reference, log_target=True, reduction="sum")

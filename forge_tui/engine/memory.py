@@ -1,8 +1,9 @@
 """Peak-memory estimate for a training config, checked against what the device has before loading.
 
 An estimate, not a measurement: weights at their precision, the adapter with its gradients and AdamW
-moments, activations for one micro-batch at max_seq_len (checkpointed or not), the logits and their
-gradient, and a fixed runtime overhead. On a Jetson, CPU and GPU share one memory, so the budget is
+moments, activations for one micro-batch at the longest sample (checkpointed or not), one chunk of
+logits (the head never builds them for the whole batch, see loss.py), and the runtime. The free
+constants are fitted per device to measured peaks (`Calibration`). On a Jetson, CPU and GPU share one memory, so the budget is
 the system's available RAM.
 """
 
@@ -16,13 +17,29 @@ from typing import Any
 import psutil
 
 from forge_tui.config import Config
+from forge_tui.engine.loss import HEAD_CHUNK
 from forge_tui.engine.models import describe_directory
 from forge_tui.engine.plan import Plan
 from forge_tui.units import GIB, MIB, gib
 
 WARN_SHARE = 0.85  # an estimate above this share of the available memory is tight: warned, not refused
-RUNTIME_OVERHEAD = {"cpu": 400 * MIB, "cuda": GIB}
 BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The estimate's free constants on one kind of device, fitted to measured peaks by
+    benchmarks/memory_fit.py (the table is in benchmarks/RESULTS.md)."""
+
+    runtime: int        # interpreter, torch and transformers, tokenizer, allocator slack
+    activation: float   # x the analytic bytes a layer keeps for backward per token
+    head: float         # x one chunk of fp32 logits over the vocabulary
+
+
+# CPU: fitted to peak RSS over 15 shapes of the embedded model (benchmarks/memory_fit.py --fit).
+# CUDA: not yet measured on a GPU (issue 19); the analytic terms with the allocator's reserve.
+CALIBRATION = {"cpu": Calibration(runtime=400 * MIB, activation=1.0, head=3.0),
+               "cuda": Calibration(runtime=GIB, activation=1.0, head=3.0)}
 
 
 @dataclass(frozen=True)
@@ -50,6 +67,21 @@ class MemoryEstimate:
         return f"estimated peak {gib(self.total, 2)} GiB ({parts} GiB) against {gib(self.available, 2)} GiB available"
 
 
+@dataclass(frozen=True)
+class Workload:
+    """What a run's peak memory depends on, besides the model."""
+
+    device: str
+    quantized: bool
+    dtype: str
+    r: int
+    micro_batch: int
+    seq_len: int
+    checkpointing: bool
+    rehearsal: bool
+    dropout: bool = False   # LoRA dropout: peft keeps a dropped copy of each adapted linear's input
+
+
 def lora_parameters(shape: dict[str, Any], r: int) -> int:
     """Adapter parameters for rank r on every linear layer of a Llama-style decoder."""
     hidden = shape["hidden_size"]
@@ -72,25 +104,97 @@ def available_bytes(device: str) -> int:
     return int(psutil.virtual_memory().available)
 
 
-def estimate(model_dir: Path, parameters: int, *, device: str, quantized: bool, dtype: str, r: int,
-             micro_batch: int, seq_len: int, checkpointing: bool) -> MemoryEstimate:
+@dataclass(frozen=True)
+class Terms:
+    """The estimate's parts before calibration: bytes known exactly, and the factors the free
+    constants of `Calibration` multiply."""
+
+    weights: int
+    adapter_and_optimizer: int
+    kept_inputs: int      # with checkpointing: each layer's input, re-run in backward
+    activation: int       # analytic bytes kept for backward
+    head: int             # fp32 logits alive at once
+
+    def features(self) -> dict[str, float]:
+        """For the fit: the fixed bytes and each free constant's factor."""
+        return {"fixed": self.weights + self.adapter_and_optimizer + self.kept_inputs, "runtime": 1.0,
+                "activation": self.activation, "head": self.head}
+
+
+def terms(model_dir: Path, parameters: int, work: Workload) -> Terms:
     shape = json.loads((model_dir / "config.json").read_text())
-    hidden, layers, vocab = shape["hidden_size"], shape["num_hidden_layers"], shape["vocab_size"]
-    width = BYTES[dtype]
+    hidden, layers, vocab, inner = shape["hidden_size"], shape["num_hidden_layers"], shape["vocab_size"], shape["intermediate_size"]
+    width = BYTES[work.dtype]
     embeddings = vocab * hidden * (1 if shape.get("tie_word_embeddings") else 2)
     # NF4 linear layers (~0.5 byte + double-quantised scales), embeddings in compute dtype
-    weights = int((parameters - embeddings) * 0.53) + embeddings * width if quantized else parameters * width
-    adapter = lora_parameters(shape, r) * (4 + 4 + 8)
-    tokens = micro_batch * seq_len
-    per_layer = (2 if checkpointing else 18) * hidden * width + (0 if checkpointing else 3 * shape["intermediate_size"] * width)
-    activations = tokens * layers * per_layer + (tokens * 18 * hidden * width if checkpointing else 0)
-    logits = tokens * vocab * (width + 4 + 4)
-    return MemoryEstimate(weights, adapter, activations, logits, RUNTIME_OVERHEAD[device], available_bytes(device))
+    weights = int((parameters - embeddings) * 0.53) + embeddings * width if work.quantized else parameters * width
+    tokens = work.micro_batch * work.seq_len
+    # What one Llama layer keeps for backward per token: norms, q/k/v/o inputs and outputs, the MLP's
+    # gate, up and product, and each adapted linear's rank-wide intermediate (and, with dropout, its
+    # dropped input: six of hidden width, one of the MLP's).
+    per_token_layer = (10 * hidden + 4 * inner + 7 * work.r + (6 * hidden + inner if work.dropout else 0)) * width
+    # The head runs over labelled positions in chunks of HEAD_CHUNK: one chunk's fp32 logits live
+    # at a time, two with self-distilled rehearsal (the adapted and the base distribution).
+    head_rows = min(tokens, HEAD_CHUNK) * (2 if work.rehearsal else 1)
+    return Terms(weights=weights, adapter_and_optimizer=lora_parameters(shape, work.r) * (4 + 4 + 8),
+                 kept_inputs=tokens * layers * hidden * width if work.checkpointing else 0,
+                 activation=tokens * per_token_layer * (1 if work.checkpointing else layers), head=head_rows * vocab * 4)
+
+
+def estimate(model_dir: Path, parameters: int, work: Workload) -> MemoryEstimate:
+    found, constants = terms(model_dir, parameters, work), CALIBRATION[work.device]
+    return MemoryEstimate(weights=found.weights, adapter_and_optimizer=found.adapter_and_optimizer,
+                          activations=found.kept_inputs + int(constants.activation * found.activation),
+                          logits=int(constants.head * found.head), overhead=constants.runtime,
+                          available=available_bytes(work.device))
+
+
+def workload(config: Config, plan: Plan, seq_len: int) -> Workload:
+    """The config's run as planned, at `seq_len` tokens per sample."""
+    return Workload(device=plan.device, quantized=plan.quantized, dtype=plan.dtype, r=config.lora.r,
+                    micro_batch=config.train.micro_batch_size, seq_len=seq_len, checkpointing=plan.checkpointing,
+                    rehearsal=bool(config.data.rehearsal), dropout=config.lora.dropout > 0)
 
 
 def estimate_for(config: Config, plan: Plan, model_dir: Path, seq_len: int) -> MemoryEstimate:
     """The estimate for a config's run as planned, at `seq_len` tokens per sample."""
     parameters = describe_directory(model_dir).parameters or 0
-    return estimate(model_dir, parameters, device=plan.device, quantized=plan.quantized, dtype=plan.dtype,
-                    r=config.lora.r, micro_batch=config.train.micro_batch_size, seq_len=seq_len,
-                    checkpointing=plan.checkpointing)
+    return estimate(model_dir, parameters, workload(config, plan, seq_len))
+
+
+# The settings an operator can lower to fit, the Workload field each sets, and its floor.
+_LEVERS = (("micro_batch_size", "micro_batch", 1), ("max_seq_len", "seq_len", 128), ("lora r", "r", 4))
+
+
+def ways_to_fit(model_dir: Path, parameters: int, work: Workload, available: int) -> list[str]:
+    """Settings that would bring the run under `available` bytes, each lowered alone (halved until
+    it fits or reaches its floor), with the memory it saves: "micro_batch_size 2 (saves 1.20 GiB)"."""
+    from dataclasses import replace
+
+    total = estimate(model_dir, parameters, work).total
+    found = []
+    for setting, field, floor in _LEVERS:
+        value = getattr(work, field)
+        if value <= floor:
+            continue
+        while value > floor:
+            value = max(floor, value // 2)
+            lowered = estimate(model_dir, parameters, replace(work, **{field: value})).total
+            if lowered <= available:
+                break
+        short = "" if lowered <= available else f", still {gib(lowered - available, 2)} GiB short"
+        found.append(f"{setting} {value} (saves {gib(total - lowered, 2)} GiB{short})")
+    if work.device == "cuda" and not work.quantized:
+        lowered = estimate(model_dir, parameters, replace(work, quantized=True)).total
+        found.append(f'quantization "nf4" (saves {gib(total - lowered, 2)} GiB)')
+    return found
+
+
+def refusal(config: Config, plan: Plan, model_dir: Path, seq_len: int) -> str | None:
+    """Why the run cannot start for lack of memory, and what would make it fit; None when it fits."""
+    found = estimate_for(config, plan, model_dir, seq_len)
+    if found.verdict != "fail":
+        return None
+    parameters = describe_directory(model_dir).parameters or 0
+    ways = ways_to_fit(model_dir, parameters, workload(config, plan, seq_len), found.available)
+    return f"not enough memory: {found.describe()}" + (f"; to fit, set {', or '.join(ways)}" if ways else "")

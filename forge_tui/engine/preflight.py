@@ -71,21 +71,23 @@ def preflight(config: Config, dataset: Path) -> Preflight:
     """What `train --dry-run` reports (and the Train screen shows)."""
     from forge_tui.engine.datacheck import check_configured
     from forge_tui.engine.doctor import memory_estimate
+    from forge_tui.engine.tokens import model_token_counter
 
     problems: list[str] = []
-    report = check_configured([dataset], config.data, model=_model_folder(config))
+    model = _model_folder(config)
+    report = check_configured([dataset], config.data, model=model, token_length=model_token_counter(model))
     problems += [str(p) for p in report.problems]
     hidden = report.problem_count - len(report.problems)
     if hidden:
         problems.append(f"... and {hidden} more dataset problems")
     plan = memory = None
     try:
-        plan, found = memory_estimate(config)
+        plan, found, refused = memory_estimate(config, report.lengths.max if report.lengths else None)
     except ForgeError as exc:
         problems.append(str(exc))
     else:
         memory = MemoryBrief(found.verdict, found.total, found.available, found.describe())
-        if found.verdict == "fail":
-            problems.append(f"not enough memory: {found.describe()}")
+        if refused:
+            problems.append(refused)
     brief = DatasetBrief(str(dataset), report.samples, report.problem_count, report.split, report.finding_kinds())
     return Preflight(ok=not problems, problems=problems, dataset=brief, plan=plan, memory=memory)

@@ -44,6 +44,15 @@ def token_counter(tokenizer: Any) -> Callable[[Sample], int]:
     return lambda sample: len(encode_sample(tokenizer, sample))
 
 
+def model_token_counter(model: Path | None) -> Callable[[Sample], int] | None:
+    """Each sample's length in the tokens of the model in that folder (None without one)."""
+    if model is None:
+        return None
+    from forge_tui.engine.models import load_tokenizer
+
+    return token_counter(load_tokenizer(model))
+
+
 def renders_tools(template: str | None) -> bool:
     """Whether a chat template reads the `tools` it is given (checked in the template's own Jinja, the
     engine transformers renders it with): one that does not would drop the function specs silently."""

@@ -39,7 +39,7 @@ from forge_tui.engine.events import read_events
 from forge_tui.engine.fsutil import publish_dir, staged
 from forge_tui.engine.generation import pad_id
 from forge_tui.engine.loss import token_loss_sum
-from forge_tui.engine.memory import MemoryEstimate, estimate_for
+from forge_tui.engine.memory import MemoryEstimate, estimate_for, refusal
 from forge_tui.engine.models import load_tokenizer, resolve_model
 from forge_tui.engine.plan import Plan, add_adapter, compile_layers, device_name, load_for_training, peak_memory, resolve_plan
 from forge_tui.engine.rehearsal import rehearsal_rows
@@ -169,9 +169,10 @@ class Trainer:
     def _check_memory(self, model_dir: Path, plan: Plan, longest: int) -> MemoryEstimate:
         """Refuse before loading when the estimate exceeds what the device has; the sequence length
         is the longest sample after truncation (the batches are never padded beyond it)."""
+        refused = refusal(self.config, plan, model_dir, longest)
+        if refused:
+            raise BadInput(refused)
         found = estimate_for(self.config, plan, model_dir, longest)
-        if found.verdict == "fail":
-            raise BadInput(f"not enough memory: {found.describe()}; lower micro_batch_size or max_seq_len, or use 4-bit")
         if found.verdict == "warn":
             self.emit(ev.RunWarning(f"tight on memory: {found.describe()}"))
         return found

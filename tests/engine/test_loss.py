@@ -80,6 +80,22 @@ def test_distilled_rows_score_kl_from_the_base_model() -> None:
     torch.testing.assert_close(untouched, baseline, rtol=1e-6, atol=1e-4)
 
 
+def test_distilled_rows_chunked_give_the_same_loss_and_gradients(monkeypatch) -> None:
+    """The base model's distribution is made per chunk (never for all rows at once): same KL, same
+    gradients as in one piece."""
+    model, batch = _peft_model(), _batch()
+    batch.update(label_positions(batch["labels"], torch.tensor([False, True, True])))
+    whole, _ = loss.token_loss_sum(model, batch)
+    whole.backward()
+    expected = _grads(model)
+    monkeypatch.setattr(loss, "HEAD_CHUNK", 4)
+    chunked, _ = loss.token_loss_sum(model, batch)
+    chunked.backward()
+    torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-5)
+    for got, want in zip(_grads(model), expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
 def _hf_step(model, optimizer, batch) -> float:
     """The plain Hugging Face step: mean loss from the model itself, backward, clip, step."""
     out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])

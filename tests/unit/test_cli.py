@@ -130,6 +130,9 @@ def test_train_dry_run_reports_plan_and_memory_and_creates_nothing(tiny_config, 
     bigger = json.loads(run_cli("--config", str(tiny_config), "train", "--dry-run", "--json",
                                 "--set", "train.micro_batch_size=64").stdout)
     assert bigger["memory"]["total"] > found["memory"]["total"]  # the estimate follows the settings
+    longer = json.loads(run_cli("--config", str(tiny_config), "train", "--dry-run", "--json", "--set", "lora.r=8",
+                                "--set", "data.max_seq_len=8192").stdout)
+    assert longer["memory"]["total"] == found["memory"]["total"]  # sized for the longest sample, not the cap
     assert not (tmp_path / "runs").exists()
 
 
