@@ -38,7 +38,7 @@ from shapes import save_model_with_tokenizer  # noqa: E402
 
 
 def config_text(model_dir: Path, runs: Path, cuda: bool, steps: int, compile_: str) -> str:
-    every = max(1, steps // 4)
+    every = max(2, steps // 4)
     device = ('device = "cuda"\nquantization = "nf4"\ncompute_dtype = "bf16"\n' if cuda
               else 'device = "cpu"\nquantization = "none"\ncompute_dtype = "auto"\n')
     return (f'[model]\nname = "{model_dir}"\n{device}gradient_checkpointing = "on"\ncompile = "{compile_}"\n'

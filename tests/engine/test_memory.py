@@ -11,7 +11,7 @@ import pytest
 
 from forge_tui.engine import memory
 from forge_tui.engine.loss import HEAD_CHUNK
-from forge_tui.engine.memory import MemoryEstimate, Workload, estimate, ways_to_fit
+from forge_tui.engine.memory import MemoryEstimate, Workload, estimate, terms, ways_to_fit
 from forge_tui.engine.models import describe_directory
 
 WORK = Workload(device="cpu", quantized=False, dtype="fp32", r=16, micro_batch=8, seq_len=1024, checkpointing=False,
@@ -33,10 +33,17 @@ def test_the_head_is_one_chunk_of_logits_whatever_the_batch(at) -> None:
     assert at(rehearsal=True).logits == 2 * one_chunk  # adapted and base distribution
 
 
-def test_activations_follow_tokens_and_checkpointing_keeps_only_layer_inputs(at) -> None:
+def test_activations_follow_tokens_and_checkpointing_keeps_only_layer_inputs(at, embedded_model) -> None:
     full = at().activations
     assert at(micro_batch=4).activations == pytest.approx(full / 2, rel=0.01)
-    assert at(checkpointing=True).activations < full / 5
+    assert at(checkpointing=True).activations < full
+    parameters = describe_directory(embedded_model).parameters or 0
+    checkpointed = terms(embedded_model, parameters, replace(WORK, checkpointing=True))
+    assert checkpointed.activation == checkpointed.compiled == 0  # no layer keeps its activations...
+    assert checkpointed.kept_inputs == 8 * 1024 * 30 * 576 * 4  # ...only its input (tokens x layers x hidden, fp32)
+    compiled = terms(embedded_model, parameters, replace(WORK, compiled=True))
+    assert compiled.activation == 0
+    assert compiled.compiled == terms(embedded_model, parameters, WORK).activation  # compiled layers have their own constant
 
 
 def test_every_way_to_fit_named_in_a_refusal_does_fit(at, embedded_model) -> None:
