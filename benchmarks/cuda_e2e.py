@@ -1,7 +1,7 @@
 """The product end to end on one device, as an operator runs it: train, kill -9, resume, bench, export.
 
     python benchmarks/cuda_e2e.py [--shape llama2-7b|tiny] [--steps N] [--compile on|off] [--work DIR]
-                                  [--record FILE] [--bench-limit N]
+                                  [--record FILE] [--bench-limit N] [--tokenizer DIR]
 
 Builds a model of the shape with random weights (no download; the embedded model's tokenizer), then,
 all through the `forge-tui` CLI with the orin-7b preset shortened to N steps (checkpoint and eval every
@@ -67,8 +67,10 @@ class Cli:
 
 
 def events(run: Path) -> list[dict[str, Any]]:
-    path = run / "events.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    """The run's events so far (a line torn by the kill, or being written, is skipped)."""
+    from forge_tui.engine.events import read_events
+
+    return [dict(e) for e in read_events(run / "events.jsonl")]
 
 
 def last_step(run: Path) -> int:
@@ -126,6 +128,8 @@ def main() -> int:
     parser.add_argument("--compile", choices=["on", "off", "auto"], default="auto", dest="compile_")
     parser.add_argument("--work", type=Path, help="working folder (default: a new temporary one)")
     parser.add_argument("--record", type=Path, help="the telemetry recording to write (default: WORK/telemetry.jsonl)")
+    parser.add_argument("--tokenizer", type=Path, help="the tokenizer's folder (default: the embedded model's); on a "
+                        "machine without the embedded model, carry its tokenizer files and name them here")
     parser.add_argument("--bench-limit", type=int, default=20, help="bench items per file (default 20)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds the first training segment may take")
     args = parser.parse_args()
@@ -135,8 +139,8 @@ def main() -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="forge-e2e-"))
     from forge_tui.engine.models import resolve_model
 
-    parameters = save_model_with_tokenizer(args.shape, resolve_model("smollm2-135m-instruct", ()), work / "model",
-                                           "cuda" if cuda else "cpu")
+    tokenizer = args.tokenizer or resolve_model("smollm2-135m-instruct", ())
+    parameters = save_model_with_tokenizer(args.shape, tokenizer, work / "model", "cuda" if cuda else "cpu")
     config = work / "forge.toml"
     config.write_text(config_text(work / "model", work / "runs", cuda, args.steps, args.compile_))
     cli, run = Cli(config), work / "runs" / "e2e"

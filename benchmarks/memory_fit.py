@@ -48,7 +48,7 @@ class Shape:
 
     def config(self, dataset: Path, runs: Path) -> str:
         on_off = {True: '"on"', False: '"off"'}
-        return (f'[model]\ngradient_checkpointing = {on_off[self.checkpointing]}\ncompile = {on_off[self.compiled]}\n'
+        return (f'[model]\ndevice = "cpu"\ngradient_checkpointing = {on_off[self.checkpointing]}\ncompile = {on_off[self.compiled]}\n'
                 f'[lora]\nr = {self.rank}\nalpha = {2 * self.rank}\ndropout = {self.dropout}\n'
                 f'[data]\nmax_seq_len = {self.seq_len}\nrehearsal = "{"general" if self.rehearsal else ""}"\n'
                 f'[train]\ndataset = "{dataset}"\nmicro_batch_size = {self.micro_batch}\ngrad_accum = 1\n'

@@ -19,6 +19,7 @@ reported beside tokens/s where the GPU's peak is known. The last line is one JSO
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import math
@@ -224,7 +225,8 @@ SIDES: dict[str, Side] = {
 def run_side(side: str, args: argparse.Namespace, model_dir: Path, data: Path) -> dict[str, Any]:
     command = [sys.executable, __file__, "--side", side, "--model-dir", str(model_dir), "--data", str(data),
                "--device", args.device, "--seed", str(args.seed)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    offline = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}  # Unsloth checks the Hub at load; nothing to fetch here
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env={**os.environ, **offline})
     if done.returncode != 0:
         raise SystemExit(f"{side} failed:\n{done.stderr[-4000:]}")
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -240,6 +242,11 @@ def versions(device: str) -> dict[str, str]:
         import bitsandbytes
 
         found["bitsandbytes"] = bitsandbytes.__version__
+    from importlib.metadata import PackageNotFoundError, version
+
+    for peer in ("unsloth", "liger-kernel"):
+        with contextlib.suppress(PackageNotFoundError):
+            found[peer] = version(peer)
     return found
 
 

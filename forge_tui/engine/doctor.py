@@ -163,14 +163,21 @@ def memory_estimate(config: Config, longest: int | None = None) -> tuple[Plan, M
     plan = resolve_plan(config)
     model_dir = resolve_model(config.model.name, config.models.paths)
     seq_len = min(longest or config.data.max_seq_len, config.data.max_seq_len)
-    return plan, estimate_for(config, plan, model_dir, seq_len), refusal(config, plan, model_dir, seq_len)
+    found = estimate_for(config, plan, model_dir, seq_len)
+    return plan, found, refusal(config, plan, model_dir, seq_len, found)
 
 
 def check_memory(config: Config) -> Finding:
-    _, found, refused = memory_estimate(config)
-    advice = {"fail": refused.split("; ", 1)[-1] if refused else None,
-              "warn": "tight: close other programs or lower micro_batch_size", "ok": None}[found.verdict]
-    return Finding("memory", found.verdict, found.describe(), advice)
+    from forge_tui.engine.memory import advice
+    from forge_tui.engine.models import resolve_model
+
+    plan, found, _ = memory_estimate(config)
+    next_step = None
+    if found.verdict == "fail":
+        next_step = advice(config, plan, resolve_model(config.model.name, config.models.paths), config.data.max_seq_len, found)
+    elif found.verdict == "warn":
+        next_step = "tight: close other programs or lower micro_batch_size"
+    return Finding("memory", found.verdict, found.describe(), next_step)
 
 
 def check_disk(config: Config) -> Finding:

@@ -10,7 +10,7 @@ the system's available RAM.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -184,35 +184,48 @@ def estimate_for(config: Config, plan: Plan, model_dir: Path, seq_len: int) -> M
 _LEVERS = (("micro_batch_size", "micro_batch", 1), ("max_seq_len", "seq_len", 128), ("lora r", "r", 4))
 
 
-def ways_to_fit(model_dir: Path, parameters: int, work: Workload, available: int) -> list[str]:
-    """Settings that would bring the run under `available` bytes, each lowered alone (halved until
-    it fits or reaches its floor), with the memory it saves: "micro_batch_size 2 (saves 1.20 GiB)"."""
-    from dataclasses import replace
+def _lowered(model_dir: Path, parameters: int, work: Workload, field: str, floor: int, available: int) -> Workload:
+    """`work` with `field` halved until the run fits in `available` bytes or the field is at `floor`."""
+    while getattr(work, field) > floor:
+        work = replace(work, **{field: max(floor, getattr(work, field) // 2)})
+        if estimate(model_dir, parameters, work).total <= available:
+            break
+    return work
 
+
+def ways_to_fit(model_dir: Path, parameters: int, work: Workload, available: int) -> list[str]:
+    """What would bring the run under `available` bytes: each setting lowered alone (halved until it
+    fits or reaches its floor) with the memory it saves, "micro_batch_size 2 (saves 1.20 GiB)"; when
+    none fits alone, all of them together, or how far even that is from fitting."""
     total = estimate(model_dir, parameters, work).total
-    found = []
+    found, together = [], work
     for setting, field, floor in _LEVERS:
-        value = getattr(work, field)
-        if value <= floor:
+        if getattr(work, field) <= floor:
             continue
-        while value > floor:
-            value = max(floor, value // 2)
-            lowered = estimate(model_dir, parameters, replace(work, **{field: value})).total
-            if lowered <= available:
-                break
+        alone = _lowered(model_dir, parameters, work, field, floor, available)
+        together = replace(together, **{field: getattr(alone, field)})
+        lowered = estimate(model_dir, parameters, alone).total
         short = "" if lowered <= available else f", still {gib(lowered - available, 2)} GiB short"
-        found.append(f"{setting} {value} (saves {gib(total - lowered, 2)} GiB{short})")
+        found.append(f"{setting} {getattr(alone, field)} (saves {gib(total - lowered, 2)} GiB{short})")
     if work.device == "cuda" and not work.quantized:
         lowered = estimate(model_dir, parameters, replace(work, quantized=True)).total
         found.append(f'quantization "nf4" (saves {gib(total - lowered, 2)} GiB)')
+    if found and all("short" in way for way in found):
+        combined = estimate(model_dir, parameters, together).total
+        found.append(f"all of these together (saves {gib(total - combined, 2)} GiB)" if combined <= available else
+                     f"a smaller model: even all of these together leave it {gib(combined - available, 2)} GiB short")
     return found
 
 
-def refusal(config: Config, plan: Plan, model_dir: Path, seq_len: int) -> str | None:
-    """Why the run cannot start for lack of memory, and what would make it fit; None when it fits."""
-    found = estimate_for(config, plan, model_dir, seq_len)
-    if found.verdict != "fail":
-        return None
+def advice(config: Config, plan: Plan, model_dir: Path, seq_len: int, found: MemoryEstimate) -> str:
+    """What would make a run that does not fit fit: "to fit, set A, or B"."""
     parameters = describe_directory(model_dir).parameters or 0
     ways = ways_to_fit(model_dir, parameters, workload(config, plan, seq_len), found.available)
-    return f"not enough memory: {found.describe()}" + (f"; to fit, set {', or '.join(ways)}" if ways else "")
+    return f"to fit, set {', or '.join(ways)}" if ways else "a smaller model or a device with more memory"
+
+
+def refusal(config: Config, plan: Plan, model_dir: Path, seq_len: int, found: MemoryEstimate) -> str | None:
+    """Why the run cannot start for lack of memory, and what would make it fit; None when it fits."""
+    if found.verdict != "fail":
+        return None
+    return f"not enough memory: {found.describe()}; {advice(config, plan, model_dir, seq_len, found)}"

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forge_tui.config import Config
 from forge_tui.engine.plan import Plan
 from forge_tui.errors import ForgeError
+
+if TYPE_CHECKING:
+    from forge_tui.engine.datacheck import CheckReport
 
 
 @dataclass(frozen=True)
@@ -67,22 +70,35 @@ def _model_folder(config: Config) -> Path | None:
         return None
 
 
+def _longest(config: Config, report: CheckReport, tokenizer: Any) -> int | None:
+    """The longest sample training can meet, in tokens (the dataset's or a rehearsal row); None when
+    the lengths are not known (no model to count with)."""
+    from forge_tui.engine.rehearsal import longest_rehearsal
+
+    if report.lengths is None or tokenizer is None:
+        return None
+    return max(report.lengths.max, longest_rehearsal(config.data, tokenizer))
+
+
 def preflight(config: Config, dataset: Path) -> Preflight:
     """What `train --dry-run` reports (and the Train screen shows)."""
     from forge_tui.engine.datacheck import check_configured
     from forge_tui.engine.doctor import memory_estimate
-    from forge_tui.engine.tokens import model_token_counter
+    from forge_tui.engine.models import load_tokenizer
+    from forge_tui.engine.tokens import token_counter
 
     problems: list[str] = []
     model = _model_folder(config)
-    report = check_configured([dataset], config.data, model=model, token_length=model_token_counter(model))
+    tokenizer = load_tokenizer(model) if model else None
+    report = check_configured([dataset], config.data, model=model,
+                              token_length=token_counter(tokenizer) if tokenizer else None)
     problems += [str(p) for p in report.problems]
     hidden = report.problem_count - len(report.problems)
     if hidden:
         problems.append(f"... and {hidden} more dataset problems")
     plan = memory = None
     try:
-        plan, found, refused = memory_estimate(config, report.lengths.max if report.lengths else None)
+        plan, found, refused = memory_estimate(config, _longest(config, report, tokenizer))
     except ForgeError as exc:
         problems.append(str(exc))
     else:

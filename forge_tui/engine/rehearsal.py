@@ -25,6 +25,7 @@ BUILTIN_REHEARSAL = {"general": Path(__file__).with_name("general_rehearsal.json
 ANSWERS_FILE = "rehearsal-answers.jsonl"
 REHEARSAL_BATCH = 16
 REHEARSAL_TOKENS = 64
+TURN_END = 8  # room for a chat template's end-of-turn tokens after an answer (they take 1-3)
 
 
 def rehearsal_file(spec: str) -> Path | None:
@@ -75,6 +76,22 @@ def rehearsal_rows(data: DataConfig, run_path: Path, tokenizer: Any, model: Any,
     general = [distilled(e) for e in general] if self_distilled else general
     count = round(domain * data.rehearsal_share / (1 - data.rehearsal_share))
     return [general[i % len(general)] for i in range(count)] if general else []
+
+
+def longest_rehearsal(data: DataConfig, tokenizer: Any) -> int:
+    """The longest rehearsal row training can meet, in tokens, known before any answer is generated:
+    a self-distilled row is its question plus at most REHEARSAL_TOKENS of the base model's answer."""
+    path = rehearsal_file(data.rehearsal)
+    if path is None:
+        return 0
+    from forge_tui.engine.tokens import encode_sample, render
+
+    samples = load_samples(path, Reading(data.max_record_bytes))
+    if data.rehearsal_answers == "base":
+        lengths = [len(render(tokenizer, s.as_dicts()[:-1], s, generation_prompt=True)) + REHEARSAL_TOKENS + TURN_END for s in samples]
+    else:
+        lengths = [len(encode_sample(tokenizer, s)) for s in samples]
+    return min(max(lengths, default=0), data.max_seq_len)
 
 
 def with_base_answers(samples: list[Sample], cache: Path, model: Any, tokenizer: Any, device: str) -> list[Sample]:

@@ -42,7 +42,7 @@ from forge_tui.engine.loss import token_loss_sum
 from forge_tui.engine.memory import MemoryEstimate, estimate_for, refusal
 from forge_tui.engine.models import load_tokenizer, resolve_model
 from forge_tui.engine.plan import Plan, add_adapter, compile_layers, device_name, load_for_training, peak_memory, resolve_plan
-from forge_tui.engine.rehearsal import rehearsal_rows
+from forge_tui.engine.rehearsal import longest_rehearsal, rehearsal_rows
 from forge_tui.engine.runner import Echo, RunOwner, owning
 from forge_tui.engine.runs import RunDir
 from forge_tui.engine.telemetry.guard import Decision
@@ -168,11 +168,12 @@ class Trainer:
 
     def _check_memory(self, model_dir: Path, plan: Plan, longest: int) -> MemoryEstimate:
         """Refuse before loading when the estimate exceeds what the device has; the sequence length
-        is the longest sample after truncation (the batches are never padded beyond it)."""
-        refused = refusal(self.config, plan, model_dir, longest)
+        is the longest sample after truncation, rehearsal rows included (the batches are never
+        padded beyond it)."""
+        found = estimate_for(self.config, plan, model_dir, longest)
+        refused = refusal(self.config, plan, model_dir, longest, found)
         if refused:
             raise BadInput(refused)
-        found = estimate_for(self.config, plan, model_dir, longest)
         if found.verdict == "warn":
             self.emit(ev.RunWarning(f"tight on memory: {found.describe()}"))
         return found
@@ -193,7 +194,8 @@ class Trainer:
         random.seed(config.train.seed)
         tokenizer = load_tokenizer(model_dir)
         train, held = self._split(tokenizer)
-        memory = self._check_memory(model_dir, plan, max(len(e.input_ids) for e in train + held))
+        longest = max(longest_rehearsal(config.data, tokenizer), *(len(e.input_ids) for e in train + held))
+        memory = self._check_memory(model_dir, plan, longest)
         model = add_adapter(load_for_training(model_dir, plan), config)
         if checkpoint is None and self.run.start_adapter.is_file():
             load_adapter_weights(model, self.run.start_adapter)

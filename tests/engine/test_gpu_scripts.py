@@ -5,6 +5,7 @@ exports, a telemetry recording), and the throughput harness with its peers."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,12 +16,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """The script on the CPU, also on a machine with a GPU (the CPU path is what is checked here)."""
     return subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *args], cwd=ROOT, capture_output=True,
-                          text=True, check=False, timeout=900)
+                          text=True, check=False, timeout=900, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
 
 
 def test_the_end_to_end_script_kills_resumes_benches_and_exports(embedded_model: Path, tmp_path: Path) -> None:
-    done = _script("cuda_e2e.py", "--shape", "tiny", "--steps", "4", "--bench-limit", "2", "--work", str(tmp_path))
+    done = _script("cuda_e2e.py", "--shape", "tiny", "--steps", "6", "--bench-limit", "2", "--work", str(tmp_path))
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads(done.stdout.splitlines()[-1])
     assert summary["killed_mid_run"]
@@ -28,7 +30,7 @@ def test_the_end_to_end_script_kills_resumes_benches_and_exports(embedded_model:
     killed, resumed = summary["segments"]
     assert killed["peak_memory_gib"] is None  # killed: it never finished
     assert resumed["from_step"] <= killed["to_step"] + 1
-    assert resumed["to_step"] == 4 == summary["finished_steps"]
+    assert resumed["to_step"] == 6 == summary["finished_steps"]
     assert resumed["peak_memory_gib"] > 0
     assert resumed["memory_estimate_gib"] > 0
     assert summary["bench"]["base"] is not None

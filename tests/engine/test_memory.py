@@ -53,7 +53,7 @@ def test_every_way_to_fit_named_in_a_refusal_does_fit(at, embedded_model) -> Non
     assert [way.split()[0] for way in ways] == ["micro_batch_size", "max_seq_len", "lora"]
     batch = int(ways[0].split()[1])
     assert at(micro_batch=batch).total <= available
-    assert at(micro_batch=batch * 2).total > available  # the largest that fits
+    assert at(micro_batch=batch * 2).total > available  # halved until it fits: twice that did not
     seq_len = int(ways[1].split()[1])
     assert at(seq_len=seq_len).total <= available
     assert "still" in ways[2]  # the rank's share is small: lowering it alone does not fit, and it says so
@@ -62,14 +62,50 @@ def test_every_way_to_fit_named_in_a_refusal_does_fit(at, embedded_model) -> Non
 
 
 def test_a_refused_run_names_the_settings_that_would_fit(embedded_model, monkeypatch) -> None:
-    monkeypatch.setattr(memory, "available_bytes", lambda device: 2**30)
     from forge_tui.config import load_config
     from forge_tui.engine.plan import resolve_plan
 
     config = load_config(None, "quick")
-    message = memory.refusal(config, resolve_plan(config), embedded_model, 256)
+    plan = resolve_plan(config)
+
+    def refusal_with(available: int) -> str | None:
+        monkeypatch.setattr(memory, "available_bytes", lambda device: available)
+        return memory.refusal(config, plan, embedded_model, 256, memory.estimate_for(config, plan, embedded_model, 256))
+
+    total = memory.estimate_for(config, plan, embedded_model, 256).total
+    message = refusal_with(total - 2**28)
     assert message is not None
     assert message.startswith("not enough memory: estimated peak")
-    assert "; to fit, set micro_batch_size 1 (saves" in message
-    monkeypatch.setattr(memory, "available_bytes", lambda device: 64 * 2**30)
-    assert memory.refusal(config, resolve_plan(config), embedded_model, 256) is None
+    assert "; to fit, set micro_batch_size 4 (saves" in message
+    parameters = describe_directory(embedded_model).parameters or 0
+    work = memory.workload(config, plan, 256)
+    best_alone = min(estimate(embedded_model, parameters, replace(work, **{field: floor})).total
+                     for field, floor in (("micro_batch", 1), ("seq_len", 128), ("r", 4)))
+    together = estimate(embedded_model, parameters, replace(work, micro_batch=1, seq_len=128, r=4)).total
+    assert together < best_alone
+    nothing_alone = refusal_with((together + best_alone) // 2)  # no setting fits alone, all together do
+    assert nothing_alone is not None
+    assert "short" in nothing_alone
+    assert "all of these together (saves" in nothing_alone
+    hopeless = refusal_with(2**30)  # less than the weights and runtime: no setting helps
+    assert hopeless is not None
+    assert "a smaller model: even all of these together leave it" in hopeless
+    assert refusal_with(64 * 2**30) is None
+
+
+def test_the_estimate_is_sized_for_rehearsal_rows_longer_than_the_data(embedded_model, write) -> None:
+    """Rehearsal rows join training after the memory check: their longest is counted before it."""
+    from forge_tui.config import DataConfig
+    from forge_tui.engine.models import load_tokenizer
+    from forge_tui.engine.rehearsal import REHEARSAL_TOKENS, longest_rehearsal
+
+    tokenizer = load_tokenizer(embedded_model)
+    long_answer = " ".join(["the pump was restarted after the pressure check"] * 40)
+    rehearsal = write("long-rehearsal.jsonl", '{"messages": [{"role": "user", "content": "What happened?"}, '
+                                              f'{{"role": "assistant", "content": "{long_answer}"}}]}}\n')
+    from_file = DataConfig(rehearsal=str(rehearsal), rehearsal_answers="file", max_seq_len=4096)
+    assert longest_rehearsal(from_file, tokenizer) > 300  # the whole long answer
+    assert longest_rehearsal(replace(from_file, max_seq_len=256), tokenizer) == 256  # never past the cap
+    generated = replace(from_file, rehearsal_answers="base")  # answers the base model will write: bounded
+    assert REHEARSAL_TOKENS < longest_rehearsal(generated, tokenizer) < REHEARSAL_TOKENS + 60  # + question, template
+    assert longest_rehearsal(replace(from_file, rehearsal=""), tokenizer) == 0
