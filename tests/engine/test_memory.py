@@ -79,8 +79,8 @@ def test_a_refused_run_names_the_settings_that_would_fit(embedded_model, monkeyp
     assert "; to fit, set micro_batch_size 4 (saves" in message
     parameters = describe_directory(embedded_model).parameters or 0
     work = memory.workload(config, plan, 256)
-    best_alone = min(estimate(embedded_model, parameters, replace(work, **{field: floor})).total
-                     for field, floor in (("micro_batch", 1), ("seq_len", 128), ("r", 4)))
+    best_alone = min(estimate(embedded_model, parameters, lowered).total
+                     for lowered in (replace(work, micro_batch=1), replace(work, seq_len=128), replace(work, r=4)))
     together = estimate(embedded_model, parameters, replace(work, micro_batch=1, seq_len=128, r=4)).total
     assert together < best_alone
     nothing_alone = refusal_with((together + best_alone) // 2)  # no setting fits alone, all together do
