@@ -150,7 +150,7 @@ def main() -> int:
                                  stderr=subprocess.DEVNULL, start_new_session=True)
     killed = train_then_kill(cli, run, args.steps // 2, args.timeout)
     resumed = cli.run("resume", "resume", str(run))
-    telemetry.send_signal(signal.SIGINT)
+    telemetry.send_signal(signal.SIGTERM)
     telemetry.wait(timeout=30)
     bench = cli.run("bench", "bench", str(run), "--eval", str(DATA / "eval.jsonl"), "--limit", str(args.bench_limit), "--json")
     merged = cli.run("export merged", "export", str(run), "--merged", str(work / "merged"))

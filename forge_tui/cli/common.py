@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -99,3 +100,17 @@ def preset_flag(help_text: str) -> Parser:
     parent = _parent()
     parent.add_argument("--preset", choices=list(PRESETS), help=help_text)
     return parent
+
+
+def interrupt_on_sigterm() -> None:
+    """SIGTERM (a `kill`) and SIGHUP (the terminal or the SSH link went) end a long foreground
+    command as Ctrl-C does (a fleet's Flower processes are stopped with it, a recording is closed
+    whole), also where SIGINT was ignored from the start (a job started in the background); once
+    it is stopping, further signals are ignored so the stopping completes."""
+    def interrupt(*_: object) -> None:
+        for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(number, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, interrupt)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from forge_tui import __version__
-from forge_tui.cli.common import config_flag, json_flag, preset_flag, print_json
+from forge_tui.cli.common import config_flag, interrupt_on_sigterm, json_flag, preset_flag, print_json
 from forge_tui.config import Config
 from forge_tui.errors import EXIT_FAILURE, EXIT_OK, BadInput
 
@@ -70,6 +70,7 @@ def cmd_telemetry(args: argparse.Namespace, config: Config) -> int:
         opened.source.close()
         raise
     deadline = None if args.duration is None else time.monotonic() + args.duration
+    interrupt_on_sigterm()
     try:
         if args.once and opened.source.name in ("sysfs", "nvml"):
             time.sleep(min(interval, 0.5))  # CPU load is measured between two readings

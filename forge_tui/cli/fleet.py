@@ -5,14 +5,13 @@ fleet on this machine, `status` a fleet run's nodes and rounds."""
 from __future__ import annotations
 
 import argparse
-import signal
 import socket
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from forge_tui.cli.common import config_flag, detach_flag, json_flag, preset_flag, print_json, print_json_line, usage
+from forge_tui.cli.common import config_flag, detach_flag, interrupt_on_sigterm, json_flag, preset_flag, print_json, print_json_line, usage
 from forge_tui.config import Config
 from forge_tui.errors import EXIT_FAILURE, EXIT_OK, BadInput
 
@@ -74,19 +73,6 @@ def _finish(status: FleetStatus, as_json: bool) -> int:
     return EXIT_OK if status.state == "finished" else EXIT_FAILURE
 
 
-def _interrupt_on_sigterm() -> None:
-    """SIGTERM (a `kill`) and SIGHUP (the terminal or the SSH link went) end a foreground fleet
-    command as Ctrl-C does, so that the Flower processes it started (in sessions of their own) are
-    stopped with it; once it is stopping, further signals are ignored so the stopping completes."""
-    def interrupt(*_: object) -> None:
-        for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-            signal.signal(number, signal.SIG_IGN)
-        raise KeyboardInterrupt
-
-    for number in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(number, interrupt)
-
-
 def _local_detached(args: argparse.Namespace, config: Config) -> int:
     """`fleet local` again in its own session (it outlives the terminal or the console that asked),
     into a run directory named now; its output beside it as RUN.log."""
@@ -126,7 +112,7 @@ def cmd_local(args: argparse.Namespace, config: Config) -> int:
     if args.detach:
         return _local_detached(args, config)
     fleet = prepare(config, args.config, args.dataset, args.nodes, args.split, _settings(args, args.run_dir), tls=args.tls)
-    _interrupt_on_sigterm()
+    interrupt_on_sigterm()
     print(f"fleet run: {fleet.run.path} ({args.nodes} nodes on {fleet.address}{', TLS' if args.tls else ''})", file=sys.stderr)
     follow = _Follower(fleet.run.events)
     run_local(fleet, follow)
@@ -157,7 +143,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     run = create_run(config, _dataset(args, config), Path(settings.run_dir) if settings.run_dir else None)
     settings = type(settings)(**{**settings.to_json(), "run_dir": str(run.path)})
     home, log = fleet_folder(run) / "flwr-home", fleet_folder(run) / "superlink.log"
-    _interrupt_on_sigterm()
+    interrupt_on_sigterm()
     superlink = launch.start(launch.superlink_argv(args.address, certs), log, home)
     follow = _Follower(run.events)
     try:
@@ -210,7 +196,7 @@ def cmd_join(args: argparse.Namespace, config: Config) -> int:
     write_node_record(place, name)
     node = launch.NodeLaunch(args.superlink, folder, place.dataset, place.config_file, launch.free_port(),
                              ca=certs.ca if certs else None, key=certs.node_key(name) if certs else None, preset=args.preset)
-    _interrupt_on_sigterm()
+    interrupt_on_sigterm()
     process = launch.start(node.argv(), folder / "supernode.log", folder / "flwr-home")
     print(f"node {name}: SuperNode started for {args.superlink}; log: {folder / 'supernode.log'}", file=sys.stderr)
     try:

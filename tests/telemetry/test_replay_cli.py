@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import shlex
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from forge_tui.engine.telemetry.replay import ReplaySource, load_recording
@@ -40,6 +45,26 @@ def test_record_then_replay_round_trip(tmp_path: Path) -> None:
     again = json.loads(replayed.stdout)
     assert again["source"] == "replay"
     assert again["memory"] == json.loads(result.stdout.splitlines()[0])["memory"]
+
+
+def test_a_recording_stopped_by_sigterm_is_closed_whole_even_with_sigint_ignored(tmp_path: Path) -> None:
+    """A recording under a job started in the background (SIGINT ignored from the start) or a service
+    manager ends with `kill` (SIGTERM): the command exits 0 and every snapshot line is whole."""
+    recording = tmp_path / "rec.jsonl"
+    record = f"{shlex.quote(sys.executable)} -m forge_tui telemetry --record {shlex.quote(str(recording))} --interval 0.2"
+    command = f"trap '' INT; exec {record}"
+    process = subprocess.Popen(["sh", "-c", command], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while (not recording.is_file() or len(recording.read_text().splitlines()) < 3) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)  # ignored, as it is for a background job
+    time.sleep(0.5)
+    assert process.poll() is None
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0, process.stderr.read() if process.stderr else ""
+    _, snapshots = load_recording(recording)
+    assert len(snapshots) >= 2
+    assert recording.read_text().endswith("\n")
 
 
 def test_replay_follows_the_recorded_clock_at_speed_and_loops(tmp_path: Path) -> None:
