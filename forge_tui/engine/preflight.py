@@ -7,6 +7,8 @@ the console's Train screen reads it back with `Preflight.from_json`.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +19,7 @@ from forge_tui.errors import ForgeError
 
 if TYPE_CHECKING:
     from forge_tui.engine.datacheck import CheckReport
+    from forge_tui.engine.sample import Sample
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,22 @@ def _model_folder(config: Config) -> Path | None:
         return None
 
 
+# Samples the dry run tokenizes to size the memory estimate (about 6 s on 2 cores): the Train screen
+# runs it again after every change to the form. Past them, a sample counts as max_seq_len long.
+COUNTED_SAMPLES = 5_000
+
+
+def _length_counter(config: Config, tokenizer: Any) -> Callable[[Sample], int] | None:
+    """Each sample's length in tokens, for the first COUNTED_SAMPLES; max_seq_len (the worst case)
+    for the rest."""
+    if tokenizer is None:
+        return None
+    from forge_tui.engine.tokens import token_counter
+
+    count, seen = token_counter(tokenizer), itertools.count()
+    return lambda sample: count(sample) if next(seen) < COUNTED_SAMPLES else config.data.max_seq_len
+
+
 def _longest(config: Config, report: CheckReport, tokenizer: Any) -> int | None:
     """The longest sample training can meet, in tokens (the dataset's or a rehearsal row); None when
     the lengths are not known (no model to count with)."""
@@ -85,13 +104,11 @@ def preflight(config: Config, dataset: Path) -> Preflight:
     from forge_tui.engine.datacheck import check_configured
     from forge_tui.engine.doctor import memory_estimate
     from forge_tui.engine.models import load_tokenizer
-    from forge_tui.engine.tokens import token_counter
 
     problems: list[str] = []
     model = _model_folder(config)
     tokenizer = load_tokenizer(model) if model else None
-    report = check_configured([dataset], config.data, model=model,
-                              token_length=token_counter(tokenizer) if tokenizer else None)
+    report = check_configured([dataset], config.data, model=model, token_length=_length_counter(config, tokenizer))
     problems += [str(p) for p in report.problems]
     hidden = report.problem_count - len(report.problems)
     if hidden:

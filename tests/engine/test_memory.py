@@ -109,3 +109,24 @@ def test_the_estimate_is_sized_for_rehearsal_rows_longer_than_the_data(embedded_
     generated = replace(from_file, rehearsal_answers="base")  # answers the base model will write: bounded
     assert REHEARSAL_TOKENS < longest_rehearsal(generated, tokenizer) < REHEARSAL_TOKENS + 60  # + question, template
     assert longest_rehearsal(replace(from_file, rehearsal=""), tokenizer) == 0
+
+
+def test_the_dry_run_sizes_a_dataset_past_its_counting_budget_for_max_seq_len(monkeypatch) -> None:
+    """The dry run tokenizes at most COUNTED_SAMPLES samples (the Train screen reruns it on every
+    change); past them it never guesses short: the estimate is for max_seq_len."""
+    from forge_tui.config import load_config
+    from forge_tui.engine import preflight
+    from tests.helpers import ROOT
+
+    config = load_config(None, "quick")
+    data = ROOT / "sample_data" / "waterworks" / "train.jsonl"
+    counted = preflight.preflight(config, data).memory
+    monkeypatch.setattr(preflight, "COUNTED_SAMPLES", 10)
+    capped = preflight.preflight(config, data).memory
+    assert counted is not None
+    assert capped is not None
+    assert capped.total > counted.total  # the sample data is far shorter than max_seq_len 256
+    monkeypatch.setattr(preflight, "COUNTED_SAMPLES", 10_000)
+    again = preflight.preflight(config, data).memory
+    assert again is not None
+    assert again.total == counted.total
