@@ -153,10 +153,10 @@ def check_model(config: Config) -> Finding:
 
 
 def memory_estimate(config: Config, longest: int | None = None) -> tuple[Plan, MemoryEstimate, str | None]:
-    """(plan, estimate, refusal) for `config` at its longest sample (`longest` tokens, at most
+    """(plan, estimate, advice) for `config` at its longest sample (`longest` tokens, at most
     max_seq_len; the full max_seq_len, the worst case a batch can reach, when not known). The
-    refusal says what would make the run fit; None when it fits."""
-    from forge_tui.engine.memory import estimate_for, refusal
+    advice says what would make the run fit; None when it fits."""
+    from forge_tui.engine.memory import advice, estimate_for
     from forge_tui.engine.models import resolve_model
     from forge_tui.engine.plan import resolve_plan
 
@@ -164,20 +164,13 @@ def memory_estimate(config: Config, longest: int | None = None) -> tuple[Plan, M
     model_dir = resolve_model(config.model.name, config.models.paths)
     seq_len = min(longest or config.data.max_seq_len, config.data.max_seq_len)
     found = estimate_for(config, plan, model_dir, seq_len)
-    return plan, found, refusal(config, plan, model_dir, seq_len, found)
+    return plan, found, advice(config, plan, model_dir, seq_len, found)
 
 
 def check_memory(config: Config) -> Finding:
-    from forge_tui.engine.memory import advice
-    from forge_tui.engine.models import resolve_model
-
-    plan, found, _ = memory_estimate(config)
-    next_step = None
-    if found.verdict == "fail":
-        next_step = advice(config, plan, resolve_model(config.model.name, config.models.paths), config.data.max_seq_len, found)
-    elif found.verdict == "warn":
-        next_step = "tight: close other programs or lower micro_batch_size"
-    return Finding("memory", found.verdict, found.describe(), next_step)
+    _, found, advised = memory_estimate(config)
+    tight = "tight: close other programs or lower micro_batch_size" if found.verdict == "warn" else None
+    return Finding("memory", found.verdict, found.describe(), advised or tight)
 
 
 def check_disk(config: Config) -> Finding:

@@ -3,8 +3,8 @@
 An estimate, not a measurement: weights at their precision, the adapter with its gradients and AdamW
 moments, activations for one micro-batch at the longest sample (checkpointed or not), one chunk of
 logits (the head never builds them for the whole batch, see loss.py), and the runtime. The free
-constants are fitted per device to measured peaks (`Calibration`). On a Jetson, CPU and GPU share one memory, so the budget is
-the system's available RAM.
+constants are fitted per device to measured peaks (`Calibration`). On a Jetson, CPU and GPU share
+one memory, so the budget is the system's available RAM.
 """
 
 from __future__ import annotations
@@ -217,15 +217,15 @@ def ways_to_fit(model_dir: Path, parameters: int, work: Workload, available: int
     return found
 
 
-def advice(config: Config, plan: Plan, model_dir: Path, seq_len: int, found: MemoryEstimate) -> str:
-    """What would make a run that does not fit fit: "to fit, set A, or B"."""
+def advice(config: Config, plan: Plan, model_dir: Path, seq_len: int, found: MemoryEstimate) -> str | None:
+    """What would make a run that does not fit fit, "to fit, set A, or B"; None when it fits."""
+    if found.verdict != "fail":
+        return None
     parameters = describe_directory(model_dir).parameters or 0
     ways = ways_to_fit(model_dir, parameters, workload(config, plan, seq_len), found.available)
     return f"to fit, set {', or '.join(ways)}" if ways else "a smaller model or a device with more memory"
 
 
-def refusal(config: Config, plan: Plan, model_dir: Path, seq_len: int, found: MemoryEstimate) -> str | None:
-    """Why the run cannot start for lack of memory, and what would make it fit; None when it fits."""
-    if found.verdict != "fail":
-        return None
-    return f"not enough memory: {found.describe()}; {advice(config, plan, model_dir, seq_len, found)}"
+def refusal(found: MemoryEstimate, advised: str) -> str:
+    """The refusal of a run that does not fit: the estimate, then the advice."""
+    return f"not enough memory: {found.describe()}; {advised}"

@@ -103,6 +103,7 @@ def preflight(config: Config, dataset: Path) -> Preflight:
     """What `train --dry-run` reports (and the Train screen shows)."""
     from forge_tui.engine.datacheck import check_configured
     from forge_tui.engine.doctor import memory_estimate
+    from forge_tui.engine.memory import refusal
     from forge_tui.engine.models import load_tokenizer
 
     problems: list[str] = []
@@ -115,12 +116,12 @@ def preflight(config: Config, dataset: Path) -> Preflight:
         problems.append(f"... and {hidden} more dataset problems")
     plan = memory = None
     try:
-        plan, found, refused = memory_estimate(config, _longest(config, report, tokenizer))
+        plan, found, advised = memory_estimate(config, _longest(config, report, tokenizer))
     except ForgeError as exc:
         problems.append(str(exc))
     else:
         memory = MemoryBrief(found.verdict, found.total, found.available, found.describe())
-        if refused:
-            problems.append(refused)
+        if advised:
+            problems.append(refusal(found, advised))
     brief = DatasetBrief(str(dataset), report.samples, report.problem_count, report.split, report.finding_kinds())
     return Preflight(ok=not problems, problems=problems, dataset=brief, plan=plan, memory=memory)

@@ -39,7 +39,7 @@ from forge_tui.engine.events import read_events
 from forge_tui.engine.fsutil import publish_dir, staged
 from forge_tui.engine.generation import pad_id
 from forge_tui.engine.loss import token_loss_sum
-from forge_tui.engine.memory import MemoryEstimate, estimate_for, refusal
+from forge_tui.engine.memory import MemoryEstimate, advice, estimate_for, refusal
 from forge_tui.engine.models import load_tokenizer, resolve_model
 from forge_tui.engine.plan import Plan, add_adapter, compile_layers, device_name, load_for_training, peak_memory, resolve_plan
 from forge_tui.engine.rehearsal import longest_rehearsal, rehearsal_rows
@@ -171,9 +171,9 @@ class Trainer:
         is the longest sample after truncation, rehearsal rows included (the batches are never
         padded beyond it)."""
         found = estimate_for(self.config, plan, model_dir, longest)
-        refused = refusal(self.config, plan, model_dir, longest, found)
-        if refused:
-            raise BadInput(refused)
+        advised = advice(self.config, plan, model_dir, longest, found)
+        if advised:
+            raise BadInput(refusal(found, advised))
         if found.verdict == "warn":
             self.emit(ev.RunWarning(f"tight on memory: {found.describe()}"))
         return found

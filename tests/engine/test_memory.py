@@ -70,7 +70,9 @@ def test_a_refused_run_names_the_settings_that_would_fit(embedded_model, monkeyp
 
     def refusal_with(available: int) -> str | None:
         monkeypatch.setattr(memory, "available_bytes", lambda device: available)
-        return memory.refusal(config, plan, embedded_model, 256, memory.estimate_for(config, plan, embedded_model, 256))
+        found = memory.estimate_for(config, plan, embedded_model, 256)
+        advised = memory.advice(config, plan, embedded_model, 256, found)
+        return memory.refusal(found, advised) if advised else None
 
     total = memory.estimate_for(config, plan, embedded_model, 256).total
     message = refusal_with(total - 2**28)
