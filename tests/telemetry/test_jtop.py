@@ -26,6 +26,7 @@ def test_readings_arrive_in_the_documented_units(jtop_service: Path, orin_sysfs:
     temps = {s.name: s for s in snapshot.sensors}
     assert (temps["cpu"].celsius, temps["tj"].celsius, temps["gpu"].celsius) == (71.5, 76.5, 74.25)
     assert not temps["cv0"].online
+    assert temps["cv0"].celsius is None  # jtop's -256 is never passed on
     assert temps["cv0"].headroom is None
     # trip points come from /sys/class/thermal, matched by jtop's names (cpu-thermal -> cpu)
     assert temps["cpu"].limit == Trip("passive", 99.0)
@@ -49,7 +50,7 @@ def test_readings_arrive_in_the_documented_units(jtop_service: Path, orin_sysfs:
     assert (snapshot.power_mode, snapshot.jetson_clocks) == ("MAXN", True)
     assert snapshot.throttle is not None
     assert not snapshot.throttle.active
-    assert snapshot.absent == ()
+    assert snapshot.absent == ("sensors.cv0.celsius",)
 
 
 def test_auto_prefers_jtop_and_the_cli_reports_it(jtop_service: Path) -> None:
@@ -65,6 +66,9 @@ def test_auto_prefers_jtop_and_the_cli_reports_it(jtop_service: Path) -> None:
     assert report["source"] == "jtop"
     assert report["power_mode"] == "MAXN"
     assert {s["name"]: s["celsius"] for s in report["sensors"]}["tj"] == 76.5
+    offline = [s for s in report["sensors"] if not s["online"]]
+    assert [(s["name"], s["celsius"]) for s in offline] == [("cv0", None)]
+    assert "sensors.cv0.celsius" in report["absent"]
     assert report["rails"][0] == {"name": "VDD_GPU_SOC", "watts": 15.24, "average_watts": 14.9, "volts": 5.08,
                                   "amps": 3.0, "limit_watts": None}
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from forge_tui.engine.telemetry.replay import ReplaySource, load_recording
+from forge_tui.engine.telemetry.snapshot import Snapshot
 from tests.helpers import ROOT, Clock, run_cli, write_trace
 
 SHIPPED = ROOT / "sample_data/telemetry"
@@ -133,3 +134,15 @@ def test_recordings_with_bad_values_are_refused_with_their_line(tmp_path: Path) 
     missing_dir = run_cli("telemetry", "--record", str(tmp_path / "no" / "such" / "rec.jsonl"), "--once")
     assert missing_dir.returncode == 2
     assert "cannot create the recording" in missing_dir.stderr
+
+
+def test_an_offline_sensor_recorded_as_minus_256_reads_as_absent(tmp_path: Path) -> None:
+    """Recordings made before offline sensors were null hold jtop's -256: it is dropped on reading."""
+    sensor = {"name": "cv0", "celsius": -256.0, "trips": [{"kind": "passive", "celsius": 99.0}], "online": False}
+    snapshot = Snapshot.from_json({"time": 1.0, "source": "jtop", "sensors": [sensor]})
+    (read,) = snapshot.sensors
+    assert (read.celsius, read.online, read.headroom) == (None, False, None)
+    assert snapshot.headroom is None
+    assert snapshot.to_json()["sensors"][0]["celsius"] is None
+    assert snapshot.absent[-1] == "sensors.cv0.celsius"
+    assert Snapshot.from_json(json.loads(json.dumps(snapshot.to_json()))) == snapshot

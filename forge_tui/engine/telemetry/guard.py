@@ -39,7 +39,7 @@ def thermal_details(snapshot: Snapshot | None, settings: GuardSettings) -> dict[
     if headroom is not None:
         details.update(headroom_c=headroom.celsius, sensor=headroom.sensor, temperature_c=headroom.temperature,
                        limit_c=headroom.limit, limit_kind=headroom.limit_kind)
-    details["temperatures_c"] = {s.name: s.celsius for s in snapshot.sensors or () if s.online}
+    details["temperatures_c"] = {s.name: s.celsius for s in snapshot.sensors or () if s.celsius is not None}
     if snapshot.throttle is not None and snapshot.throttle.reasons:
         details["throttle"] = list(snapshot.throttle.reasons)
     return details

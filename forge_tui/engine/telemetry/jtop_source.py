@@ -83,7 +83,7 @@ def sensors(temperature: dict[str, Any], sysfs: dict[str, tuple[Trip, ...]]) -> 
     for name, values in temperature.items():
         celsius = float(values.get("temp", OFFLINE))
         online = bool(values.get("online", True)) and celsius > OFFLINE
-        found.append(Sensor(name, celsius, _trips(name, values, sysfs), online))
+        found.append(Sensor(name, celsius if online else None, _trips(name, values, sysfs), online))
     return tuple(found)
 
 

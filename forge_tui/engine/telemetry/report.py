@@ -49,7 +49,7 @@ def _sensor_lines(snapshot: Snapshot) -> list[str]:
         limit = sensor.limit
         where = f"{limit.kind} {limit.celsius:.1f} °C" if limit else "no trip point"
         room = sensor.headroom
-        temp = f"{sensor.celsius:.1f} °C" if sensor.online else "offline"
+        temp = "offline" if sensor.celsius is None else f"{sensor.celsius:.1f} °C"
         lines.append(f"  {sensor.name:<28} {temp:>8}  {where:<20} {'-' if room is None else f'{room:.1f} °C':>9}")
     return lines
 

@@ -27,10 +27,18 @@ class Trip:
 
 @dataclass(frozen=True)
 class Sensor:
+    """A temperature; `celsius` is None for a sensor the device cannot read (jtop and the kernel say
+    -256 °C for one: that number is never passed on), and such a sensor is offline."""
+
     name: str
-    celsius: float
+    celsius: float | None
     trips: tuple[Trip, ...] = ()
     online: bool = True
+
+    def __post_init__(self) -> None:
+        if self.celsius is None or not self.online:
+            object.__setattr__(self, "celsius", None)
+            object.__setattr__(self, "online", False)
 
     @property
     def limit(self) -> Trip | None:
@@ -44,7 +52,7 @@ class Sensor:
     @property
     def headroom(self) -> float | None:
         limit = self.limit
-        return None if limit is None or not self.online else round(limit.celsius - self.celsius, 2)
+        return None if limit is None or self.celsius is None else round(limit.celsius - self.celsius, 2)
 
 
 @dataclass(frozen=True)
@@ -118,18 +126,20 @@ class Snapshot:
 
     @property
     def absent(self) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(self) if getattr(self, f.name) is None)
+        """Fields the device could not give, and `sensors.NAME.celsius` for each offline sensor."""
+        missing = tuple(f.name for f in dataclasses.fields(self) if getattr(self, f.name) is None)
+        return missing + tuple(f"sensors.{s.name}.celsius" for s in self.sensors or () if s.celsius is None)
 
     @property
     def headroom(self) -> Headroom | None:
         """Minimum headroom over every online sensor with a trip point, or None when none has one."""
         best: Headroom | None = None
         for sensor in self.sensors or ():
-            room, limit = sensor.headroom, sensor.limit
-            if room is None or limit is None or not math.isfinite(room):
+            room, limit, celsius = sensor.headroom, sensor.limit, sensor.celsius
+            if room is None or limit is None or celsius is None or not math.isfinite(room):
                 continue
             if best is None or room < best.celsius:
-                best = Headroom(room, sensor.name, sensor.celsius, limit.celsius, limit.kind)
+                best = Headroom(room, sensor.name, celsius, limit.celsius, limit.kind)
         return best
 
     def to_json(self) -> dict[str, Any]:
@@ -227,8 +237,10 @@ def _sensor(value: Any, at: str) -> Sensor:
         raise ValueError(f"{at}: expected an object, got {value!r}")
     trips = tuple(Trip(_text(_field(t, "kind", at), f"{at}.trips.kind"), _number(_field(t, "celsius", at), f"{at}.trips.celsius"))
                   for t in _list(value.get("trips", []), f"{at}.trips"))
-    return Sensor(_text(value.get("name"), f"{at}.name"), _number(value.get("celsius"), f"{at}.celsius"), trips,
-                  _flag(value.get("online", True), f"{at}.online"))
+    online = _flag(value.get("online", True), f"{at}.online")
+    # An offline sensor's reading is dropped unread: recordings made before it was null hold -256.
+    celsius = _maybe(value.get("celsius"), f"{at}.celsius", _number) if online else None
+    return Sensor(_text(value.get("name"), f"{at}.name"), celsius, trips, online)
 
 
 def _field(value: Any, key: str, at: str) -> Any:

@@ -84,7 +84,8 @@ class SysfsReader:
             kind = self.text(zone / "type") or zone.name
             if millidegrees is None:
                 continue
-            sensors.append(Sensor(kind, round(millidegrees / 1000, 2), self.trips(zone), online=millidegrees > -255000))
+            online = millidegrees > -255000  # the kernel's "cannot read" is -256000 or so
+            sensors.append(Sensor(kind, round(millidegrees / 1000, 2) if online else None, self.trips(zone), online))
         return tuple(sensors)
 
     def trips(self, zone: Path) -> tuple[Trip, ...]:
