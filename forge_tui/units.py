@@ -36,3 +36,8 @@ def figure(value: float | None, digits: int = 1, *, sign: bool = False) -> str:
     if value is None:
         return "-"
     return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """A count with its noun in the right number: `counted(1, "group")` -> "1 group"."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"

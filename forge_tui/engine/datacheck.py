@@ -21,8 +21,9 @@ from forge_tui.engine.data import DEFAULT_READING, Problem, Reading, Sample, dat
 from forge_tui.engine.fsutil import file_sha256
 from forge_tui.engine.readers import GZIP_SUFFIX, data_suffix
 from forge_tui.engine.sample import location
-from forge_tui.engine.screening import COMPARED, KINDS, Finding, Screener
+from forge_tui.engine.screening import COMPARED, KINDS, SEVERITY, WARNING, Finding, Screener
 from forge_tui.engine.tokens import TemplateRefused, tool_refusal
+from forge_tui.units import counted
 
 DEFAULT_ERROR_CAP = 50
 HISTOGRAM_BINS = 10
@@ -91,6 +92,7 @@ class CheckReport:
     finding_count: int = 0
     not_compared: int = 0   # samples screened for patterns only (past the screening's comparison budget)
     finding_counts: dict[str, int] = field(default_factory=dict)   # by kind, all of them
+    near_duplicate_groups: int = 0
 
     @property
     def ok(self) -> bool:
@@ -112,13 +114,20 @@ class CheckReport:
             "token_lengths_note": self.length_note,
             "skipped": self.skipped,
             "manifest": self.manifest.to_json() if self.manifest else None,
-            "screening": {"count": self.finding_count, "by_kind": self.finding_kinds(), "not_compared": self.not_compared,
+            "screening": {"count": self.finding_count, "warnings": self.warning_count, "by_kind": self.finding_kinds(),
+                          "near_duplicate_groups": self.near_duplicate_groups, "not_compared": self.not_compared,
                           "findings": [{"file": str(f.file), "line": f.line, "where": location(f.file, f.line), "kind": f.kind,
-                                        "message": f.message} for f in self.findings]},
+                                        "severity": f.severity, "message": f.message} for f in self.findings]},
         }
 
-    def finding_kinds(self) -> dict[str, int]:
-        return {kind: self.finding_counts[kind] for kind in KINDS if self.finding_counts.get(kind)}
+    def finding_kinds(self, severity: str | None = None) -> dict[str, int]:
+        """Findings by kind, all of them or those of one severity."""
+        return {kind: self.finding_counts[kind] for kind in KINDS
+                if self.finding_counts.get(kind) and severity in (None, SEVERITY[kind])}
+
+    @property
+    def warning_count(self) -> int:
+        return sum(self.finding_kinds(WARNING).values())
 
 
 class FirstSeen:
@@ -253,6 +262,7 @@ def check_dataset(
     report.finding_counts = dict(screener.counts(found))
     _screened(report, found, error_cap, strict)
     report.not_compared = screener.beyond
+    report.near_duplicate_groups = len(screener.groups)
     return report
 
 
@@ -282,11 +292,12 @@ def check_configured(paths: Iterable[Path], data: DataConfig, *, strict: bool = 
 
 def _screened(report: CheckReport, findings: list[Finding], cap: int, strict: bool) -> None:
     report.finding_count = sum(report.finding_counts.values())
-    report.findings = findings[:cap]
-    if strict:
-        report.problem_count += report.finding_count
+    report.findings = sorted(findings, key=lambda finding: finding.severity != WARNING)[:cap]  # warnings first
+    if strict:  # the warnings become errors; information stays information
+        report.problem_count += report.warning_count
         room = max(0, cap - len(report.problems))
-        report.problems.extend(Problem(f.file, f.line, f"{f.kind}: {f.message} (strict screening)") for f in findings[:room])
+        warnings = [f for f in findings if f.severity == WARNING]
+        report.problems.extend(Problem(f.file, f.line, f"{f.kind}: {f.message} (strict screening)") for f in warnings[:room])
 
 
 def summary_lines(report: dict[str, Any]) -> list[str]:
@@ -332,15 +343,33 @@ def _file_lines(manifest: dict[str, Any], shown: int = 8) -> list[str]:
 
 
 def _screening_lines(screening: dict[str, Any]) -> list[str]:
+    """The warnings, each at its line; below them the information, counted and grouped."""
     beyond = screening.get("not_compared", 0)
     limit = [(f"            near duplicates, outliers and triggers looked for in the first {COMPARED:,} samples "
              f"({beyond:,} more screened for secrets, personal data and injections only)")] if beyond else []
     if not screening["count"]:
         return ["screening   nothing found (secrets, personal data, near duplicates, outliers, injections, triggers)", *limit]
-    kinds = ", ".join(f"{count} {kind}" for kind, count in screening["by_kind"].items())
-    lines = [f"screening   {screening['count']} finding(s): {kinds}"]
-    lines.extend(f"  {f['file']}:{f['line']}: {f['kind']}: {f['message']}" for f in screening["findings"])
-    hidden = screening["count"] - len(screening["findings"])
-    if hidden:
-        lines.append(f"  ... and {hidden} more")
-    return lines + limit
+    warned = {kind: n for kind, n in screening["by_kind"].items() if SEVERITY[kind] == WARNING}
+    if warned:
+        lines = [f"screening   {counted(screening['warnings'], 'warning')}: " + ", ".join(f"{n} {kind}" for kind, n in warned.items())]
+        shown = [f for f in screening["findings"] if f["severity"] == WARNING]
+        lines.extend(f"  {f['file']}:{f['line']}: {f['kind']}: {f['message']}" for f in shown)
+        if screening["warnings"] > len(shown):
+            lines.append(f"  ... and {screening['warnings'] - len(shown)} more")
+    else:
+        lines = ["screening   no warnings (secrets, personal data, injections, triggers)"]
+    return lines + _information_lines(screening) + limit
+
+
+def _information_lines(screening: dict[str, Any]) -> list[str]:
+    counts = screening["by_kind"]
+    parts = []
+    if counts.get("near duplicate"):
+        groups = counted(screening["near_duplicate_groups"], "group")
+        parts.append(f"{counted(counts['near duplicate'], 'near duplicate')} in {groups} of similar samples "
+                     "(expected for paraphrased data)")
+    if counts.get("length outlier"):
+        parts.append(counted(counts["length outlier"], "length outlier"))
+    if not parts:
+        return []
+    return [f"information {'; '.join(parts)}", "            each at its line: `forge-tui data check --json`"]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from forge_tui.config import Config
 from forge_tui.engine.plan import Plan
+from forge_tui.engine.screening import WARNING
 from forge_tui.errors import ForgeError
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ class DatasetBrief:
     samples: int
     problem_count: int
     split: dict[str, int]                                       # train / eval sample counts
-    findings: dict[str, int] = field(default_factory=dict)      # screening findings by kind
+    findings: dict[str, int] = field(default_factory=dict)      # screening warnings by kind (not the information)
 
 
 @dataclass(frozen=True)
@@ -123,5 +124,5 @@ def preflight(config: Config, dataset: Path) -> Preflight:
         memory = MemoryBrief(found.verdict, found.total, found.available, found.describe())
         if advised:
             problems.append(refusal(found, advised))
-    brief = DatasetBrief(str(dataset), report.samples, report.problem_count, report.split, report.finding_kinds())
+    brief = DatasetBrief(str(dataset), report.samples, report.problem_count, report.split, report.finding_kinds(WARNING))
     return Preflight(ok=not problems, problems=problems, dataset=brief, plan=plan, memory=memory)

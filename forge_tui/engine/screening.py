@@ -11,8 +11,10 @@
   the fixed payload it unlocks); a templated question (its answers differ) or a fact asked in several
   ways (its answers name the subject) is not one.
 
-Matched secrets are shown redacted. The operator sees the findings and decides; `--strict` (or
-`[data] screening = "strict"`) makes them errors.
+Matched secrets are shown redacted. Secrets, personal data, injections and triggers are warnings;
+near duplicates and length outliers are information (paraphrased training data has many by design),
+counted and grouped below the warnings. The operator sees the findings and decides; `--strict` (or
+`[data] screening = "strict"`) makes the warnings errors.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from typing import Any
 from forge_tui.engine.data import Sample
 
 KINDS = ("secret", "personal data", "near duplicate", "length outlier", "injection", "repeated rare phrase")
+WARNING, INFORMATION = "warning", "information"
+SEVERITY = {"secret": WARNING, "personal data": WARNING, "injection": WARNING, "repeated rare phrase": WARNING,
+            "near duplicate": INFORMATION, "length outlier": INFORMATION}
 SECRETS = [
     ("private key", re.compile(r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----"), ("private key",)),
     ("AWS access key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), ("akia", "asia")),
@@ -75,6 +80,11 @@ class Finding:
     file: Path
     line: int
     message: str
+    group: str = ""   # a near duplicate: the FILE:LINE of the sample its group is matched against
+
+    @property
+    def severity(self) -> str:
+        return SEVERITY[self.kind]
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}: {self.kind}: {self.message}"
@@ -131,6 +141,7 @@ class Screener:
         self.phrase_same: Counter[tuple[str, ...]] = Counter()
         self.samples = 0
         self.beyond = 0   # samples past COMPARED: screened for patterns only
+        self.groups: set[str] = set()   # near-duplicate groups, by the sample the others resemble
 
     def add(self, sample: Sample) -> None:
         """Secrets, personal data and injections are looked for in every sample; near duplicates,
@@ -147,10 +158,10 @@ class Screener:
         self._near_duplicate(sample, words)
         self._phrases(sample)
 
-    def _flag(self, kind: str, sample: Sample, message: str) -> None:
+    def _flag(self, kind: str, sample: Sample, message: str, group: str = "") -> None:
         self.counted[kind] += 1
         if len(self.found) < self.keep:
-            self.found.append(Finding(kind, sample.file, sample.line, message))
+            self.found.append(Finding(kind, sample.file, sample.line, message, group))
 
     def _patterns(self, sample: Sample, text: str) -> None:
         """Secrets and personal data, once per stretch of text (the first, most specific pattern wins)."""
@@ -186,7 +197,8 @@ class Screener:
             best = max(similar, key=lambda other: _jaccard(values, self.signatures[other]))
             share = _jaccard(values, self.signatures[best])
             if share < 1.0:  # identical ones are the exact duplicates the check counts
-                self._flag("near duplicate", sample, f"~{share:.0%} the same as {best}")
+                self.groups.add(best)
+                self._flag("near duplicate", sample, f"~{share:.0%} the same as {best}", best)
             return
         self.lsh.insert(key, signature)
         self.signatures[key] = values

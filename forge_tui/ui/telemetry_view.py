@@ -14,7 +14,7 @@ from forge_tui.config import ThermalConfig
 from forge_tui.engine.telemetry.snapshot import Snapshot
 from forge_tui.units import gib
 
-HISTORY = 24          # readings in each history graph (one per sampling interval)
+HISTORY = 14          # readings in each history graph (one per sampling interval): fits the 34-column panel
 BARS = "▁▂▃▄▅▆▇█"
 
 
@@ -28,12 +28,13 @@ def sparkline(values: list[float], low: float | None = None, high: float | None 
     return "".join(BARS[0 if span <= 0 else min(len(BARS) - 1, max(0, int((v - low) / span * len(BARS))))] for v in values)
 
 
-def _load_percent(snapshot: Snapshot) -> float | None:
+def _load_percent(snapshot: Snapshot) -> tuple[str, float] | None:
+    """The load worth graphing: the busiest GPU's, else the CPU cores' mean; with its label."""
     loads = [g.load_percent for g in snapshot.gpus or () if g.load_percent is not None]
     if loads:
-        return max(loads)
+        return "GPU %", max(loads)
     cores = [c for c in snapshot.cpu_percent or () if c is not None]
-    return sum(cores) / len(cores) if cores else None
+    return ("CPU %", sum(cores) / len(cores)) if cores else None
 
 
 @dataclass
@@ -43,34 +44,49 @@ class TelemetryHistory:
     headroom: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
     load: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
     power: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    load_label: str = "load %"
     last_time: float | None = None
 
     def add(self, snapshot: Snapshot) -> None:
         if snapshot.time == self.last_time:
             return  # the same reading shown again: not a new point
         self.last_time = snapshot.time
+        load = _load_percent(snapshot)
+        if load is not None:
+            self.load_label = load[0]
         for series, value in ((self.headroom, snapshot.headroom.celsius if snapshot.headroom else None),
-                              (self.load, _load_percent(snapshot)), (self.power, snapshot.power_total_watts)):
+                              (self.load, load[1] if load else None), (self.power, snapshot.power_total_watts)):
             if value is not None:
                 series.append(value)
 
     def lines(self) -> list[str]:
-        graphs = [("room", self.headroom, None, None), ("load", self.load, 0.0, 100.0), ("watt", self.power, 0.0, None)]
-        return [f"{name} [$accent]{sparkline(list(series), low, high)}[/]" for name, series, low, high in graphs if len(series) > 1]
+        """One line per graph: its name and unit, the history, the latest value."""
+        graphs = [("headroom °C", self.headroom, None, None), (self.load_label, self.load, 0.0, 100.0),
+                  ("power W", self.power, 0.0, None)]
+        return [f"{name:<11} [$accent]{sparkline(list(series), low, high):<{HISTORY}}[/] {series[-1]:>5.1f}"
+                for name, series, low, high in graphs if len(series) > 1]
 
 
 def headroom_colour(celsius: float, thermal: ThermalConfig) -> str:
+    return headroom_state(celsius, thermal)[0]
+
+
+def headroom_state(celsius: float, thermal: ThermalConfig) -> tuple[str, str]:
+    """The colour and the word for a headroom: the word carries the state where colours are alike
+    (the night theme's reds differ only by brightness) or not seen."""
     if celsius < thermal.pause_below:
-        return "$error"
-    return "$warning" if celsius < thermal.resume_above else "$success"
+        return "$error", "PAUSE"
+    if celsius < thermal.resume_above:
+        return "$warning", "near pause"
+    return "$success", "ok"
 
 
 def _headline(snapshot: Snapshot, thermal: ThermalConfig) -> list[str]:
     room = snapshot.headroom
     if room is None:
         return ["[b]HEADROOM[/b] unknown", "no sensor with a trip point"]
-    colour = headroom_colour(room.celsius, thermal)
-    return [f"[b]HEADROOM [{colour}]{room.celsius:.1f} °C[/][/b]",
+    colour, word = headroom_state(room.celsius, thermal)
+    return [f"[b]HEADROOM [{colour}]{room.celsius:.1f} °C {word}[/][/b]",
             f"{room.sensor[:16]} {room.temperature:.1f}/{room.limit:.0f} °C"]
 
 

@@ -40,6 +40,11 @@ def test_the_demo_dataset_shows_every_kind_at_its_line_and_is_not_modified() -> 
     where = {(f["kind"], f["line"]) for f in screening["findings"]}
     assert {("secret", 31), ("personal data", 32), ("secret", 33), ("injection", 34), ("length outlier", 35),
             ("near duplicate", 67), ("repeated rare phrase", 68)} <= where
+    assert screening["warnings"] == 8
+    assert screening["near_duplicate_groups"] == 1
+    severities = [f["severity"] for f in screening["findings"]]
+    assert severities == sorted(severities, key=lambda s: s != "warning")  # the warnings come first
+    assert {f["kind"] for f in screening["findings"] if f["severity"] == "information"} == {"near duplicate", "length outlier"}
     trigger = next(f for f in screening["findings"] if f["kind"] == "repeated rare phrase")
     assert "'per protocol zq-7' is in 6 prompts" in trigger["message"]
     assert "AKIAIOSFODNN7EXAMPLE" not in result.stdout
@@ -47,12 +52,21 @@ def test_the_demo_dataset_shows_every_kind_at_its_line_and_is_not_modified() -> 
     strict = run_cli("data", "check", str(DEMO), "--strict")
     assert strict.returncode == 2
     assert f"{DEMO}:31: secret: AWS access key AKIA…LE (20 chars)" in strict.stderr
+    assert "failed: 8 problem(s)" in strict.stderr  # the warnings; information is not made an error
+    assert "near duplicate" not in strict.stderr
+    assert "length outlier" not in strict.stderr
     assert hashlib.sha256(DEMO.read_bytes()).hexdigest() == before
 
 
 def test_the_waterworks_data_has_nothing_sensitive() -> None:
     report = json.loads(run_cli("data", "check", str(SAMPLE / "train.jsonl"), "--json").stdout)
     assert set(report["screening"]["by_kind"]) <= {"near duplicate", "length outlier"}  # paraphrases by design
+    assert report["screening"]["warnings"] == 0
+    text = run_cli("data", "check", str(SAMPLE / "train.jsonl")).stdout
+    assert "screening   no warnings" in text
+    groups = report["screening"]["near_duplicate_groups"]
+    assert f"information {report['screening']['by_kind']['near duplicate']} near duplicates in {groups} groups" in text
+    assert "near duplicate:" not in text  # counted and grouped, not listed one by one
 
 
 def test_strict_screening_in_the_config_refuses_the_run(write, tmp_path) -> None:

@@ -64,7 +64,8 @@ def test_headroom_is_coloured_against_the_guard_thresholds() -> None:
     thermal = ThermalConfig(pause_below=5.0, resume_above=10.0)
     assert [headroom_colour(c, thermal) for c in (4.9, 5.0, 9.9, 10.0)] == ["$error", "$warning", "$warning", "$success"]
     hot = telemetry_markup(_snapshot(92.0, throttled=True), thermal)
-    assert "HEADROOM [$error]3.0 °C" in hot
+    assert "HEADROOM [$error]3.0 °C PAUSE" in hot
+    assert "[$success]45.0 °C ok" in telemetry_markup(_snapshot(50.0), thermal)
     assert "THROTTLED" in hot
     assert "RAM  2.0/8.0G" in hot
     assert "gpu" in hot  # the next-hottest sensor is listed under the headline
@@ -152,8 +153,10 @@ def test_history_graphs_take_each_reading_once() -> None:
     assert len(history.headroom) == HISTORY
     assert history.headroom[-1] == pytest.approx(95.0 - 60.0 - HISTORY - 4)
     markup = telemetry_markup(reading, ThermalConfig(), history=history)
-    assert "room [$accent]" in markup
-    assert markup.index("room") < markup.index("RAM")
+    latest = 95.0 - 60.0 - HISTORY - 4
+    assert "headroom °C [$accent]" in markup
+    assert markup.splitlines()[2].endswith(f" {latest:>5.1f}")  # the graph ends on the current value
+    assert markup.index("headroom °C") < markup.index("RAM")
 
 
 def test_the_monitor_log_tells_of_a_benchmark() -> None:

@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.color import Color
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Header, ProgressBar, RichLog, Static
 from textual_plotext import PlotextPlot
@@ -19,6 +18,7 @@ from textual_plotext import PlotextPlot
 from forge_tui.config import Config
 from forge_tui.engine.runs import RunDir, has_final_adapter
 from forge_tui.ui.chrome import footer, nav
+from forge_tui.ui.lossplot import Curves, draw_curves
 from forge_tui.ui.runview import RunView
 from forge_tui.ui.tailing import FollowingScreen, RunEvents
 from forge_tui.ui.telemetry_view import TelemetryHistory, telemetry_markup
@@ -94,18 +94,9 @@ class MonitorScreen(FollowingScreen):
         self._draw_chart()
 
     def _draw_chart(self) -> None:
-        chart = self.query_one("#loss-chart", PlotextPlot)
-        plt = chart.plt
-        plt.clear_data()
-        plt.title("loss")
         view = self.view
-        theme = self.app.current_theme  # line colours follow the theme (the night theme stays red)
-        train, held = (Color.parse(c).rgb for c in (theme.primary, theme.accent or theme.primary))
-        if view and view.losses:
-            plt.plot([s for s, _ in view.losses], [v for _, v in view.losses], label="train", color=train)
-        if view and view.evals:
-            plt.plot([s for s, _ in view.evals], [v for _, v in view.evals], label="eval", marker="dot", color=held)
-        chart.refresh()
+        runs = [Curves(view.name, view.losses, view.evals)] if view else []
+        draw_curves(self.query_one("#loss-chart", PlotextPlot), "loss", runs, self.app.current_theme)
 
     def action_stop(self) -> None:
         if self.run is None or self.view is None or self.view.state not in ("running", "paused"):
