@@ -158,14 +158,15 @@ def start_service(socket: Path, *extra: str) -> subprocess.Popen[bytes]:
     return process
 
 
-def write_trace(path: Path, headrooms: list[float], step: float = 1.0, limit: float = 90.0) -> Path:
-    """A recording whose one sensor has the given headroom to a passive trip at `limit`, `step` s apart."""
+def write_trace(path: Path, headrooms: list[float], step: float = 1.0, limit: float = 90.0, watts: float | None = None) -> Path:
+    """A recording whose one sensor has the given headroom to a passive trip at `limit`, `step` s
+    apart; drawing a constant `watts` where given."""
     from forge_tui.engine.telemetry.replay import header
     from forge_tui.engine.telemetry.snapshot import Sensor, Snapshot, Trip
 
     lines = [header("test", synthetic=True)]
     for index, room in enumerate(headrooms):
         sensor = Sensor("tj", limit - room, (Trip("passive", limit),))
-        lines.append(Snapshot(time=1000.0 + index * step, source="test", sensors=(sensor,)).to_json())
+        lines.append(Snapshot(time=1000.0 + index * step, source="test", sensors=(sensor,), power_total_watts=watts).to_json())
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     return path

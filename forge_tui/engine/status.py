@@ -15,6 +15,7 @@ from forge_tui.config import Config
 from forge_tui.engine.checkpoint import latest_checkpoint
 from forge_tui.engine.events import Record, read_events
 from forge_tui.engine.runs import RunDir, has_final_adapter, runs_root
+from forge_tui.engine.telemetry.record import RunRecord, run_record
 
 TERMINAL = {"finished": "finished", "error": "failed", "stopped": "stopped"}
 LIVE = ("running", "paused")
@@ -59,6 +60,7 @@ class RunStatus:
     adapter: str | None = None             # finished: the final adapter
     reason: str | None = None              # paused, or stopped by the thermal guard: why
     bench: BenchSummary | None = None
+    record: RunRecord | None = None        # time, energy and the thermal story (telemetry/record.py)
 
     @property
     def run(self) -> RunDir:
@@ -69,13 +71,14 @@ class RunStatus:
         return self.state in LIVE
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "record": self.record.to_json() if self.record else None}
 
     @classmethod
     def from_json(cls, record: dict[str, Any]) -> RunStatus:
-        bench = record.get("bench")
+        bench, story = record.get("bench"), record.get("record")
         fields = {key: value for key, value in record.items() if key in cls.__dataclass_fields__}
-        return cls(**{**fields, "bench": BenchSummary(**bench) if bench else None})
+        return cls(**{**fields, "bench": BenchSummary(**bench) if bench else None,
+                      "record": RunRecord.from_json(story) if story else None})
 
 
 def runner_pid(run: RunDir) -> int | None:
@@ -135,6 +138,7 @@ def run_status(run: RunDir) -> RunStatus:
         adapter=str(run.adapter) if state == "finished" else None,
         reason=_state_reason(state, pause, last_of.get("stopped")),
         bench=BenchSummary.from_event(bench) if bench else None,
+        record=run_record(run.path, events) if "run_started" in last_of else None,
     )
 
 

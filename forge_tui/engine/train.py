@@ -46,6 +46,7 @@ from forge_tui.engine.rehearsal import longest_rehearsal, rehearsal_rows
 from forge_tui.engine.runner import Echo, RunOwner, owning
 from forge_tui.engine.runs import RunDir
 from forge_tui.engine.telemetry.guard import Decision
+from forge_tui.engine.telemetry.record import FILE as TELEMETRY_FILE
 from forge_tui.engine.telemetry.watch import ThermalWatch
 from forge_tui.errors import BadInput, ForgeError
 from forge_tui.offline import egress_guarded
@@ -208,7 +209,8 @@ class Trainer:
         session = Session(model=model, optimizer=optimizer, trainable=trainable, train=train, held=held, pad_id=pad_id(tokenizer),
                           plan=plan, threads=threads, total=total_steps(config, len(train)),
                           micro_batch=state.micro_batch_size if state else config.train.micro_batch_size,
-                          grad_accum=state.grad_accum if state else config.train.grad_accum, watch=ThermalWatch(config))
+                          grad_accum=state.grad_accum if state else config.train.grad_accum,
+                          watch=ThermalWatch(config, self.run.path / TELEMETRY_FILE))
         if state is not None:
             session.step, session.train_loss, session.eval_loss = state.step, state.train_loss, state.eval_loss
         self._announce(session, str(model_dir), memory)

@@ -8,6 +8,8 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
+
 from forge_tui.engine.events import read_events
 from tests.helpers import adapter_tensors, run_cli, run_dir, train, wait_for_event, write_trace
 
@@ -20,7 +22,7 @@ def _guarded(config: Path, trace: Path, thermal: str) -> Path:
 
 
 def test_a_hot_trace_pauses_and_resumes_a_run_without_changing_its_result(tiny_config: Path, tiny_run, tmp_path: Path) -> None:
-    trace = write_trace(tmp_path / "hot.jsonl", [20, 2, 2, 7, 7, 15, 15, 15], step=0.25)
+    trace = write_trace(tmp_path / "hot.jsonl", [20, 2, 2, 7, 7, 15, 15, 15], step=0.25, watts=12.0)
     result = train(_guarded(tiny_config, trace, "pause_below = 5.0\nresume_above = 10.0"))
     assert result.returncode == 0, result.stderr
     run = run_dir(result)
@@ -45,10 +47,35 @@ def test_a_hot_trace_pauses_and_resumes_a_run_without_changing_its_result(tiny_c
         assert after["step"] == event["step"]
     assert "paused" in result.stdout
     assert "resumed" in result.stdout
+    _check_the_runs_record(run, events)
     plain = tiny_run.path  # the same config without the trace, never paused
     assert adapter_tensors(run).keys() == adapter_tensors(plain).keys()
     for name, tensor in adapter_tensors(plain).items():
         assert tensor.equal(adapter_tensors(run)[name]), name
+
+
+def _check_the_runs_record(run: Path, events: list[dict]) -> None:
+    """The run's thermal and energy record, read back by `runs --json`, against hand arithmetic on
+    the rows it wrote: at a constant 12 W, each row's joules are 12 x its metered seconds."""
+    lines = [json.loads(line) for line in (run / "telemetry.jsonl").read_text().splitlines()]
+    assert lines[0]["record"] == "forge-run-telemetry"
+    rows = lines[1:]
+    assert rows
+    assert all(row["joules"] == pytest.approx(12.0 * row["metered_s"], abs=0.01) for row in rows)  # both rounded to 3 places
+    metered = sum(row["metered_s"] for row in rows)
+    tokens = sum(e["tokens"] for e in events if e["type"] == "step")
+    (listed,) = [r for r in json.loads(run_cli("--config", str(run.parent.parent / "guarded.toml"), "runs", "--json").stdout)
+                 if r["name"] == run.name]
+    record = listed["record"]
+    assert record["energy_j"] == pytest.approx(12.0 * metered, rel=1e-3)
+    assert record["energy_wh"] == pytest.approx(12.0 * metered / 3600, rel=1e-3)
+    assert record["joules_per_token"] == pytest.approx(12.0 * metered / tokens, rel=1e-3)
+    assert record["watts_max"] == 12.0
+    assert (record["headroom_min_c"], record["headroom_sensor"], record["peaks_c"]) == (2.0, "tj", {"tj": 88.0})
+    resumed = [e["details"]["paused_seconds"] for e in events if e["type"] == "resumed"]
+    assert record["paused_s"] == pytest.approx(sum(resumed), abs=0.05)
+    assert record["paused_s"] > 0
+    assert record["tokens"] == tokens
 
 
 def test_a_pause_past_its_cap_stops_the_run_cleanly(tiny_config: Path, tmp_path: Path) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
+
+import pytest
 
 from forge_tui.engine.telemetry.snapshot import Trip
 from forge_tui.engine.telemetry.sysfs import NO_ZONES, SysfsSource
@@ -62,3 +65,43 @@ def test_a_broken_sensor_is_skipped_and_not_read_again(tmp_path: Path) -> None:
     (broken / "temp").rmdir()
     (broken / "temp").write_text("50000\n")
     assert [s.name for s in source.sample().sensors] == ["cpu-thermal", "tj-thermal"]  # not retried
+
+
+def test_rapl_energy_counters_give_cpu_power_with_the_wrap(tmp_path: Path) -> None:
+    """Two packages' counters rise 30 J and 12 J over 2 s: 15 W + 6 W; a counter that wrapped at its
+    range still counts the rise; the first sample has no power (absent, not 0 W)."""
+    rapl = "sys/class/powercap/intel-rapl:{}/"
+    root = write_tree(tmp_path, {rapl.format(0) + "name": "package-0\n", rapl.format(0) + "energy_uj": "1000000\n",
+                                 rapl.format(0) + "max_energy_range_uj": "262143328850\n",
+                                 rapl.format(1) + "name": "package-1\n", rapl.format(1) + "energy_uj": "262140000000\n",
+                                 rapl.format(1) + "max_energy_range_uj": "262143328850\n",
+                                 "sys/class/powercap/intel-rapl:0:0/name": "core\n",
+                                 "sys/class/powercap/intel-rapl:0:0/energy_uj": "5\n"})
+    ticks = iter([10.0, 12.0])
+    source = SysfsSource(root, clock=lambda: next(ticks))
+    first = source.sample()
+    assert first.power_total_watts is None
+    assert "power_total_watts" in first.absent
+    write_tree(root, {rapl.format(0) + "energy_uj": "31000000\n",
+                      rapl.format(1) + "energy_uj": str(12_000_000 - (262143328850 - 262140000000)) + "\n"})
+    second = source.sample()
+    assert {r.name: r.watts for r in second.rails} == {"RAPL package-0": 15.0, "RAPL package-1": 6.0}
+    assert second.power_total_watts == 21.0
+
+
+def test_root_only_rapl_counters_are_said_not_zero(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = write_tree(tmp_path, {"sys/class/powercap/intel-rapl:0/name": "package-0\n",
+                                 "sys/class/powercap/intel-rapl:0/energy_uj": "1\n"})
+    real = Path.read_text
+
+    def locked(path: Path, *args: object, **kwargs: object) -> str:
+        if path.name == "energy_uj":
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_text", locked)
+    source = SysfsSource(root)
+    source.sample()
+    snapshot = source.sample()
+    assert snapshot.power_total_watts is None
+    assert any("readable by root only" in note for note in snapshot.notes)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -118,12 +119,15 @@ class Sampler:
     """One daemon thread sampling a source every `interval` seconds; readers take the latest
     snapshot (newer ones replace older ones: nothing queues). A failing read is kept as `error` and
     retried at the next tick; it never stops the thread. `fresh()` refuses a reading older than
-    `STALE_TICKS` intervals, so nothing acts on a sensor that stopped answering."""
+    `STALE_TICKS` intervals, so nothing acts on a sensor that stopped answering. `listener` sees
+    every snapshot on the sampler's thread; one that fails is dropped (`listener_error` says why)."""
 
     STALE_TICKS = 3
 
-    def __init__(self, source: Source, interval: float = 1.0) -> None:
+    def __init__(self, source: Source, interval: float = 1.0, listener: Callable[[Snapshot], None] | None = None) -> None:
         self.source, self.interval = source, interval
+        self.listener = listener
+        self.listener_error: str | None = None
         self.latest: Snapshot | None = None
         self.error: str | None = None
         self._taken = 0.0  # monotonic time of `latest`
@@ -147,7 +151,17 @@ class Sampler:
                     self.latest, self._taken = snapshot, time.monotonic()
                 self.error = error
                 self._fresh.notify_all()
+            if snapshot is not None:
+                self._tell(snapshot)
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - tick)))
+
+    def _tell(self, snapshot: Snapshot) -> None:
+        if self.listener is None:
+            return
+        try:
+            self.listener(snapshot)
+        except Exception as exc:  # noqa: BLE001 - a full disk must not end sampling for the guard
+            self.listener, self.listener_error = None, f"{type(exc).__name__}: {exc}"
 
     def fresh(self) -> Snapshot | None:
         """The latest snapshot, or None when the last good one is older than STALE_TICKS intervals."""

@@ -1,5 +1,10 @@
 """Any Linux: thermal zones and their trip points from /sys/class/thermal, fans and power rails from
-hwmon, the GPU clock and load from devfreq (Jetson's integrated GPU), CPU and memory from psutil.
+hwmon, the GPU clock and load from devfreq (Jetson's integrated GPU), CPU and memory from psutil,
+and the CPU packages' power from RAPL's energy counters (/sys/class/powercap, Intel and AMD).
+
+RAPL counts microjoules; the power is the counter's rise between two samples (wrapping at
+max_energy_range_uj), so the first sample has none. Since Linux 5.10 the counters are readable by
+root only (CVE-2020-8694): unreadable, the power is absent and a note says how to allow it.
 
 Thermal zones are read directly: psutil.sensors_temperatures() drops them whenever any hwmon sensor
 exists, and it has no trip points. A file that fails with an error that will not go away (no such
@@ -14,6 +19,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +32,8 @@ THROTTLE_MIN_LOAD = 80.0
 THROTTLE_CLOCK_RATIO = 0.95
 PERMANENT_ERRORS = frozenset({errno.ENODEV, errno.ENXIO, errno.EOPNOTSUPP, errno.EACCES, errno.EPERM,
                               errno.EINVAL, errno.ENODATA, errno.EISDIR})
+RAPL_LOCKED = ("RAPL energy counters are readable by root only (since Linux 5.10): CPU power is absent; "
+               "`sudo chmod o+r /sys/class/powercap/intel-rapl:*/energy_uj` allows it until the next boot")
 NO_ZONES = ("no thermal zones under /sys/class/thermal (usual in VMs and containers): thermal headroom is "
             "unknown here and the thermal guard cannot act")
 
@@ -121,6 +129,22 @@ class SysfsReader:
                     found.append(Fan(f"{name}{pwm.name[3:]}", round(value / 255 * 100, 1), None if rpm is None else int(rpm)))
         return tuple(found)
 
+    def rapl_domains(self) -> list[tuple[str, float, float | None]]:
+        """Each top-level RAPL domain (a CPU package, or `psys`, the whole platform) as (name,
+        microjoules, the counter's range); `intel-rapl:N:M` subdomains are parts of their package."""
+        found = []
+        for domain in sorted((self.root / "sys/class/powercap").glob("intel-rapl:*")):
+            if domain.name.count(":") != 1:
+                continue
+            energy = self.number(domain / "energy_uj")
+            if energy is not None:
+                name = self.text(domain / "name") or domain.name
+                found.append((name, energy, self.number(domain / "max_energy_range_uj")))
+        return found
+
+    def rapl_locked(self) -> bool:
+        return any(path.name == "energy_uj" for path in self._dead)
+
     def rails(self) -> tuple[Rail, ...]:
         """hwmon power meters: power*_input (microwatts) or INA3221-style in*/curr* pairs (mV, mA)."""
         found = []
@@ -178,10 +202,31 @@ class SysfsSource:
 
     name = "sysfs"
 
-    def __init__(self, root: Path = Path("/")) -> None:
+    def __init__(self, root: Path = Path("/"), clock: Callable[[], float] = time.monotonic) -> None:
         self.reader = SysfsReader(root)
+        self.clock = clock
         self._power_mode = power_mode()
+        self._energy: dict[str, tuple[float, float]] = {}   # RAPL domain -> (microjoules, monotonic seconds)
         psutil.cpu_percent(percpu=True)  # prime: the next call reports the load since now
+
+    def rapl(self) -> tuple[tuple[Rail, ...], float | None]:
+        """RAPL rails and the total: `psys` where the platform has it (it holds the packages), else
+        the packages' sum; None until two readings are in."""
+        now, rails = self.clock(), []
+        for name, microjoules, wrap in self.reader.rapl_domains():
+            before = self._energy.get(name)
+            self._energy[name] = (microjoules, now)
+            if before is None or now <= before[1]:
+                continue
+            rise = microjoules - before[0]
+            if rise < 0:
+                if not wrap:
+                    continue
+                rise += wrap
+            rails.append(Rail(f"RAPL {name}", round(rise / 1e6 / (now - before[1]), 3)))
+        platform = [rail.watts for rail in rails if rail.name == "RAPL psys"]
+        total = platform[0] if platform else (round(sum(rail.watts for rail in rails), 3) if rails else None)
+        return tuple(rails), total
 
     def host(self) -> dict[str, Any]:
         """The host part of a snapshot, shared with the NVML source."""
@@ -193,15 +238,18 @@ class SysfsSource:
         host = self.host()
         gpus = self.reader.devfreq_gpus()
         rails, fans = self.reader.rails(), self.reader.fans()
+        rapl, total = self.rapl()
         reasons = [r for r in (clock_throttle(g.name, g.load_percent, g.clock_mhz, g.clock_max_mhz) for g in gpus) if r]
         notes = host.pop("notes")
+        if self.reader.rapl_locked():
+            notes += (RAPL_LOCKED,)
         if self.reader.retired:
             notes += (f"skipped (unreadable): {', '.join(self.reader.retired)}",)
         if not gpus:
             notes += ("no GPU seen through devfreq or NVML: GPU load and clocks are absent",)
         return Snapshot(
-            source=self.name, **host, gpus=gpus or None, rails=rails or None,
-            power_total_watts=None, fans=fans or None, power_mode=self._power_mode,
+            source=self.name, **host, gpus=gpus or None, rails=(rails + rapl) or None,
+            power_total_watts=total, fans=fans or None, power_mode=self._power_mode,
             throttle=Throttle(bool(reasons), tuple(reasons)) if gpus else None, notes=notes)
 
     def close(self) -> None:

@@ -1,14 +1,17 @@
-"""The runner's view of telemetry: opened at setup, sampled by one background thread, asked between
-optimizer steps whether the device is too hot to go on."""
+"""The runner's view of telemetry: opened at setup, sampled by one background thread that also
+writes the run's thermal and energy record, asked between optimizer steps whether the device is too
+hot to go on."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from forge_tui.config import Config
 from forge_tui.engine.telemetry import Sampler, open_source
 from forge_tui.engine.telemetry.guard import Decision, GuardSettings, ThermalGuard
+from forge_tui.engine.telemetry.record import RunRecorder
 from forge_tui.engine.telemetry.snapshot import Snapshot
 
 
@@ -19,11 +22,13 @@ def guard_settings(config: Config) -> GuardSettings:
 
 class ThermalWatch:
     """Opens the configured source (an explicitly named one that cannot open is an error), reads a
-    first snapshot for the run's record, and runs the sampler only while the guard can act. What the
-    operator should know (a failed reading, a guard that cannot act, readings lost and back) goes to
-    the `warn` callback given to `attach`; until then it waits in `warnings`."""
+    first snapshot for the run's record, and runs the sampler for as long as the source reads: it
+    feeds the recorder (`record_to`, the run's telemetry.jsonl) and, where a sensor has a trip
+    point, the guard. What the operator should know (a failed reading, a guard that cannot act,
+    readings lost and back) goes to the `warn` callback given to `attach`; until then it waits in
+    `warnings`."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, record_to: Path | None = None) -> None:
         telemetry = config.telemetry
         opened = open_source(telemetry.source, interval=telemetry.interval, speed=telemetry.replay_speed)
         self.source_name = opened.source.name
@@ -31,21 +36,27 @@ class ThermalWatch:
         self.warnings: list[str] = []
         self.warn: Callable[[str], None] = self.warnings.append
         self._lost = False
+        self._record_lost = False
         self.guard = ThermalGuard(guard_settings(config)) if config.thermal.guard else None
         try:
             self.first: Snapshot | None = opened.source.sample()
         except Exception as exc:  # noqa: BLE001 - a sensor failing must not stop training
             self.first = None
             self.warnings.append(f"telemetry ({self.source_name}) failed its first reading: {type(exc).__name__}: {exc}")
-        self.sampler: Sampler | None = None
-        if self.guard is None:
-            opened.source.close()
-        elif self.first is None or self.first.headroom is None:
-            why = "; ".join(self.first.notes) if self.first and self.first.notes else "no sensor reports a trip point"
+        if self.guard is not None and self.first is not None and self.first.headroom is None:
+            why = "; ".join(self.first.notes) if self.first.notes else "no sensor reports a trip point"
             self.warnings.append(f"thermal guard inactive: no thermal headroom from {self.source_name} ({why})")
+            self.guard = None
+        self.sampler: Sampler | None = None
+        self.recorder: RunRecorder | None = None
+        if self.first is None:
+            self.guard = None
             opened.source.close()
-        else:
-            self.sampler = Sampler(opened.source, telemetry.interval).start()
+            return
+        if record_to is not None:
+            self.recorder = RunRecorder(record_to, self.source_name)
+            self.recorder.add(self.first)
+        self.sampler = Sampler(opened.source, telemetry.interval, self.recorder.add if self.recorder else None).start()
 
     def start_record(self) -> dict[str, Any]:
         """What RunStarted records about the device: the source, the power mode, jetson_clocks, headroom."""
@@ -55,7 +66,7 @@ class ThermalWatch:
                 "power_mode": first.power_mode if first else None,
                 "jetson_clocks": first.jetson_clocks if first else None,
                 "thermal_headroom_c": headroom.celsius if headroom else None,
-                "thermal_guard": self.sampler is not None}
+                "thermal_guard": self.guard is not None}
 
     def attach(self, warn: Callable[[str], None]) -> None:
         """Send warnings to `warn` from now on, the ones gathered so far first."""
@@ -77,6 +88,9 @@ class ThermalWatch:
         return snapshot
 
     def check(self) -> Decision:
+        if self.sampler is not None and self.sampler.listener_error and not self._record_lost:
+            self._record_lost = True  # said once: the sampler has dropped the recorder
+            self.warn(f"the run's telemetry record stopped: {self.sampler.listener_error} (training goes on)")
         if self.sampler is None or self.guard is None:
             return Decision("run")
         return self.guard.decide(self._reading(self.sampler.fresh()))
@@ -96,3 +110,6 @@ class ThermalWatch:
         if self.sampler is not None:
             self.sampler.stop()
             self.sampler = None
+        if self.recorder is not None:
+            self.recorder.close()
+            self.recorder = None
