@@ -41,3 +41,20 @@ def figure(value: float | None, digits: int = 1, *, sign: bool = False) -> str:
 def counted(count: int, noun: str, plural: str | None = None) -> str:
     """A count with its noun in the right number: `counted(1, "group")` -> "1 group"."""
     return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
+def duration(seconds: float) -> str:
+    """A span as a clock reads it: "4m05s", "1h05m"."""
+    whole = int(seconds)
+    if whole >= 3600:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 60}m{whole % 60:02d}s"
+
+
+def about(seconds: float) -> str:
+    """An estimate in words, as rounded as it is sure: "about 40 s", "about 11 min", "about 2.5 h"."""
+    if seconds < 90:
+        return f"about {max(10, round(seconds / 10) * 10)} s"
+    if seconds < 5400:
+        return f"about {round(seconds / 60)} min"
+    return f"about {seconds / 3600:.1f} h"

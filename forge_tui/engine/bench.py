@@ -20,11 +20,13 @@ from forge_tui.config import Config
 from forge_tui.engine import events as ev
 from forge_tui.engine.batches import IGNORE, Encoded, collate
 from forge_tui.engine.data import Sample, load_samples
+from forge_tui.engine.events import read_events
 from forge_tui.engine.fsutil import file_sha256
 from forge_tui.engine.generation import generate, pad_id, prompt_ids
 from forge_tui.engine.runner import Echo, owning
 from forge_tui.engine.runs import RunDir, require_finished
 from forge_tui.engine.scoring import ItemScores, bootstrap, composite, fact_score, rouge_l, subscores
+from forge_tui.engine.telemetry.record import run_record
 from forge_tui.errors import BadInput
 
 
@@ -218,6 +220,7 @@ def _bench(run: RunDir, adapter: Path, items: list[BenchItem], files: tuple[Path
                         "eval": file_sha256(files[0]), "retention": file_sha256(files[1]) if files[1] else None}
     result["settings"] = asdict(settings)
     result["seconds"] = round(time.monotonic() - started, 1)
+    result["cost"] = run_record(run.path, read_events(run.events)).to_json()  # of the training this benchmark judges
     out = run.path / "bench"
     out.mkdir(exist_ok=True)
     (out / "result.json").write_text(json.dumps(result, indent=1, ensure_ascii=False))

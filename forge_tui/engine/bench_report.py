@@ -6,7 +6,8 @@ import time
 from typing import Any
 
 from forge_tui.engine.scoring import SUBSCORES, WEIGHTS
-from forge_tui.units import figure
+from forge_tui.engine.telemetry.record import RunRecord
+from forge_tui.units import duration, figure
 
 SHOWN = 10  # items listed under "improved" and "regressed"
 
@@ -58,6 +59,26 @@ def _items(items: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _cost(result: dict[str, Any]) -> list[str]:
+    """What the tuning cost on this device: time, energy and joules per trained token (absent where
+    the device has no power meter the telemetry reads), then the thermal story."""
+    cost = result.get("cost")
+    if not cost:
+        return []
+    record = RunRecord.from_json(cost)
+    rows = [("training time", "-" if record.seconds is None else duration(record.seconds)),
+            ("paused by the thermal guard", duration(record.paused_s)),
+            ("tokens trained", f"{record.tokens:,}"),
+            ("energy", "not measured (no power meter)" if record.energy_wh is None else f"{record.energy_wh:.2f} Wh"),
+            ("joules per trained token", figure(record.joules_per_token, 3)),
+            ("mean / peak power", f"{figure(record.watts_mean)} / {figure(record.watts_max)} W"),
+            ("meter", record.meter or "-"),
+            ("lowest thermal headroom", "-" if record.headroom_min_c is None
+             else f"{record.headroom_min_c:.1f} °C ({record.headroom_sensor})"),
+            ("benchmark time", duration(result["seconds"]))]
+    return ["## Cost", "", "| | |", "|---|---|", *[f"| {name} | {value} |" for name, value in rows], ""]
+
+
 def render(result: dict[str, Any]) -> str:
     ranked = sorted(result["items"], key=item_gain)
     improved = [i for i in reversed(ranked) if item_gain(i) > 0][:SHOWN]
@@ -70,7 +91,7 @@ def render(result: dict[str, Any]) -> str:
              f"## Improved ({sum(item_gain(i) > 0 for i in ranked)} items; up to {SHOWN} shown)", "", *_items(improved), "",
              f"## Regressed ({sum(item_gain(i) < 0 for i in ranked)} items; up to {SHOWN} shown)", "",
              *(_items(regressed) if regressed else ["None."]), "",
-             "## Provenance", "", "| what | sha256 |", "|---|---|",
+             *_cost(result), "## Provenance", "", "| what | sha256 |", "|---|---|",
              *[f"| {name} | `{digest}` |" for name, digest in hashes.items() if digest], "",
              ("Scores: facts = share of an item's required facts present in the answer (normalised units, case and "
               "number formats); similarity = ROUGE-L F1 with the reference; perplexity = 100 x exp(-mean negative "

@@ -61,6 +61,7 @@ class RunStatus:
     reason: str | None = None              # paused, or stopped by the thermal guard: why
     bench: BenchSummary | None = None
     record: RunRecord | None = None        # time, energy and the thermal story (telemetry/record.py)
+    estimate_s: float | None = None        # what the launch said the run would take (eta.py)
 
     @property
     def run(self) -> RunDir:
@@ -139,6 +140,7 @@ def run_status(run: RunDir) -> RunStatus:
         reason=_state_reason(state, pause, last_of.get("stopped")),
         bench=BenchSummary.from_event(bench) if bench else None,
         record=run_record(run.path, events) if "run_started" in last_of else None,
+        estimate_s=meta.get("estimate_seconds"),
     )
 
 

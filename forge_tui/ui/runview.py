@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from forge_tui.engine.events import Record
 from forge_tui.engine.eventtext import describe
-from forge_tui.units import figure
+from forge_tui.units import duration, figure
 
 MAX_POINTS = 400
 LOG_LINES = 200
@@ -73,13 +73,6 @@ class RunView:
             f"loss {figure(self.loss, 3)}", f"eval {figure(self.eval_loss, 3)}",
             f"lr {'-' if self.lr is None else f'{self.lr:.1e}'}", f"{figure(self.tokens_per_second, 0)} tok/s",
         ])
-
-
-def duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 def _started(view: RunView, event: Record) -> None:

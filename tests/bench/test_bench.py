@@ -45,6 +45,13 @@ def test_json_contract_events_report_and_repeatability(tiny_config: Path, traine
     assert "| **composite** (0-100) |" in text
     assert "## Improved" in text
     assert "## Provenance" in text
+    events = read_events(trained / "events.jsonl")
+    cost = result["cost"]   # the training's, from its events and telemetry record
+    assert cost["tokens"] == sum(e["tokens"] for e in events if e["type"] == "step")
+    assert f"| tokens trained | {cost['tokens']:,} |" in text
+    metered = cost["energy_j"] is not None   # RAPL where the machine exposes it to this user; absent otherwise
+    assert ("| energy | not measured (no power meter) |" in text) != metered
+    assert text.index("## Cost") < text.index("## Provenance")
     assert (trained / "bench" / "result.json").is_file()
     assert (trained / "bench" / "report.md").is_file()
     again = json.loads(_bench(tiny_config, trained, *SETS, "--limit", "3", "--json").stdout)

@@ -12,8 +12,9 @@ from forge_tui.engine.bench import BenchItem as Item
 from forge_tui.engine.bench import Settings, summarise
 from forge_tui.engine.telemetry.snapshot import Memory, Sensor, Snapshot, Throttle, Trip
 from forge_tui.ui.benchview import BenchView, item_scores, verdict
-from forge_tui.ui.runview import LOG_LINES, MAX_POINTS, RunView, duration
+from forge_tui.ui.runview import LOG_LINES, MAX_POINTS, RunView
 from forge_tui.ui.telemetry_view import headroom_colour, telemetry_markup
+from forge_tui.units import duration
 
 
 def _step(step: int, loss: float = 1.0) -> dict:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from forge_tui.engine.telemetry.snapshot import Snapshot
+from forge_tui.units import duration, figure
 
 FORMAT, VERSION = "forge-run-telemetry", 1
 FILE = "telemetry.jsonl"
@@ -238,3 +239,24 @@ def run_record(run_path: Path, events: list[dict[str, Any]]) -> RunRecord:
                      meter=meter, energy_j=_sum([r.get("joules") for r in rows]),
                      metered_s=sum(float(r.get("metered_s") or 0) for r in rows), watts_max=_max([r.get("watts_max") for r in rows]),
                      throttled_s=_sum([r.get("throttled_s") for r in rows]), **_thermal(rows))
+
+
+def describe(record: RunRecord) -> list[str]:
+    """The record in lines of at most ~76 characters (the Monitor, `runs`, the benchmark report)."""
+    time_line = "time " + ("-" if record.seconds is None else duration(record.seconds))
+    if record.paused_s:
+        time_line += f", {duration(record.paused_s)} of it paused by the thermal guard"
+    if record.energy_j is None:
+        energy = "energy not measured here (no power meter the telemetry can read)"
+    else:
+        per_token = "-" if record.joules_per_token is None else f"{record.joules_per_token:.2f}"
+        energy = (f"energy {record.energy_wh or 0.0:.2f} Wh, {per_token} J/token, "
+                  f"{figure(record.watts_mean)} W mean, {figure(record.watts_max)} W peak")
+    room = ("lowest headroom unknown (no sensor with a trip point)" if record.headroom_min_c is None
+            else f"lowest headroom {record.headroom_min_c:.1f} °C ({record.headroom_sensor})")
+    throttled = "throttling not reported" if record.throttled_s is None else f"throttled {duration(record.throttled_s)}"
+    lines = [time_line, energy, f"{room}, {throttled}"]
+    if record.peaks_c:
+        hottest = sorted(record.peaks_c.items(), key=lambda pair: -pair[1])[:4]
+        lines.append("peaks " + ", ".join(f"{name} {celsius:.1f}" for name, celsius in hottest) + " °C")
+    return lines

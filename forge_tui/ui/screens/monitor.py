@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -16,12 +17,16 @@ from textual.widgets import Header, ProgressBar, RichLog, Static
 from textual_plotext import PlotextPlot
 
 from forge_tui.config import Config
+from forge_tui.engine.events import read_events
 from forge_tui.engine.runs import RunDir, has_final_adapter
+from forge_tui.engine.telemetry.record import describe, run_record
 from forge_tui.ui.chrome import footer, nav
 from forge_tui.ui.lossplot import Curves, draw_curves
 from forge_tui.ui.runview import RunView
 from forge_tui.ui.tailing import FollowingScreen, RunEvents
 from forge_tui.ui.telemetry_view import TelemetryHistory, telemetry_markup
+
+ENDED = ("finished", "stopped", "failed", "interrupted")
 
 
 class MonitorScreen(FollowingScreen):
@@ -35,6 +40,7 @@ class MonitorScreen(FollowingScreen):
         self.run: RunDir | None = None
         self.view: RunView | None = None
         self.history = TelemetryHistory()
+        self.record: list[str] | None = None   # a run that has ended: its time, energy and thermal story
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -61,7 +67,7 @@ class MonitorScreen(FollowingScreen):
     def attach(self, run: RunDir) -> None:
         """Follow `run` from the start of its log (so a reopened console shows the whole story);
         before the screen is first shown, it starts following when it is."""
-        self.run, self.view = run, RunView(run.name)
+        self.run, self.view, self.record = run, RunView(run.name), None
         if self.is_mounted:
             self.query_one("#event-log", RichLog).clear()
             self.tail(run)
@@ -87,11 +93,27 @@ class MonitorScreen(FollowingScreen):
             figures += f"\n{view.guard}"
         if view.error:
             figures += f"\nfailed: {view.error}"
+        if self.record:
+            figures += "\n" + "\n".join(self.record)
         self.query_one("#run-figures", Static).update(figures)
+        if view.state in ENDED and self.record is None and self.run is not None:
+            self.record = []
+            self.read_record(self.run)
         log = self.query_one("#event-log", RichLog)
         for line in new_lines:
             log.write(line)
         self._draw_chart()
+
+    @work(thread=True, exclusive=True, group="record", exit_on_error=False, description="reading the run's record")
+    def read_record(self, run: RunDir) -> None:
+        """The ended run's thermal and energy record, read off the UI thread (it reads the whole log)."""
+        lines = describe(run_record(run.path, read_events(run.events)))
+        self.app.call_from_thread(self._show_record, run, lines)
+
+    def _show_record(self, run: RunDir, lines: list[str]) -> None:
+        if run == self.run and self.view is not None:
+            self.record = lines
+            self._show_run(self.view, [])
 
     def _draw_chart(self) -> None:
         view = self.view

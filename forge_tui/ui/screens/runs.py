@@ -22,7 +22,7 @@ from forge_tui.ui.base import ForgeScreen
 from forge_tui.ui.chrome import footer, nav
 from forge_tui.ui.jobs import export_gguf, export_merged, resume_run
 from forge_tui.ui.screens.choice import ChoiceScreen
-from forge_tui.units import MIB, figure
+from forge_tui.units import MIB, duration, figure
 
 T = TypeVar("T")
 
@@ -30,16 +30,30 @@ REFRESH_SECONDS = 3.0
 GGUF_CHOICES = [("f16", "merged model, f16 (llama.cpp, full quality)"), ("q8_0", "merged model, q8_0 (half the size)"),
                 ("q4_0", "merged model, q4_0 (a quarter; some quality lost)"),
                 ("adapter", "the LoRA adapter alone (--lora on a base GGUF)")]
-COLUMNS = (("run", 21), ("state", 12), ("step", 7), ("loss", 5), ("eval", 5), ("note", 40))
+# The first columns fit 80 terminal columns; the rest scroll into view (all of them show at 160).
+COLUMNS = (("run", 24), ("state", 12), ("step", 7), ("loss", 5), ("eval", 5), ("time ~est", 12), ("Wh", 6),
+           ("low °C", 6), ("note", 40))
+
+
+def taken(status: RunStatus) -> str:
+    """The run's time so far beside what the launch estimated: "11m40s ~11m"."""
+    record = status.record
+    spent = "-" if record is None or record.seconds is None else duration(record.seconds)
+    return spent if status.estimate_s is None else f"{spent} ~{round(status.estimate_s / 60)}m"
 
 
 def row(status: RunStatus) -> tuple[str, ...]:
-    """One table row, short enough for 80 columns."""
+    """One table row: where it is, how long it took against the estimate, its energy and the
+    lowest thermal headroom it met ("-": not measured here)."""
     step = f"{status.step}/{status.total_steps}" if status.total_steps else "-"
     bench = status.bench
     scored = f"bench {bench.base:.1f} -> {bench.tuned:.1f}" if bench else None
     note = status.error or status.reason or scored or status.preset or ""
-    return (status.name, status.state, step, figure(status.loss, 3), figure(status.eval_loss, 3), note[:40])
+    record = status.record
+    energy = figure(record.energy_wh, 2) if record else "-"
+    lowest = figure(record.headroom_min_c) if record else "-"
+    return (status.name, status.state, step, figure(status.loss, 3), figure(status.eval_loss, 3), taken(status), energy,
+            lowest, note[:40])
 
 
 class RunsScreen(ForgeScreen):
