@@ -28,13 +28,16 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-# The end-to-end console test drives the app in tmux. Installed here where we may (root with apt, as
-# on CI); anywhere else the message says what to run.
+# The end-to-end console tests drive the app in tmux, and `forge-tui serve` in chromium (Playwright
+# drives this system browser; it never downloads one). Installed here where we may (root with apt, as
+# on CI); anywhere else the message says what to run. Each command is named as its Debian package.
+TOOLS := tmux chromium
 tools:
-	@command -v tmux >/dev/null || { \
+	@missing="$$(for tool in $(TOOLS); do command -v $$tool >/dev/null || printf '%s ' $$tool; done)"; missing="$${missing% }"; \
+	[ -z "$$missing" ] || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null; \
-	  else echo "tmux is needed by the end-to-end console test: sudo apt-get install tmux"; exit 1; fi; }
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "the end-to-end console tests need $$missing: sudo apt-get install $$missing"; exit 1; fi; }
 
 setup: $(STAMP)
 

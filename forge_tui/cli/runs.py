@@ -22,7 +22,7 @@ from forge_tui.config import Config, parse_assignments
 from forge_tui.engine.events import Record
 from forge_tui.engine.gguf_export import QUANTS
 from forge_tui.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, BadInput
-from forge_tui.units import MIB
+from forge_tui.units import MIB, duration
 
 if TYPE_CHECKING:
     from forge_tui.cli.common import Commands
@@ -91,14 +91,15 @@ def cmd_train(args: argparse.Namespace, config: Config) -> int:
     if not config.train.dataset:
         raise BadInput("no dataset: pass --dataset PATH or set [train] dataset in the config")
     if args.dry_run:
-        return _dry_run(config, Path(config.train.dataset), as_json=args.json)
+        return _dry_run(config, Path(config.train.dataset), as_json=args.json, may_probe=not args.no_probe)
     return _launch(create_run(config, Path(config.train.dataset), args.run_dir), args)
 
 
-def _dry_run(config: Config, dataset: Path, *, as_json: bool) -> int:
+def _dry_run(config: Config, dataset: Path, *, as_json: bool, may_probe: bool) -> int:
+    from forge_tui.engine.eta import eta_words
     from forge_tui.engine.preflight import preflight
 
-    found = preflight(config, dataset)
+    found = preflight(config, dataset, may_probe=may_probe)
     if as_json:
         print_json(found.to_json())
         return EXIT_OK if found.ok else EXIT_BAD_INPUT
@@ -110,6 +111,10 @@ def _dry_run(config: Config, dataset: Path, *, as_json: bool) -> int:
               f"{', checkpointed activations' if plan.checkpointing else ''}")
     if memory:
         print(f"memory ({memory.verdict}): {memory.describe}")
+    if found.eta:
+        print(f"time: {eta_words(found.eta)}")
+    elif found.eta_note:
+        print(f"time: {found.eta_note}")
     print("ready to launch" if found.ok else "not ready: nothing was created")
     return EXIT_OK if found.ok else EXIT_BAD_INPUT
 
@@ -124,7 +129,8 @@ def cmd_resume(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_runs(args: argparse.Namespace, config: Config) -> int:
-    from forge_tui.engine.status import list_runs
+    from forge_tui.engine.status import LIVE, list_runs
+    from forge_tui.engine.telemetry.record import describe
 
     rows = list_runs(config)
     if args.json:
@@ -139,6 +145,11 @@ def cmd_runs(args: argparse.Namespace, config: Config) -> int:
             print(f"{'':<32} error: {row.error}")
         if row.reason:
             print(f"{'':<32} {row.state}: {row.reason}")
+        if row.record is not None and row.state not in LIVE:
+            estimate = f" (estimated {duration(row.estimate_s)})" if row.estimate_s is not None else ""
+            lines = describe(row.record)
+            print(f"{'':<32} {lines[0]}{estimate}")
+            print("\n".join(f"{'':<32} {line}" for line in lines[1:]))
     return EXIT_OK
 
 
@@ -238,7 +249,9 @@ def register(commands: Commands) -> None:
     train.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                        help="override one config setting (repeatable), e.g. --set lora.r=8")
     train.add_argument("--dry-run", action="store_true",
-                       help="check the dataset, model and memory estimate, then stop (creates nothing)")
+                       help="check the dataset, model and memory estimate, and estimate the run's time, then stop (creates nothing)")
+    train.add_argument("--no-probe", action="store_true",
+                       help="with --dry-run: estimate the time only from speeds measured here before (no probe)")
     train.set_defaults(handler=cmd_train, overrides=_train_overrides, dataset_needed=True)
 
     resume = commands.add_parser("resume", parents=[common, run, as_json, detach],

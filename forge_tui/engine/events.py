@@ -52,6 +52,8 @@ class RunStarted(Event):
     jetson_clocks: bool | None = None
     thermal_headroom_c: float | None = None
     thermal_guard: bool = False              # whether the guard can act (a sensor with a trip point)
+    setup_seconds: float | None = None       # from the runner's start to this event (model load, rehearsal answers)
+    estimate_seconds: float | None = None    # a fresh run's whole time, from this device's measured speeds (eta.py)
 
 
 @dataclass(frozen=True)

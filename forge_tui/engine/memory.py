@@ -102,6 +102,16 @@ def is_jetson() -> bool:
     return Path("/etc/nv_tegra_release").exists()
 
 
+def device_preset() -> tuple[str, str]:
+    """The preset meant for this machine and why, in words; read from files, not torch (the console
+    asks at start, and must not wait for torch to import)."""
+    if is_jetson():
+        return "orin-7b", "chosen for this machine (a Jetson)"
+    if Path("/proc/driver/nvidia/version").exists():
+        return "standard", "chosen for this machine (NVIDIA GPU)"
+    return "quick", "chosen for this machine (no GPU)"
+
+
 def available_bytes(device: str) -> int:
     if device == "cuda" and not is_jetson():
         import torch

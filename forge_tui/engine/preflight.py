@@ -7,6 +7,7 @@ the console's Train screen reads it back with `Preflight.from_json`.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from forge_tui.config import Config
+from forge_tui.engine.eta import Estimate
 from forge_tui.engine.plan import Plan
 from forge_tui.engine.screening import WARNING
 from forge_tui.errors import ForgeError
@@ -51,16 +53,19 @@ class Preflight:
     dataset: DatasetBrief
     plan: Plan | None
     memory: MemoryBrief | None
+    eta: Estimate | None = None
+    eta_note: str | None = None     # why there is no estimate
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, record: dict[str, Any]) -> Preflight:
-        plan, memory = record.get("plan"), record.get("memory")
+        plan, memory, eta = record.get("plan"), record.get("memory"), record.get("eta")
         return cls(ok=bool(record["ok"]), problems=[str(p) for p in record["problems"]],
                    dataset=DatasetBrief(**record["dataset"]),
-                   plan=Plan.from_json(plan) if plan else None, memory=MemoryBrief(**memory) if memory else None)
+                   plan=Plan.from_json(plan) if plan else None, memory=MemoryBrief(**memory) if memory else None,
+                   eta=Estimate(**eta) if eta else None, eta_note=record.get("eta_note"))
 
 
 def _model_folder(config: Config) -> Path | None:
@@ -100,8 +105,25 @@ def _longest(config: Config, report: CheckReport, tokenizer: Any) -> int | None:
     return max(report.lengths.max, longest_rehearsal(config.data, tokenizer))
 
 
-def preflight(config: Config, dataset: Path) -> Preflight:
-    """What `train --dry-run` reports (and the Train screen shows)."""
+def _eta(config: Config, dataset: Path, plan: Plan, tokenizer: Any, may_probe: bool) -> tuple[Estimate | None, str | None]:
+    """The run's time on this device, or why it is not known; a probe that fails (out of memory on
+    the GPU, say) costs the dry run its estimate, never its verdict."""
+    from forge_tui.engine.eta import forecast
+
+    model = _model_folder(config)
+    if model is None or tokenizer is None:
+        return None, "no estimate: the model is not here"
+    configured = dataclasses.replace(config, train=dataclasses.replace(config.train, dataset=str(dataset)))
+    try:
+        found = forecast(configured, plan, model, tokenizer, may_probe=may_probe)
+    except Exception as exc:  # noqa: BLE001 - the estimate is advice: the run's own checks stand
+        return None, f"no estimate: the speed probe failed ({type(exc).__name__}: {str(exc)[:120]})"
+    return found, None if found else "no estimate: this shape was never measured here (a dry run without --no-probe measures it)"
+
+
+def preflight(config: Config, dataset: Path, *, may_probe: bool = True) -> Preflight:
+    """What `train --dry-run` reports (and the Train screen shows): with no problem, the run's time
+    on this device too (`may_probe`: measure the speeds when they are not cached)."""
     from forge_tui.engine.datacheck import check_configured
     from forge_tui.engine.doctor import memory_estimate
     from forge_tui.engine.memory import refusal
@@ -125,4 +147,5 @@ def preflight(config: Config, dataset: Path) -> Preflight:
         if advised:
             problems.append(refusal(found, advised))
     brief = DatasetBrief(str(dataset), report.samples, report.problem_count, report.split, report.finding_kinds(WARNING))
-    return Preflight(ok=not problems, problems=problems, dataset=brief, plan=plan, memory=memory)
+    eta, eta_note = _eta(config, dataset, plan, tokenizer, may_probe) if plan is not None and not problems else (None, None)
+    return Preflight(ok=not problems, problems=problems, dataset=brief, plan=plan, memory=memory, eta=eta, eta_note=eta_note)

@@ -129,7 +129,8 @@ class Screener:
 
         self.template = MinHash(num_perm=PERMUTATIONS, seed=1)  # its permutations, drawn once, serve every sample
         self.keep = keep
-        self.found: list[Finding] = []   # the first `keep` pattern findings; all are counted
+        self.found: list[Finding] = []   # the first `keep` pattern findings of each severity; all are counted
+        self.kept: Counter[str] = Counter()   # findings in `found`, by severity
         self.counted: Counter[str] = Counter()
         self.lengths: list[tuple[int, Path, int]] = []
         self.lsh = MinHashLSH(threshold=NEAR, num_perm=PERMUTATIONS)
@@ -160,7 +161,8 @@ class Screener:
 
     def _flag(self, kind: str, sample: Sample, message: str, group: str = "") -> None:
         self.counted[kind] += 1
-        if len(self.found) < self.keep:
+        if self.kept[SEVERITY[kind]] < self.keep:  # many near duplicates never crowd out a secret
+            self.kept[SEVERITY[kind]] += 1
             self.found.append(Finding(kind, sample.file, sample.line, message, group))
 
     def _patterns(self, sample: Sample, text: str) -> None:

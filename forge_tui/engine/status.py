@@ -15,6 +15,7 @@ from forge_tui.config import Config
 from forge_tui.engine.checkpoint import latest_checkpoint
 from forge_tui.engine.events import Record, read_events
 from forge_tui.engine.runs import RunDir, has_final_adapter, runs_root
+from forge_tui.engine.telemetry.record import FILE as TELEMETRY_FILE
 from forge_tui.engine.telemetry.record import RunRecord, run_record
 
 TERMINAL = {"finished": "finished", "error": "failed", "stopped": "stopped"}
@@ -139,9 +140,33 @@ def run_status(run: RunDir) -> RunStatus:
         adapter=str(run.adapter) if state == "finished" else None,
         reason=_state_reason(state, pause, last_of.get("stopped")),
         bench=BenchSummary.from_event(bench) if bench else None,
-        record=run_record(run.path, events) if "run_started" in last_of else None,
-        estimate_s=meta.get("estimate_seconds"),
+        record=_record(run, events) if "run_started" in last_of else None,
+        estimate_s=next((e.get("estimate_seconds") for e in events if e["type"] == "run_started"), None),
     )
+
+
+_RECORDS: dict[str, tuple[tuple[float, ...], RunRecord | None]] = {}
+
+
+def _record(run: RunDir, events: list[Record]) -> RunRecord | None:
+    """The run's record, read again only when its telemetry or event log changed (Runs asks every
+    few seconds, and a long run's record is megabytes); None when its rows cannot be read."""
+    stamps = []
+    for path in (run.path / TELEMETRY_FILE, run.events):
+        try:
+            found = path.stat()
+            stamps += [found.st_size, found.st_mtime]
+        except OSError:
+            stamps += [-1.0, -1.0]
+    key, cached = tuple(stamps), _RECORDS.get(str(run.path))
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    try:
+        record: RunRecord | None = run_record(run.path, events)
+    except (ValueError, TypeError, AttributeError, KeyError):  # a row from another version
+        record = None
+    _RECORDS[str(run.path)] = (key, record)
+    return record
 
 
 def _state_reason(state: str, pause: Record | None, stopped: Record | None) -> str | None:

@@ -35,6 +35,7 @@ from forge_tui.engine.checkpoint import (
 )
 from forge_tui.engine.data import Reading, load_samples
 from forge_tui.engine.datacheck import in_eval_split, sample_key
+from forge_tui.engine.eta import cached_estimate
 from forge_tui.engine.events import read_events
 from forge_tui.engine.fsutil import publish_dir, staged
 from forge_tui.engine.generation import pad_id
@@ -159,6 +160,7 @@ class Trainer:
         self.emit = owner.emit
         self.config = owner.run.config()
         self.stop_signal = False
+        self.started = time.monotonic()
 
     # ----------------------------------------------------------------- setup
     def _split(self, tokenizer: Any) -> tuple[list[Encoded], list[Encoded]]:
@@ -213,9 +215,22 @@ class Trainer:
                           watch=ThermalWatch(config, self.run.path / TELEMETRY_FILE))
         if state is not None:
             session.step, session.train_loss, session.eval_loss = state.step, state.train_loss, state.eval_loss
-        self._announce(session, str(model_dir), memory)
+        try:
+            self._announce(session, str(model_dir), memory, self._estimate(plan, model_dir, train, held) if checkpoint is None else None)
+        except BaseException:
+            session.watch.close()
+            raise
         session.watch.attach(lambda message: self._warn(message, session))
         return session
+
+    def _estimate(self, plan: Plan, model_dir: Path, train: list[Encoded], held: list[Encoded]) -> float | None:
+        """The whole run's time from the speeds the dry run measured; advice only: a cache it cannot
+        read costs the estimate, never the run."""
+        try:
+            found = cached_estimate(self.config, plan, model_dir, train, held)
+        except Exception:  # noqa: BLE001 - see above
+            return None
+        return found.seconds if found else None
 
     def _warn(self, message: str, session: Session) -> None:
         self.emit(ev.RunWarning(message, step=session.step))
@@ -232,22 +247,23 @@ class Trainer:
                                     "results will not be bit-identical to an uninterrupted run"))
         return state
 
-    def _announce(self, session: Session, model: str, memory: MemoryEstimate) -> None:
+    def _announce(self, session: Session, model: str, memory: MemoryEstimate, estimate: float | None) -> None:
         plan = session.plan
         self.emit(ev.RunStarted(
             run=self.run.name, mode=plan.mode, device=device_name(plan), precision=plan.precision, model=model,
             total_steps=session.total, start_step=session.step, train_samples=len(session.train), eval_samples=len(session.held),
             effective_batch=session.micro_batch * session.grad_accum, threads=session.threads,
             trainable_parameters=sum(p.numel() for p in session.trainable),
-            memory_estimate_bytes=memory.total, memory_available_bytes=memory.available, **session.watch.start_record()))
+            memory_estimate_bytes=memory.total, memory_available_bytes=memory.available, **session.watch.start_record(),
+            setup_seconds=round(time.monotonic() - self.started, 1), estimate_seconds=estimate))
 
     # ----------------------------------------------------------------- the loop
     def train(self) -> str:
         """Run to the end, a stop request, a thermal stop or an error; returns the final state."""
-        started = time.monotonic()
+        self.started = time.monotonic()
         session = self._setup()
         try:
-            return self._loop(session, started)
+            return self._loop(session, self.started)
         finally:
             session.watch.close()
 
@@ -288,8 +304,9 @@ class Trainer:
             self.emit(ev.Resumed(step=session.step, reason=outcome.reason, details=outcome.details))
             return True
         thermal = outcome.action == "stop"
+        paused = {"paused_seconds": outcome.details["paused_seconds"]} if "paused_seconds" in outcome.details else None
         self._stopped(session, path, f"thermal guard: {outcome.reason}" if thermal else "operator",
-                      outcome.details if thermal else None)
+                      outcome.details if thermal else paused)
         return False
 
     @staticmethod

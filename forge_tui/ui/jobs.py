@@ -123,11 +123,12 @@ def run_data_check(config: Config, path: Path, columns: Mapping[str, str]) -> di
     return ask("the dataset check", dict, config, "data", "check", str(path), *map_arguments(columns), question=True)
 
 
-def preflight(config: Config, dataset: Path, preset: str, settings: list[str]) -> Preflight:
-    """`train --dry-run --json`: the dataset's check, the plan and the memory estimate (torch decides
-    the device, so this is a child process)."""
+def preflight(config: Config, dataset: Path, preset: str, settings: list[str], *, probe: bool = False) -> Preflight:
+    """`train --dry-run --json`: the dataset's check, the plan, the memory estimate and the time from
+    the speeds measured here before (torch decides the device, so this is a child process); `probe`
+    measures them first when this shape was never measured."""
     return ask("the dry run", Preflight.from_json, config, "train", "--dry-run", "--dataset", str(dataset),
-               "--preset", preset, *settings, question=True)
+               "--preset", preset, *settings, *([] if probe else ["--no-probe"]), question=True)
 
 
 def launch_training(config: Config, dataset: Path, preset: str, settings: list[str]) -> Launched:

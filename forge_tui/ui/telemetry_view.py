@@ -14,7 +14,7 @@ from forge_tui.config import ThermalConfig
 from forge_tui.engine.telemetry.snapshot import Snapshot
 from forge_tui.units import gib
 
-HISTORY = 14          # readings in each history graph (one per sampling interval): fits the 34-column panel
+HISTORY = 12          # readings in each history graph (one per sampling interval): name, graph, value in 31 columns
 BARS = "▁▂▃▄▅▆▇█"
 
 

@@ -119,12 +119,9 @@ def test_train_from_the_console_quit_reopen_and_find_the_run_still_going(embedde
         tmux.wait_for("623 (chat 623)")
         tmux.keys("t")  # train on it
         tmux.wait_for(lambda text: "[2 Train]" in text and "dataset waterworks/train.jsonl" in text)
-        tmux.keys("Tab")
-        tmux.keys("Enter")  # the preset list: quick is above standard
-        tmux.keys("Up")
-        tmux.keys("Enter")
-        tmux.wait_for(re.compile(r"preset\s+quick").search)
-        for _ in range(7):  # model, rank, alpha, dropout, learning rate, epochs, max steps
+        opened = tmux.wait_for(re.compile(r"preset\s+quick").search)  # the preset meant for a machine with no GPU
+        assert "chosen for this machine (no GPU)" in opened
+        for _ in range(8):  # preset, model, rank, alpha, dropout, learning rate, epochs, max steps
             tmux.keys("Tab")
         tmux.keys("C-u")
         tmux.keys("60", literal=True)

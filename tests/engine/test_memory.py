@@ -122,13 +122,13 @@ def test_the_dry_run_sizes_a_dataset_past_its_counting_budget_for_max_seq_len(mo
 
     config = load_config(None, "quick")
     data = ROOT / "sample_data" / "waterworks" / "train.jsonl"
-    counted = preflight.preflight(config, data).memory
+    counted = preflight.preflight(config, data, may_probe=False).memory
     monkeypatch.setattr(preflight, "COUNTED_SAMPLES", 10)
-    capped = preflight.preflight(config, data).memory
+    capped = preflight.preflight(config, data, may_probe=False).memory
     assert counted is not None
     assert capped is not None
     assert capped.total > counted.total  # the sample data is far shorter than max_seq_len 256
     monkeypatch.setattr(preflight, "COUNTED_SAMPLES", 10_000)
-    again = preflight.preflight(config, data).memory
+    again = preflight.preflight(config, data, may_probe=False).memory
     assert again is not None
     assert again.total == counted.total

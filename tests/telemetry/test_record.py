@@ -67,12 +67,13 @@ def test_one_meterless_gap_is_left_out_of_the_energy_and_its_seconds(tmp_path: P
 
 
 def test_time_tokens_and_pauses_come_from_the_events_across_a_resume() -> None:
-    events = [{"type": "run_started", "time": 1000.0}, {"type": "step", "time": 1010.0, "tokens": 300},
+    events = [{"type": "run_started", "time": 1000.0, "setup_seconds": 4.0}, {"type": "step", "time": 1010.0, "tokens": 300},
               {"type": "paused", "time": 1011.0}, {"type": "stopped", "time": 1041.0, "details": {"paused_seconds": 30.0}},
               {"type": "run_started", "time": 5000.0}, {"type": "resumed", "time": 5012.5, "details": {"paused_seconds": 12.5}},
               {"type": "step", "time": 5020.0, "tokens": 200}, {"type": "finished", "time": 5021.0},
               {"type": "bench_started", "time": 9000.0}, {"type": "bench_result", "time": 9100.0}]
-    assert runner_seconds(events) == 41.0 + 21.0   # the hour between the runners and the later benchmark are not run time
+    # 4 s of setup before the first run_started; the hour between the runners and the benchmark are not run time
+    assert runner_seconds(events) == 4.0 + 41.0 + 21.0
     assert paused_seconds(events) == 42.5
 
 
@@ -81,3 +82,23 @@ def test_a_torn_last_line_is_skipped(tmp_path: Path) -> None:
     with open(tmp_path / FILE, "a") as handle:
         handle.write('{"t0": 2.0, "t1": 4.0, "jou')
     assert run_record(tmp_path, []).energy_j == 20.0
+
+
+def test_the_time_between_runners_is_not_run_time() -> None:
+    """A runner stopped at 101 s, its resume a day later warned before it started (its own setup: 40 s),
+    ran to 86 501; a third start failed in setup after a killed runner. Only the runners' work counts."""
+    events = [{"type": "run_started", "time": 10.0, "setup_seconds": 10.0}, {"type": "step", "time": 100.0, "tokens": 1},
+              {"type": "stopped", "time": 101.0}, {"type": "warning", "time": 86_400.0},
+              {"type": "run_started", "time": 86_430.0, "setup_seconds": 40.0}, {"type": "step", "time": 86_500.0, "tokens": 1},
+              {"type": "finished", "time": 86_501.0}, {"type": "error", "time": 90_000.0}]
+    assert runner_seconds(events) == 101.0 + (86_501.0 - 86_390.0)
+    killed = [{"type": "run_started", "time": 0.0}, {"type": "step", "time": 50.0},
+              {"type": "run_started", "time": 1000.0, "setup_seconds": 5.0}, {"type": "finished", "time": 1010.0}]
+    assert runner_seconds(killed) == 50.0 + 15.0
+
+
+def test_a_clock_stepped_forward_or_back_adds_no_energy(tmp_path: Path) -> None:
+    """An NTP step of an hour between two readings is left unmetered; a step back starts afresh."""
+    _record(tmp_path, [_reading(0.0, 10.0, 50.0), _reading(2.0, 10.0, 50.0), _reading(3602.0, 10.0, 50.0),
+                       _reading(3604.0, 10.0, 50.0), _reading(100.0, 10.0, 50.0), _reading(102.0, 10.0, 50.0)], window=1e6)
+    assert run_record(tmp_path, []).energy_j == 20.0 + 20.0 + 20.0

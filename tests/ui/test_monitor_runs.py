@@ -8,15 +8,18 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from textual.widgets import RichLog
+from textual.widgets import DataTable, RichLog
 
 from forge_tui.config import Config, RunsConfig, TelemetryConfig
 from forge_tui.engine import events as ev
 from forge_tui.engine.runner import RunnerLock
 from forge_tui.engine.runs import create_run
+from forge_tui.engine.telemetry.record import RunRecorder
+from forge_tui.engine.telemetry.snapshot import Sensor, Snapshot, Trip
 from forge_tui.ui.app import ForgeApp
 from forge_tui.ui.screens.monitor import MonitorScreen
 from forge_tui.ui.screens.runs import RunsScreen
+from forge_tui.ui.screens.side_by_side import SideBySideScreen
 from tests.helpers import ROOT, SAMPLE, place_final_adapter, runs_table, shown, text_of, wait_for
 
 HOT = ROOT / "sample_data" / "telemetry" / "orin-agx-hot-enclosure.jsonl"
@@ -108,3 +111,57 @@ async def test_the_palette_reaches_every_screen_and_stops_the_attached_run(embed
         titles[f"Stop {run.name}"].callback()
         assert run.stop_requested()
     lock.release()
+
+
+def _finished_run(config: Config, name: str, losses: list[float], watts: float) -> Path:
+    """A finished run's files as its runner leaves them: events, and a telemetry record at `watts`."""
+    run = create_run(config, SAMPLE / "train.jsonl", Path(config.runs.dir) / name)
+    recorder = RunRecorder(run.path / "telemetry.jsonl", "jtop")
+    for second in range(0, 11, 2):
+        sensor = Sensor("tj", 60.0 + second, (Trip("passive", 90.0),))
+        recorder.add(Snapshot(time=1000.0 + second, source="jtop", sensors=(sensor,), power_total_watts=watts))
+    recorder.close()
+    log = ev.EventLog(run.events)
+    log.emit(replace(_started(len(losses)), estimate_seconds=600.0, time=1000.0))
+    for step, loss in enumerate(losses, start=1):
+        log.emit(replace(_step(step, loss, total=len(losses)), time=1000.0 + step))
+        log.emit(ev.Eval(step=step, eval_loss=loss + 0.1, eval_tokens=10, time=1000.0 + step))
+    log.emit(ev.Finished(step=len(losses), adapter="x", train_loss=losses[-1], eval_loss=losses[-1] + 0.1, seconds=10.0,
+                         peak_memory_bytes=1, time=1010.0))
+    log.close()
+    place_final_adapter(run.path)
+    return run.path
+
+
+async def test_two_runs_side_by_side_and_a_finished_runs_record(embedded_model, tmp_path) -> None:
+    config = _config(tmp_path)
+    _finished_run(config, "a-lr-low", [2.0, 1.8], watts=10.0)
+    config_b = replace(config, train=replace(config.train, learning_rate=0.004))
+    _finished_run(config_b, "b-lr-high", [2.0, 1.2], watts=20.0)
+    app = ForgeApp(config)
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = await runs_table(pilot, lambda table: table.row_count == 2)
+        # 10 s at 10 W = 100 J = 0.03 Wh, 20 W: 0.06 Wh; lowest headroom 90 - 70 = 20 °C; 10 s against ~10 min
+        assert table.get_row_at(0)[5:8] == ["0m10s ~10m", "0.03", "20.0"]
+        assert table.get_row_at(1)[6] == "0.06"
+        await pilot.press("c")
+        assert "mark two or more runs" in text_of(app, "#runs-message")
+        await pilot.press("m", "down", "space")  # m, or space in a terminal
+        assert "2 marked: a-lr-low, b-lr-high" in text_of(app, "#runs-message")
+        await pilot.press("c")
+        screen = shown(app, SideBySideScreen)
+        compared = screen.query_one("#sbs-table", DataTable)
+        await wait_for(pilot, lambda: compared.row_count > 5)
+        rows = {str(compared.get_row_at(i)[0]): [str(cell) for cell in compared.get_row_at(i)[1:]]
+                for i in range(compared.row_count)}
+        assert rows["train.learning_rate"] == ["0.0002", "0.004"]          # only what differs
+        assert "train.max_steps" not in rows
+        assert rows["energy"] == ["0.03 Wh, 0.50 J/token", "0.06 Wh, 1.00 J/token"]   # 100 J and 200 J over 200 tokens
+        assert rows["time"] == ["0m10s (est. 10m00s)", "0m10s (est. 10m00s)"]
+        assert rows["final eval loss"] == ["1.900", "1.300"]
+        await pilot.press("escape")
+        shown(app, RunsScreen)
+        await pilot.press("enter")   # the marked b-lr-high is selected: attach it, its record shows
+        shown(app, MonitorScreen)
+        await wait_for(pilot, lambda: "energy 0.06 Wh" in text_of(app, "#run-figures"))
+        assert "lowest headroom 20.0 °C (tj)" in text_of(app, "#run-figures")

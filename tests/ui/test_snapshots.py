@@ -24,9 +24,12 @@ from textual.screen import Screen
 from forge_tui.config import Config, RunsConfig, TelemetryConfig, UiConfig
 from forge_tui.engine import events as ev
 from forge_tui.engine.bench import BenchItem, Settings, summarise
+from forge_tui.engine.eta import Estimate
 from forge_tui.engine.plan import Plan
 from forge_tui.engine.preflight import DatasetBrief, MemoryBrief, Preflight
 from forge_tui.engine.runs import RunDir, create_run
+from forge_tui.engine.telemetry.record import RunRecorder
+from forge_tui.engine.telemetry.snapshot import Sensor, Snapshot, Throttle, Trip
 from forge_tui.fleet import events as fe
 from forge_tui.ui.app import ForgeApp
 from forge_tui.ui.benchview import item_scores
@@ -45,7 +48,8 @@ SIZES = {"80x24": (80, 24), "160x48": (160, 48)}
 SCREENS = ("datasets", "train", "monitor", "compare", "runs", "chat", "fleet", "help")
 DRY_RUN = Preflight(ok=True, problems=[], plan=Plan("cuda", quantized=True, dtype="bf16", checkpointing=True, compiled=True),
                     memory=MemoryBrief("ok", 9 * 2**30, 52 * 2**30, ""),
-                    dataset=DatasetBrief("", 623, 0, {"train": 570, "eval": 53}))
+                    dataset=DatasetBrief("", 623, 0, {"train": 570, "eval": 53}),
+                    eta=Estimate(seconds=660.0, parts={"load": 2.0, "steps": 600.0, "evals": 58.0}, measured=False))
 ANSWERS = [  # (question, reference, fact, base answer, tuned answer, base scores, tuned scores)
     ("What turbidity triggers a filter backwash?", "Backwash when turbidity exceeds 0.3 NTU.", "0.3 NTU",
      "Filters are cleaned regularly.", "Backwash when turbidity exceeds 0.3 NTU.",
@@ -73,7 +77,7 @@ def _trained(run: RunDir) -> list[ev.Event]:
     return [ev.RunStarted(run=run.name, mode="lora", device="cpu", precision="fp32", model="smollm2-135m-instruct",
                           total_steps=40, start_step=0, train_samples=570, eval_samples=53, effective_batch=8,
                           threads=2, trainable_parameters=4_884_480, memory_estimate_bytes=5 * 2**30,
-                          memory_available_bytes=22 * 2**30),
+                          memory_available_bytes=22 * 2**30, setup_seconds=20.0, estimate_seconds=600.0),
             evals[0], *steps[:20], evals[1], ev.Checkpoint(step=20, path=str(run.checkpoints / "step-20"), seconds=1.0),
             *steps[20:], evals[2], ev.Finished(step=40, adapter=str(run.adapter), train_loss=0.52, eval_loss=0.71,
                                                 seconds=300.0, peak_memory_bytes=3 * 2**30)]
@@ -120,6 +124,16 @@ def _fleet(run: RunDir) -> list[ev.Event]:
     return [*events, ev.Finished(step=3, adapter=str(run.adapter), train_loss=1.0, eval_loss=1.4, seconds=900.0, peak_memory_bytes=0)]
 
 
+def _record(run: RunDir) -> None:
+    """The run's thermal and energy record as its sampler writes it: a Jetson warming under load."""
+    recorder = RunRecorder(run.path / "telemetry.jsonl", "jtop")
+    for minute in range(11):
+        sensors = (Sensor("tj", 62.0 + minute, (Trip("passive", 99.0),)), Sensor("gpu", 60.0 + minute, (Trip("passive", 99.0),)))
+        recorder.add(Snapshot(time=T0 + 60.0 * minute, source="jtop", sensors=sensors, power_total_watts=24.0 + minute % 3,
+                              throttle=Throttle(False)))
+    recorder.close()
+
+
 @pytest.fixture(scope="module")
 def console_home(embedded_model, tmp_path_factory) -> Config:
     os.environ["TZ"] = "UTC"
@@ -129,6 +143,7 @@ def console_home(embedded_model, tmp_path_factory) -> Config:
                     telemetry=TelemetryConfig(source=f"replay:{RECORDING}", interval=0.05, replay_speed=0.001))
     done = create_run(config, SAMPLE / "train.jsonl", home / "runs" / "20260901-0800-quick")
     _write(done, _trained(done) + _benchmarked(done))
+    _record(done)
     place_final_adapter(done.path)
     stopped = create_run(config, SAMPLE / "train.jsonl", home / "runs" / "20260902-0900-standard")
     _write(stopped, [*_trained(stopped)[:12], ev.Stopped(step=10, checkpoint=str(stopped.checkpoints / "step-10"))])
@@ -153,7 +168,8 @@ def _ready(app: ForgeApp, screen: str):
     ready = {
         "datasets": lambda: shows("#check", "samples"),
         "train": lambda: shows("#train-plan", "memory"),
-        "monitor": lambda: shows("#run-headline", "FINISHED") and len(app.monitor.history.headroom) == HISTORY,
+        "monitor": lambda: (shows("#run-headline", "FINISHED") and shows("#run-figures", "lowest headroom")
+                            and len(app.monitor.history.headroom) == HISTORY),
         "compare": lambda: shows("#bench-interval", "95% CI"),
         "runs": lambda: _rows(app, "#runs-table") == 3,
         "fleet": lambda: shows("#fleet-headline", "FINISHED") and _rows(app, "#fleet-nodes") == 3,
@@ -223,6 +239,7 @@ def checked() -> Callable[[Config, Path, dict[str, str]], dict[str, Any]]:
 @pytest.mark.parametrize("screen", SCREENS)
 def test_screen(screen: str, size: str, theme: str, console_home: Config, checked, snap_compare, monkeypatch) -> None:
     monkeypatch.setattr(train_screen, "preflight", lambda *args: DRY_RUN)
+    monkeypatch.setattr(train_screen, "device_preset", lambda: ("quick", "chosen for this machine (no GPU)"))
     monkeypatch.setattr(datasets_screen, "run_data_check", checked)
     monkeypatch.setattr(chat_screen, "ChatChild", ScriptedChatChild)
     app = ForgeApp(replace(console_home, ui=UiConfig(theme=theme)), dataset=SAMPLE / "train.jsonl")

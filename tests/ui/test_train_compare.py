@@ -94,7 +94,7 @@ async def test_launch_follow_to_the_end_then_benchmark_from_compare(tiny_config,
         assert items.row_count == sum(verdict(item) == "improved" for item in result["items"])
         assert "filter: improved" in text_of(app, "#bench-headline")
 
-        table = await runs_table(pilot, lambda table: table.row_count == 1 and "bench" in table.get_row_at(0)[5])
+        table = await runs_table(pilot, lambda table: table.row_count == 1 and "bench" in table.get_row_at(0)[-1])
         assert table.get_row_at(0)[:2] == [run.name, "finished"]
         await pilot.press("e")  # export: a merged model beside the run
         await wait_for(pilot, lambda: "merged model written to" in text_of(app, "#runs-message"), tries=2400)

@@ -151,7 +151,7 @@ class Sampler:
                     self.latest, self._taken = snapshot, time.monotonic()
                 self.error = error
                 self._fresh.notify_all()
-            if snapshot is not None:
+            if snapshot is not None and not self._stop.is_set():
                 self._tell(snapshot)
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - tick)))
 
@@ -176,9 +176,12 @@ class Sampler:
             self._fresh.wait(timeout)
         return self.fresh()
 
-    def stop(self) -> None:
-        """Stop the thread; the source is closed only once no read is in progress."""
+    def stop(self) -> bool:
+        """Stop the thread; the source is closed only once no read is in progress. False when a
+        read still hangs (its snapshot will not reach the listener)."""
         self._stop.set()
         self._thread.join(timeout=5)
-        if not self._thread.is_alive():
-            self.source.close()
+        if self._thread.is_alive():
+            return False
+        self.source.close()
+        return True

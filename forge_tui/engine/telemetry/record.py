@@ -26,6 +26,9 @@ from forge_tui.units import duration, figure
 FORMAT, VERSION = "forge-run-telemetry", 1
 FILE = "telemetry.jsonl"
 WINDOW_SECONDS = 5.0
+# Two readings further apart than this are not joined: the sampler stalled, or the wall clock was
+# stepped (a Jetson without a battery-backed clock meets NTP mid-run); that stretch is left unmetered.
+MAX_GAP_SECONDS = 60.0
 # What `power_total_watts` measures, by source: energy figures are only as whole as their meter.
 METERS = {"jtop": "Jetson INA3221 rails, via jtop (the module's input)",
           "nvml": "NVML board power (the GPUs only)",
@@ -76,7 +79,7 @@ class Window:
 
     def _interval(self, previous: Snapshot, snapshot: Snapshot) -> None:
         seconds = snapshot.time - previous.time
-        if seconds <= 0:
+        if not 0 < seconds <= MAX_GAP_SECONDS:
             return
         before, now = previous.power_total_watts, snapshot.power_total_watts
         if before is not None and now is not None:
@@ -111,8 +114,10 @@ class RunRecorder:
 
     def add(self, snapshot: Snapshot) -> None:
         previous = self.previous
-        if previous is not None and snapshot.time <= previous.time:
+        if previous is not None and snapshot.time == previous.time:
             return  # the same reading again
+        if previous is not None and snapshot.time < previous.time:
+            previous = None  # the clock was stepped back: start again from this reading
         if self.window is None:
             self.window = Window(snapshot.time, snapshot.time)
         elif previous is not None and snapshot.time - self.window.start >= self.window_s:
@@ -122,10 +127,15 @@ class RunRecorder:
         self.previous = snapshot
 
     def close(self) -> None:
-        if self.window is not None and self.window.samples:
-            self._write(self.window.to_json())
-        self.window = None
-        self.handle.close()
+        """Write the last window; a disk that fails now costs the record's tail, never the run."""
+        try:
+            if self.window is not None and self.window.samples:
+                self._write(self.window.to_json())
+        except OSError:
+            pass
+        finally:
+            self.window = None
+            self.handle.close()
 
 
 # ------------------------------------------------------------------------------------- reading back
@@ -210,20 +220,28 @@ def _thermal(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"peaks_c": peaks, "headroom_min_c": lowest[0], "headroom_sensor": lowest[1]}
 
 
+RUNNER_ENDS = ("finished", "stopped", "error")
+
+
 def runner_seconds(events: list[dict[str, Any]]) -> float | None:
-    """Wall time of the runner's work: from each run_started to the last training event after it."""
-    total, start, last = 0.0, None, None
+    """Wall time of the runners' work: from each runner's start (run_started less its setup) to its
+    end (finished, stopped, error) or its last event (a runner killed without a last word). What
+    happens between runners (a resume's own warnings, a benchmark) is not run time."""
+    total, start, last, seen = 0.0, None, 0.0, False
     for event in events:
-        kind = event.get("type", "")
+        kind, when = event.get("type", ""), float(event.get("time", 0.0))
         if kind == "run_started":
-            if start is not None and last is not None:
-                total += last - start
-            start = last = float(event["time"])
+            if start is not None:
+                total += min(last, when) - start   # the previous runner died without a last word
+            seen, last = True, when
+            start = when - float(event.get("setup_seconds") or 0.0)
         elif start is not None and not kind.startswith("bench"):
-            last = float(event["time"])
-    if start is None or last is None:
+            last = when
+            if kind in RUNNER_ENDS:
+                total, start = total + last - start, None
+    if not seen:
         return None
-    return round(total + last - start, 1)
+    return round(total + (last - start if start is not None else 0.0), 1)
 
 
 def paused_seconds(events: list[dict[str, Any]]) -> float:

@@ -104,12 +104,13 @@ class ThermalWatch:
             if decision.action != "wait":
                 return decision
             if stop_requested():
-                return Decision("operator", details=decision.details)
+                waited = self.guard.clock() - (self.guard.paused_since or self.guard.clock())
+                return Decision("operator", details={**decision.details, "paused_seconds": round(waited, 1)})
 
     def close(self) -> None:
-        if self.sampler is not None:
-            self.sampler.stop()
-            self.sampler = None
-        if self.recorder is not None:
+        """Stop sampling and close the record; never raises (the run's outcome is already told)."""
+        stopped = self.sampler.stop() if self.sampler is not None else True
+        self.sampler = None
+        if self.recorder is not None and stopped:  # a read still hanging may yet hand it a snapshot
             self.recorder.close()
-            self.recorder = None
+        self.recorder = None

@@ -34,14 +34,20 @@ Parquet, Arrow and `datasets` folders in the chat (OpenAI), ShareGPT, alpaca, pr
 and text shapes. A dataset with problems lists each as `FILE:LINE: what is wrong` (`FILE:row N`
 in Parquet and Arrow); it cannot be trained on until they are fixed. Files are never modified.
 
-**Train**: `tab` moves through the settings, `escape` leaves a field (so that 1-5 switch screens
-again), `ctrl+r` puts every field back to the preset's value, `ctrl+l` launches. A setting the
-run would refuse is marked as it is typed; the memory estimate is checked against the device's
-memory. The run starts in its own process: it goes on if this console closes or the SSH link drops.
+**Train**: it opens on the preset meant for this machine (`quick` with no GPU, `standard` on an
+NVIDIA GPU, `orin-7b` on a Jetson); the plan says how long the run will take here (a short probe
+measures this device the first time a shape is checked). `tab` moves through the settings,
+`escape` leaves a field (so that 1-5 switch screens again), `ctrl+r` puts every field back to the
+preset's value, `ctrl+l` launches. A setting the run would refuse is marked as it is typed; the
+memory estimate is checked against the device's memory. The run starts in its own process: it
+goes on if this console closes or the SSH link drops.
 
 **Monitor**: `s` asks the attached run to stop after a checkpoint (resumable). The thermal
-headroom is the distance from the hottest sensor to its throttle trip point; it turns yellow below
-the guard's resume threshold and red below its pause threshold.
+headroom is the distance from the hottest sensor to its throttle trip point; it says `near pause`
+(warning colour) below the guard's resume threshold and `PAUSE` (error colour) below its pause
+threshold. The graphs show the last readings of the headroom, the GPU (or CPU) load and the power,
+each with its current value. A run that has ended shows its record: time, energy (Wh, J/token,
+mean and peak power, where the device has a power meter), lowest headroom, time throttled, peaks.
 
 **Compare**: `b` benchmarks the run (finished runs only; it runs in its own process and the table
 fills as items are answered), `f` shows all items, the improved ones or the regressed ones; up /
@@ -52,7 +58,10 @@ answer in an editor to write the right one (see Chat).
 (after a checkpoint: it can be resumed), `r` resumes a stopped or interrupted run in the
 background, `b` opens its benchmark, `e` exports a finished run as a merged model in RUN/merged,
 `g` as a GGUF file for llama.cpp in RUN/gguf (the merged model at f16, q8_0 or q4_0, or the adapter
-alone for `--lora`), with a progress bar.
+alone for `--lora`), with a progress bar. `m` (or `space` in a terminal) marks runs (and unmarks
+them), `c` shows the marked ones side by side: their loss curves overlaid, their results (benchmark, eval loss, time
+against the estimate, energy, lowest headroom) and the settings that differ. The columns after
+`eval` (time ~estimate, Wh, lowest headroom) scroll into view on an 80-column terminal.
 Reopening the console attaches to the run still going.
 
 **Chat**: a question typed below (enter sends) is answered by the base model and the tuned one,

@@ -93,6 +93,8 @@ class MonitorScreen(FollowingScreen):
             figures += f"\n{view.guard}"
         if view.error:
             figures += f"\nfailed: {view.error}"
+        if view.state not in ENDED:
+            self.record = None   # resumed: the record is read again when it ends
         if self.record:
             figures += "\n" + "\n".join(self.record)
         self.query_one("#run-figures", Static).update(figures)
@@ -108,6 +110,8 @@ class MonitorScreen(FollowingScreen):
     def read_record(self, run: RunDir) -> None:
         """The ended run's thermal and energy record, read off the UI thread (it reads the whole log)."""
         lines = describe(run_record(run.path, read_events(run.events)))
+        if len(lines) > 1 and len(lines[0]) + len(lines[1]) < 76:   # time and energy on one line: room for the chart
+            lines = [f"{lines[0]}  {lines[1]}", *lines[2:]]
         self.app.call_from_thread(self._show_record, run, lines)
 
     def _show_record(self, run: RunDir, lines: list[str]) -> None:

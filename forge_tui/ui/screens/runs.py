@@ -8,6 +8,7 @@ next step after a checkpoint; resuming starts a detached runner, which outlives 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import ClassVar, TypeVar
 
 from textual import work
@@ -17,11 +18,13 @@ from textual.widgets import DataTable, Header, ProgressBar, Static
 
 from forge_tui.config import Config
 from forge_tui.engine.gguf_export import Exported
+from forge_tui.engine.side_by_side import comparable
 from forge_tui.engine.status import RunStatus, list_runs
 from forge_tui.ui.base import ForgeScreen
 from forge_tui.ui.chrome import footer, nav
 from forge_tui.ui.jobs import export_gguf, export_merged, resume_run
 from forge_tui.ui.screens.choice import ChoiceScreen
+from forge_tui.ui.screens.side_by_side import SideBySideScreen
 from forge_tui.units import MIB, duration, figure
 
 T = TypeVar("T")
@@ -39,7 +42,9 @@ def taken(status: RunStatus) -> str:
     """The run's time so far beside what the launch estimated: "11m40s ~11m"."""
     record = status.record
     spent = "-" if record is None or record.seconds is None else duration(record.seconds)
-    return spent if status.estimate_s is None else f"{spent} ~{round(status.estimate_s / 60)}m"
+    if status.estimate_s is None:
+        return spent
+    return f"{spent} ~{round(status.estimate_s / 60)}m" if status.estimate_s >= 60 else f"{spent} ~{status.estimate_s:.0f}s"
 
 
 def row(status: RunStatus) -> tuple[str, ...]:
@@ -64,12 +69,17 @@ class RunsScreen(ForgeScreen):
         Binding("b", "bench", "Benchmark", id="runs.bench"),
         Binding("e", "export", "Export", id="runs.export"),
         Binding("g", "gguf", "GGUF", id="runs.gguf"),
+        # space, as the issue asked, but a browser page does not claim it (serve): m is the key shown
+        Binding("m", "mark", "Mark", id="runs.mark"),
+        Binding("space", "mark", "Mark", id="runs.mark_space", show=False),
+        Binding("c", "side_by_side", "Side by side", id="runs.side_by_side"),
     ]
 
     def __init__(self, config: Config) -> None:
         super().__init__()
         self.config = config
         self.statuses: list[RunStatus] = []
+        self.marked: list[str] = []   # run paths, in the order marked
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -103,12 +113,36 @@ class RunsScreen(ForgeScreen):
         cursor = table.cursor_row
         self.statuses = statuses
         table.clear()
+        self.marked = [path for path in self.marked if any(s.path == path for s in statuses)]
         for status in statuses:
-            table.add_row(*row(status), key=status.path)
+            table.add_row(*row(status), key=status.path, label=self._label(status))
         if statuses:
             table.move_cursor(row=min(cursor, len(statuses) - 1))
         else:
             self.say("no runs yet: pick a dataset (1), then Train (2)")
+
+    def _label(self, status: RunStatus) -> str:
+        return f"{self.marked.index(status.path) + 1}" if status.path in self.marked else " "
+
+    def action_mark(self) -> None:
+        """Mark the run for `c` (or unmark it); the label shows the order marked."""
+        status = self.selected()
+        if status is None:
+            return
+        if status.path in self.marked:
+            self.marked.remove(status.path)
+        else:
+            self.marked.append(status.path)
+        self._show(self.statuses)
+        self.say(f"{len(self.marked)} marked: " + (", ".join(Path(p).name for p in self.marked) or "none")
+                 + ("; c shows them side by side" if len(self.marked) > 1 else "; mark another with m"))
+
+    def action_side_by_side(self) -> None:
+        marked = comparable([s for path in self.marked for s in self.statuses if s.path == path])
+        if len(marked) < 2:
+            self.say("mark two or more runs with m (or space), then c shows them side by side")
+            return
+        self.app.push_screen(SideBySideScreen(marked))
 
     def selected(self) -> RunStatus | None:
         table = self.query_one(DataTable)

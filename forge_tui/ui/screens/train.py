@@ -9,6 +9,7 @@ the SSH link, does not stop it.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import ClassVar
 
@@ -22,6 +23,7 @@ from textual.widgets import Button, Header, Input, Label, Select, Static
 
 from forge_tui.config import PRESETS, Config, load_config
 from forge_tui.engine.children import Launched
+from forge_tui.engine.memory import device_preset
 from forge_tui.engine.models import list_models
 from forge_tui.engine.preflight import MemoryBrief, Preflight
 from forge_tui.engine.runs import RunDir
@@ -31,7 +33,7 @@ from forge_tui.ui.chrome import footer, nav
 from forge_tui.ui.jobs import launch_training, map_arguments, preflight
 from forge_tui.ui.screens.datasets import dataset_label
 from forge_tui.ui.trainform import FIELDS, Checked, Field, check_form, field_doc, form_values
-from forge_tui.units import gib
+from forge_tui.units import about, gib
 
 PREFLIGHT_DELAY = 0.5
 DETACHED_NOTE = "The run goes on in its own process if this console closes or the SSH link drops; reopen to attach."
@@ -55,6 +57,10 @@ def plan_markup(found: Preflight) -> str:
         lines.append(f"device {plan.device} {plan.dtype}" + (f", {', '.join(extras)}" if extras else ""))
     if found.memory:
         lines.append(memory_markup(found.memory))
+    if found.eta:
+        lines.append(f"time [b]{about(found.eta.seconds)}[/b] on this device")
+    elif found.eta_note:
+        lines.append(f"time unknown: {escape(found.eta_note)}")
     data = found.dataset
     lines.append(f"dataset {data.samples} samples: {data.split['train']} train / {data.split['eval']} eval")
     if data.findings:
@@ -81,14 +87,18 @@ class TrainScreen(ForgeScreen):
         self.found: Preflight | None = None    # the last dry run's answer, for the form as it is now
         self.launching = False
         self._pending: Timer | None = None
+        self.initial_preset, self.preset_why = device_preset()
+        self.measuring = False
+        self.measured: Checked | None = None    # the form the last probe was for
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="train-body"):
             with VerticalScroll(id="train-form"):
                 yield Static("", id="train-dataset")
-                yield self._row(Field("preset", "preset", tuple(PRESETS)), self.config.preset)
-                values = form_values(self.config)
+                yield self._row(Field("preset", "preset", tuple(PRESETS)), self.initial_preset)
+                yield Static(self.preset_why, id="train-preset-why")
+                values = self._initial_values()
                 for field in FIELDS:
                     yield self._row(field, values[field.key])
             with Vertical(id="train-side"):
@@ -98,6 +108,14 @@ class TrainScreen(ForgeScreen):
                 yield Static(DETACHED_NOTE, id="train-note")
                 yield Static("", id="train-help")
         yield footer()
+
+    def _initial_values(self) -> dict[str, str]:
+        """The form under the device's preset; the console's own config if its file no longer loads
+        (edited since the console started: the form's check then says what is wrong)."""
+        try:
+            return form_values(load_config(self.config.source, self.initial_preset))
+        except ForgeError:
+            return form_values(self.config)
 
     def _row(self, field: Field, value: str) -> Horizontal:
         if field.key == "model.name":
@@ -199,6 +217,30 @@ class TrainScreen(ForgeScreen):
         self.found = found
         self.query_one("#train-plan", Static).update(plan_markup(found))
         self._show_problems(found.problems)
+        if found.ok and found.eta is None and self.dataset is not None and not self.measuring and checked is not self.measured:
+            self.measuring, self.measured = True, checked   # one probe at a time, once for a form
+            waiting = dataclasses.replace(found, eta_note=None)
+            self.query_one("#train-plan", Static).update(plan_markup(waiting) + "\ntime: measuring this device ...")
+            self.measure(self.dataset, checked, self.preset())
+
+    @work(thread=True, group="probe", exit_on_error=False, description="measuring this device's speed")
+    def measure(self, dataset: Path, checked: Checked, preset: str) -> None:
+        """The dry run again with the speed probe (~30 s on a 2-core CPU for the quick preset); its
+        speeds are cached, so the form's next checks say the time at once."""
+        def measured(found: Preflight) -> None:
+            self.measuring = False
+            if checked is self.checked:
+                self._show_found(checked, found)
+            elif self.checked is not None and self.checked.ok:
+                self.revalidate()   # the form changed meanwhile: check it as it is now
+
+        def failed(reason: str) -> None:
+            self.measuring = False
+            if checked is self.checked and self.found is not None:
+                self.query_one("#train-plan", Static).update(plan_markup(self.found) + f"\ntime unknown: {escape(reason)}")
+
+        self.settle(lambda: preflight(self.config, dataset, preset, self._arguments(checked, dataset), probe=True),
+                    measured, failed)
 
     def _check_failed(self, checked: Checked, reason: str) -> None:
         if checked is self.checked:
