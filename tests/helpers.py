@@ -170,3 +170,42 @@ def write_trace(path: Path, headrooms: list[float], step: float = 1.0, limit: fl
         lines.append(Snapshot(time=1000.0 + index * step, source="test", sensors=(sensor,), power_total_watts=watts).to_json())
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     return path
+
+
+class ScreenText:
+    """A console read back as text (a tmux pane, a browser's terminal), for end-to-end tests:
+    subclasses say how to read it, and how often and how long to wait for it."""
+
+    POLL = 0.3
+    WAIT = 120.0
+
+    def screen(self) -> str:
+        raise NotImplementedError
+
+    def wait_for(self, found: Callable[[str], object] | str, seconds: float | None = None) -> str:
+        """Wait until `found` (a string, or a test of the text) is on the screen; returns the screen."""
+        test = (lambda text: found in text) if isinstance(found, str) else found
+        limit = self.WAIT if seconds is None else seconds
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            text = self.screen()
+            if test(text):
+                return text
+            time.sleep(self.POLL)
+        raise AssertionError(f"not on screen after {limit:.0f} s: {found}\n--- screen ---\n{self.screen()}")
+
+
+def killed_if_left(find: Callable[[], list[int]], seconds: float = 15) -> list[int]:
+    """Wait for the processes `find` lists to end; those still there after `seconds` are killed and
+    returned (a test asserts there are none)."""
+    import signal
+    from contextlib import suppress
+
+    deadline = time.monotonic() + seconds
+    while find() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = find()
+    for pid in left:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return left

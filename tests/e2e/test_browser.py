@@ -51,7 +51,7 @@ from forge_tui.engine.status import is_running
 from forge_tui.ui.app import ForgeApp
 from forge_tui.ui.serve import app_command
 from tests.e2e.test_console_tmux import _loss, _step
-from tests.helpers import ROOT, SAMPLE
+from tests.helpers import ROOT, SAMPLE, ScreenText, killed_if_left
 
 # What lets Debian's chromium start here, as root and offline, without a GPU or a first-run dialog.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -170,34 +170,19 @@ def consoles(command: str) -> list[int]:
 
 def ended(command: str, seconds: float = 15) -> list[int]:
     """Wait for these consoles to be gone; those still there are killed and returned."""
-    deadline = time.monotonic() + seconds
-    while consoles(command) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    left = consoles(command)
-    for pid in left:
-        with suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    return left
+    return killed_if_left(lambda: consoles(command), seconds)
 
 
-class Console:
+class Console(ScreenText):
     """The served console in one browser page."""
+
+    POLL, WAIT = 0.1, 60.0
 
     def __init__(self, page: Page) -> None:
         self.page = page
 
     def screen(self) -> str:
         return str(self.page.evaluate(SCREEN))
-
-    def wait_for(self, found: Callable[[str], object] | str, seconds: float = 60) -> str:
-        test = (lambda text: found in text) if isinstance(found, str) else found
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            text = self.screen()
-            if test(text):
-                return text
-            time.sleep(0.1)
-        raise AssertionError(f"not on screen after {seconds:.0f} s: {found}\n--- screen ---\n{self.screen()}")
 
     def press(self, key: str) -> None:
         self.page.keyboard.press(playwright_key(key))

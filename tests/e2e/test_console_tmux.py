@@ -10,19 +10,17 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from forge_tui.engine.runs import RunDir
 from forge_tui.engine.status import is_running
-from tests.helpers import ROOT
+from tests.helpers import ROOT, ScreenText, killed_if_left
 
 CONFIG = """
 [data]
@@ -33,7 +31,7 @@ replay_speed = 20.0
 """
 
 
-class Tmux:
+class Tmux(ScreenText):
     """One tmux session of 80x24 running a shell."""
 
     def __init__(self, env: dict[str, str]) -> None:
@@ -52,16 +50,6 @@ class Tmux:
     def screen(self) -> str:
         return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True,
                               check=True).stdout
-
-    def wait_for(self, found: Callable[[str], object] | str, seconds: float = 120) -> str:
-        test = (lambda text: found in text) if isinstance(found, str) else found
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            text = self.screen()
-            if test(text):
-                return text
-            time.sleep(0.3)
-        raise AssertionError(f"not on screen after {seconds:.0f} s: {found}\n--- screen ---\n{self.screen()}")
 
     def close(self) -> None:
         subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True, check=False)
@@ -87,13 +75,7 @@ def _consoles(config: Path) -> list[int]:
 
 def _ended(config: Path, seconds: float = 15) -> list[int]:
     """Wait for the consoles of this config to be gone; those still there are killed and returned."""
-    deadline = time.monotonic() + seconds
-    while _consoles(config) and time.monotonic() < deadline:
-        time.sleep(0.3)
-    left = _consoles(config)
-    for pid in left:
-        os.kill(pid, signal.SIGKILL)
-    return left
+    return killed_if_left(lambda: _consoles(config), seconds)
 
 
 def _step(text: str) -> int:
