@@ -55,6 +55,16 @@ def run_child(config: Config, *args: str, question: bool = False) -> subprocess.
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
+def stop_measuring() -> None:
+    """Kill a speed probe still running (`train --dry-run` without --no-probe): a run is being
+    launched, which the probe must not slow down; its speeds are measured again another time."""
+    with _questions_lock:
+        for process in _questions:
+            args = [str(arg) for arg in process.args] if isinstance(process.args, list) else []
+            if "--dry-run" in args and "--no-probe" not in args:
+                process.kill()
+
+
 def accept_questions() -> None:
     """A console opens: questions are asked again (one console per process; tests open many)."""
     _closing.clear()

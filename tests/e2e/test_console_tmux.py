@@ -25,6 +25,11 @@ from tests.helpers import ROOT, ScreenText, killed_if_left
 CONFIG = """
 [data]
 rehearsal = ""
+eval_fraction = 0.0
+max_seq_len = 128
+[train]
+micro_batch_size = 4
+grad_accum = 1
 [telemetry]
 source = "replay:{replay}"
 replay_speed = 20.0

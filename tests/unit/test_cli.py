@@ -117,7 +117,7 @@ def test_models_list_json_shows_the_embedded_default(embedded_model, write) -> N
 
 
 def test_train_dry_run_reports_plan_and_memory_and_creates_nothing(tiny_config, tmp_path) -> None:
-    result = run_cli("--config", str(tiny_config), "train", "--dry-run", "--json", "--set", "lora.r=8")
+    result = run_cli("--config", str(tiny_config), "train", "--dry-run", "--no-probe", "--json", "--set", "lora.r=8")
     found = json.loads(result.stdout)
     assert result.returncode == 0
     assert found["ok"]
@@ -127,10 +127,10 @@ def test_train_dry_run_reports_plan_and_memory_and_creates_nothing(tiny_config, 
     assert 0 < found["memory"]["total"] < found["memory"]["available"]
     assert found["dataset"]["samples"] == 96
     assert sum(found["dataset"]["split"].values()) == 96
-    bigger = json.loads(run_cli("--config", str(tiny_config), "train", "--dry-run", "--json",
+    bigger = json.loads(run_cli("--config", str(tiny_config), "train", "--dry-run", "--no-probe", "--json",
                                 "--set", "train.micro_batch_size=64").stdout)
     assert bigger["memory"]["total"] > found["memory"]["total"]  # the estimate follows the settings
-    longer = json.loads(run_cli("--config", str(tiny_config), "train", "--dry-run", "--json", "--set", "lora.r=8",
+    longer = json.loads(run_cli("--config", str(tiny_config), "train", "--dry-run", "--no-probe", "--json", "--set", "lora.r=8",
                                 "--set", "data.max_seq_len=8192").stdout)
     assert longer["memory"]["total"] == found["memory"]["total"]  # sized for the longest sample, not the cap
     assert not (tmp_path / "runs").exists()
@@ -139,7 +139,7 @@ def test_train_dry_run_reports_plan_and_memory_and_creates_nothing(tiny_config, 
 def test_train_refuses_a_dataset_with_errors_naming_file_and_line(tiny_config, write, tmp_path) -> None:
     bad = write("bad.jsonl", '{"prompt": "p", "completion": "c"}\n{oops\n')
     before = bad.read_bytes()
-    dry = run_cli("--config", str(tiny_config), "train", "--dry-run", "--dataset", str(bad))
+    dry = run_cli("--config", str(tiny_config), "train", "--dry-run", "--no-probe", "--dataset", str(bad))
     assert dry.returncode == 2
     assert f"{bad}:2: malformed JSON" in dry.stderr
     assert "nothing was created" in dry.stdout
@@ -152,7 +152,7 @@ def test_train_refuses_a_dataset_with_errors_naming_file_and_line(tiny_config, w
 
 
 def test_bad_set_values_exit_2_naming_the_flag(tiny_config) -> None:
-    result = run_cli("--config", str(tiny_config), "train", "--dry-run", "--set", "lora.r=0", "--set", "lora.dropout=x")
+    result = run_cli("--config", str(tiny_config), "train", "--dry-run", "--no-probe", "--set", "lora.r=0", "--set", "lora.dropout=x")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "command line: [lora] r: must be between 1 and 1024, got 0" in result.stderr
@@ -161,7 +161,7 @@ def test_bad_set_values_exit_2_naming_the_flag(tiny_config) -> None:
 
 
 def test_a_command_asked_for_json_fails_in_json(tiny_config) -> None:
-    result = run_cli("--config", str(tiny_config), "train", "--dry-run", "--json", "--set", "lora.r=0")
+    result = run_cli("--config", str(tiny_config), "train", "--dry-run", "--no-probe", "--json", "--set", "lora.r=0")
     assert result.returncode == 2
     refused = json.loads(result.stdout)
     assert result.stdout.count("\n") == 1  # one line, as streaming commands print their objects
