@@ -228,10 +228,13 @@ class TrainScreen(ForgeScreen):
         """The dry run again with the speed probe (~30 s on a 2-core CPU for the quick preset); its
         speeds are cached, so the form's next checks say the time at once."""
         def measured(found: Preflight) -> None:
+            """Only the plan is shown again (with its time): the problems shown meanwhile (a launch's
+            refusal) stay."""
             self.measuring = False
             if checked is self.checked:
-                self._show_found(checked, found)
-            elif self.checked is not None and self.checked.ok:
+                self.found = found
+                self.query_one("#train-plan", Static).update(plan_markup(found))
+            elif self.checked is not None and self.checked.ok and not self.launching:
                 self.revalidate()   # the form changed meanwhile: check it as it is now
 
         def failed(reason: str) -> None:
