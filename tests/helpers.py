@@ -209,3 +209,14 @@ def killed_if_left(find: Callable[[], list[int]], seconds: float = 15) -> list[i
         with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     return left
+
+
+def console_config(micro_batch_size: int, *, save_every: int | None = None) -> str:
+    """A config for the end-to-end console tests: a short run of the real model (no rehearsal set, no
+    held-out split, so no eval pass before the first step; short samples), telemetry replayed from
+    the Orin recording."""
+    save = "" if save_every is None else f"save_every = {save_every}\n"
+    replay = ROOT / "sample_data" / "telemetry" / "orin-agx-training.jsonl"
+    return (f'[data]\nrehearsal = ""\neval_fraction = 0.0\nmax_seq_len = 128\n'
+            f"[train]\nmicro_batch_size = {micro_batch_size}\ngrad_accum = 1\n{save}"
+            f'[telemetry]\nsource = "replay:{replay}"\nreplay_speed = 20.0\n')

@@ -51,7 +51,7 @@ from forge_tui.engine.status import is_running
 from forge_tui.ui.app import ForgeApp
 from forge_tui.ui.serve import app_command
 from tests.e2e.test_console_tmux import _loss, _step
-from tests.helpers import ROOT, SAMPLE, ScreenText, killed_if_left
+from tests.helpers import ROOT, SAMPLE, ScreenText, console_config, killed_if_left
 
 # What lets Debian's chromium start here, as root and offline, without a GPU or a first-run dialog.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -60,22 +60,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 # open, reopen and switch tabs and windows, quit) and reload and full screen.
 BROWSER_KEEPS = {"ctrl+w", "ctrl+t", "ctrl+n", "ctrl+tab", "ctrl+shift+tab", "ctrl+shift+w", "ctrl+shift+t", "ctrl+shift+n",
                  "ctrl+shift+q", "ctrl+pageup", "ctrl+pagedown", "ctrl+f4", "alt+f4", "f5", "f11", "ctrl+f5", "shift+f5"}
-# The tmux test's config (no rehearsal set, replayed telemetry), for a tiny run: no held-out split
-# (so no eval pass before the first step), short samples, small batches, no checkpoint until the stop.
-CONFIG = """
-[data]
-rehearsal = ""
-eval_fraction = 0.0
-max_seq_len = 128
-[train]
-micro_batch_size = 2
-grad_accum = 1
-save_every = 0
-[telemetry]
-source = "replay:{replay}"
-replay_speed = 20.0
-"""
-
 EMPTIED = "max steps (0: epochs): expected a whole number"
 
 HOOK = """
@@ -225,7 +209,7 @@ def test_the_served_console_in_a_browser(embedded_model, tmp_path) -> None:
     assert kept == {}, "a browser keeps these keys: give the action another key and show that one"
 
     config = tmp_path / "forge.toml"
-    config.write_text(CONFIG.format(replay=ROOT / "sample_data" / "telemetry" / "orin-agx-training.jsonl"))
+    config.write_text(console_config(2, save_every=0))  # small batches, no checkpoint until the stop
     config = config.resolve()
     runs = tmp_path / "runs"
     dataset = SAMPLE / "train.jsonl"

@@ -20,20 +20,7 @@ import pytest
 
 from forge_tui.engine.runs import RunDir
 from forge_tui.engine.status import is_running
-from tests.helpers import ROOT, ScreenText, killed_if_left
-
-CONFIG = """
-[data]
-rehearsal = ""
-eval_fraction = 0.0
-max_seq_len = 128
-[train]
-micro_batch_size = 4
-grad_accum = 1
-[telemetry]
-source = "replay:{replay}"
-replay_speed = 20.0
-"""
+from tests.helpers import ROOT, ScreenText, console_config, killed_if_left
 
 
 class Tmux(ScreenText):
@@ -90,7 +77,7 @@ def _step(text: str) -> int:
 
 def test_train_from_the_console_quit_reopen_and_find_the_run_still_going(embedded_model, tmp_path) -> None:
     config = tmp_path / "forge.toml"
-    config.write_text(CONFIG.format(replay=ROOT / "sample_data" / "telemetry" / "orin-agx-training.jsonl"))
+    config.write_text(console_config(4))
     runs = tmp_path / "runs"
     console = f"{shlex.quote(sys.executable)} -m forge_tui --config {shlex.quote(str(config))}"
     passed = {key: value for key, value in os.environ.items() if key in ("HOME", "PATH", "LANG") or key.startswith("XDG_")}
