@@ -16,6 +16,7 @@ finished runs (the target is within 25%).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import tempfile
@@ -34,7 +35,7 @@ PROBE_STEPS = 5          # spread over the first epoch's batches; the first is w
 PROBE_ANSWERS = 16       # rehearsal questions answered by the probe (one generation batch)
 SPEEDS_VERSION = 2
 T = TypeVar("T")
-COUNTED_ROWS = 5_000    # samples the dry run encodes (as many as it tokenizes for the memory estimate)
+PROBE_ROWS = 512        # samples the probe's batches are drawn from
 KEPT_SPEEDS = 64         # shapes remembered per machine (the oldest measured is dropped)
 
 
@@ -265,38 +266,38 @@ def _cycled(lengths: list[int | None]) -> list[int]:
     return [known[i % len(known)] if n is None else n for i, n in enumerate(lengths)]
 
 
-def split_rows(config: Config, tokenizer: Any) -> tuple[list[Encoded], list[Encoded], list[int], list[int]]:
-    """The training and held-out splits: the first COUNTED_ROWS samples encoded (the Train screen
-    asks again after every change), and every sample's length, the rest taken as those again."""
+def probe_rows(config: Config, tokenizer: Any) -> tuple[list[Encoded], list[Encoded]]:
+    """The dataset's first PROBE_ROWS samples, encoded as the trainer encodes them, by split: what
+    the probe's batches are made of (read as a stream: a big dataset is not read whole for it)."""
     from forge_tui.engine.batches import encode_for_training
-    from forge_tui.engine.data import Reading, load_samples
+    from forge_tui.engine.data import Reading, read_dataset
     from forge_tui.engine.datacheck import in_eval_split, sample_key
+    from forge_tui.engine.sample import Sample
 
     rows: tuple[list[Encoded], list[Encoded]] = ([], [])
-    lengths: tuple[list[int | None], list[int | None]] = ([], [])
-    for index, sample in enumerate(load_samples(Path(config.train.dataset), Reading.of(config.data))):
+    samples = (item for item in read_dataset([Path(config.train.dataset)], Reading.of(config.data)) if isinstance(item, Sample))
+    for sample in itertools.islice(samples, PROBE_ROWS):
         side = int(in_eval_split(sample_key(sample), config.data.eval_fraction))
-        if index < COUNTED_ROWS:
-            rows[side].append(encode_for_training(tokenizer, sample, config.data.max_seq_len))
-        lengths[side].append(len(rows[side][-1].input_ids) if index < COUNTED_ROWS else None)
-    return rows[0], rows[1], _cycled(lengths[0]), _cycled(lengths[1])
+        rows[side].append(encode_for_training(tokenizer, sample, config.data.max_seq_len))
+    return rows
 
-
-def forecast(config: Config, plan: Plan, model_dir: Path, tokenizer: Any, *, may_probe: bool = True) -> Estimate | None:
-    """The dry run's estimate for `config.train.dataset`: from this device's cached speeds, or a
-    probe measured now (None when there are none and `may_probe` is off)."""
-    train, held, train_lengths, held_lengths = split_rows(config, tokenizer)
+def forecast(config: Config, plan: Plan, model_dir: Path, tokenizer: Any, lengths: tuple[list[int | None], list[int | None]], *,
+             may_probe: bool = True) -> Estimate | None:
+    """The dry run's estimate for `config.train.dataset`, from the samples' token lengths by split
+    (train, held-out: as the check counted them; None past its budget, taken as the counted ones again):
+    from this device's cached speeds, or a probe measured now (None when there are none and
+    `may_probe` is off)."""
     key = speeds_key(config, plan, model_dir)
     speeds, measured = cached_speeds(key), False
     if speeds is None:
         if not may_probe:
             return None
-        speeds, measured = probe(config, plan, model_dir, train, held), True
+        speeds, measured = probe(config, plan, model_dir, *probe_rows(config, tokenizer)), True
         remember_speeds(key, speeds)
     answered = [min(config.data.max_seq_len, round(n + speeds.answer_extra_tokens))
                 for n in _lengths(rehearsal_encoded(config, tokenizer))]
-    mixed = mixed_rows(train_lengths, answered, config.data.rehearsal_share)
-    return estimate(config, speeds, mixed, held_lengths, questions=rehearsal_questions(config), measured=measured)
+    mixed = mixed_rows(_cycled(lengths[0]), answered, config.data.rehearsal_share)
+    return estimate(config, speeds, mixed, _cycled(lengths[1]), questions=rehearsal_questions(config), measured=measured)
 
 
 def cached_estimate(config: Config, plan: Plan, model_dir: Path, mixed: list[Encoded], held: list[Encoded]) -> Estimate | None:

@@ -8,8 +8,6 @@ the console's Train screen reads it back with `Preflight.from_json`.
 from __future__ import annotations
 
 import dataclasses
-import itertools
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,15 +82,27 @@ def _model_folder(config: Config) -> Path | None:
 COUNTED_SAMPLES = 5_000
 
 
-def _length_counter(config: Config, tokenizer: Any) -> Callable[[Sample], int] | None:
-    """Each sample's length in tokens, for the first COUNTED_SAMPLES; max_seq_len (the worst case)
-    for the rest."""
-    if tokenizer is None:
-        return None
-    from forge_tui.engine.tokens import token_counter
+class LengthCounter:
+    """The check's token counting: each sample's length for the first COUNTED_SAMPLES, max_seq_len
+    (the memory estimate's worst case) for the rest. It keeps the lengths per split, as training
+    will meet them (cut at max_seq_len; None past the counted ones), for the time estimate: the
+    samples are tokenized once per dry run."""
 
-    count, seen = token_counter(tokenizer), itertools.count()
-    return lambda sample: count(sample) if next(seen) < COUNTED_SAMPLES else config.data.max_seq_len
+    def __init__(self, config: Config, tokenizer: Any) -> None:
+        from forge_tui.engine.tokens import token_counter
+
+        self.count, self.data = token_counter(tokenizer), config.data
+        self.train: list[int | None] = []
+        self.held: list[int | None] = []
+
+    def __call__(self, sample: Sample) -> int:
+        from forge_tui.engine.datacheck import in_eval_split, sample_key
+
+        counted = len(self.train) + len(self.held) < COUNTED_SAMPLES
+        length = self.count(sample) if counted else self.data.max_seq_len
+        side = self.held if in_eval_split(sample_key(sample), self.data.eval_fraction) else self.train
+        side.append(min(length, self.data.max_seq_len) if counted else None)
+        return length
 
 
 def _longest(config: Config, report: CheckReport, tokenizer: Any) -> int | None:
@@ -105,17 +115,17 @@ def _longest(config: Config, report: CheckReport, tokenizer: Any) -> int | None:
     return max(report.lengths.max, longest_rehearsal(config.data, tokenizer))
 
 
-def _eta(config: Config, dataset: Path, plan: Plan, tokenizer: Any, may_probe: bool) -> tuple[Estimate | None, str | None]:
+def _eta(config: Config, dataset: Path, plan: Plan, model: Path | None, tokenizer: Any, counted: LengthCounter | None,
+         may_probe: bool) -> tuple[Estimate | None, str | None]:
     """The run's time on this device, or why it is not known; a probe that fails (out of memory on
     the GPU, say) costs the dry run its estimate, never its verdict."""
     from forge_tui.engine.eta import forecast
 
-    model = _model_folder(config)
-    if model is None or tokenizer is None:
+    if model is None or counted is None:
         return None, "no estimate: the model is not here"
     configured = dataclasses.replace(config, train=dataclasses.replace(config.train, dataset=str(dataset)))
     try:
-        found = forecast(configured, plan, model, tokenizer, may_probe=may_probe)
+        found = forecast(configured, plan, model, tokenizer, (counted.train, counted.held), may_probe=may_probe)
     except Exception as exc:  # noqa: BLE001 - the estimate is advice: the run's own checks stand
         return None, f"no estimate: the speed probe failed ({type(exc).__name__}: {str(exc)[:120]})"
     return found, None if found else "no estimate: this shape was never measured here (a dry run without --no-probe measures it)"
@@ -132,7 +142,8 @@ def preflight(config: Config, dataset: Path, *, may_probe: bool = True) -> Prefl
     problems: list[str] = []
     model = _model_folder(config)
     tokenizer = load_tokenizer(model) if model else None
-    report = check_configured([dataset], config.data, model=model, token_length=_length_counter(config, tokenizer))
+    counted = LengthCounter(config, tokenizer) if tokenizer is not None else None
+    report = check_configured([dataset], config.data, model=model, token_length=counted)
     problems += [str(p) for p in report.problems]
     hidden = report.problem_count - len(report.problems)
     if hidden:
@@ -147,5 +158,5 @@ def preflight(config: Config, dataset: Path, *, may_probe: bool = True) -> Prefl
         if advised:
             problems.append(refusal(found, advised))
     brief = DatasetBrief(str(dataset), report.samples, report.problem_count, report.split, report.finding_kinds(WARNING))
-    eta, eta_note = _eta(config, dataset, plan, tokenizer, may_probe) if plan is not None and not problems else (None, None)
+    eta, eta_note = _eta(config, dataset, plan, model, tokenizer, counted, may_probe) if plan is not None and not problems else (None, None)
     return Preflight(ok=not problems, problems=problems, dataset=brief, plan=plan, memory=memory, eta=eta, eta_note=eta_note)

@@ -7,12 +7,12 @@ its last benchmark, the time taken against the estimate, the energy and the lowe
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from forge_tui.engine.events import read_events
+from forge_tui.engine.fsutil import read_json_object
 from forge_tui.engine.status import RunStatus
 from forge_tui.units import duration, figure
 
@@ -42,7 +42,7 @@ def curves(status: RunStatus) -> RunCurves:
 
 def flat_settings(run_path: Path) -> dict[str, Any]:
     """The run's resolved config as `section.key` -> value, with its preset and dataset."""
-    recorded = json.loads((run_path / "config.json").read_text(encoding="utf-8"))
+    recorded = read_json_object(run_path / "config.json")
     flat: dict[str, Any] = {"preset": recorded.get("preset")}
     for section, table in recorded["sections"].items():
         flat.update({f"{section}.{key}": value for key, value in table.items()})

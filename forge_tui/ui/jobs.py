@@ -32,37 +32,28 @@ class ChildFailed(Exception):
     """A child command gave no usable answer; the message says why, in the operator's words."""
 
 
-_questions: set[subprocess.Popen[str]] = set()   # children that only answer a question (checks)
+_questions: dict[subprocess.Popen[str], str] = {}   # children that only answer a question, by kind: check | probe
 _questions_lock = threading.Lock()
 _closing = threading.Event()                     # the console is closing: no new question is asked
 
 
-def run_child(config: Config, *args: str, question: bool = False) -> subprocess.CompletedProcess[str]:
+def run_child(config: Config, *args: str, question: str | None = None) -> subprocess.CompletedProcess[str]:
     """`forge-tui ARGS` (with the console's config) to the end; its output captured. A `question`
-    (a check that changes nothing) is stopped when the console closes: nobody waits for its answer."""
+    (a check that changes nothing; its kind: check, or probe for a speed probe) is stopped when the
+    console closes, as nobody waits for its answer, and `stop_questions(kind)` stops those of a kind."""
     process = subprocess.Popen(forge_argv(config.source, *args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     if question:
         with _questions_lock:
-            _questions.add(process)
+            _questions[process] = question
             if _closing.is_set():  # asked while the console closes: nobody will read the answer
                 process.kill()
     try:
         stdout, stderr = process.communicate()
     finally:
         with _questions_lock:
-            _questions.discard(process)
+            _questions.pop(process, None)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-
-
-def stop_measuring() -> None:
-    """Kill a speed probe still running (`train --dry-run` without --no-probe): a run is being
-    launched, which the probe must not slow down; its speeds are measured again another time."""
-    with _questions_lock:
-        for process in _questions:
-            args = [str(arg) for arg in process.args] if isinstance(process.args, list) else []
-            if "--dry-run" in args and "--no-probe" not in args:
-                process.kill()
 
 
 def accept_questions() -> None:
@@ -70,14 +61,17 @@ def accept_questions() -> None:
     _closing.clear()
 
 
-def stop_questions() -> None:
-    """Kill the checks still running, and any asked from now on (the console is closing). Launches,
-    resumes and exports are left to finish (the console's process waits for them: they change
-    things); a detached runner or benchmark is never a child of the console."""
+def stop_questions(kind: str | None = None) -> None:
+    """Kill the questions of `kind` still running (a speed probe when a run is launched: it must
+    not share the CPU with the run). With no kind: every question, and any asked from now on (the
+    console is closing). Launches, resumes and exports are left to finish (the console's process
+    waits for them: they change things); a detached runner or benchmark is never a child of the console."""
     with _questions_lock:
-        _closing.set()
-        for process in _questions:
-            process.kill()
+        if kind is None:
+            _closing.set()
+        for process, asked in _questions.items():
+            if kind in (None, asked):
+                process.kill()
 
 
 def _said(text: str) -> str:
@@ -112,7 +106,7 @@ def answer(what: str, done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     return document
 
 
-def ask(what: str, parse: Callable[[dict[str, Any]], T], config: Config, *args: str, question: bool = False) -> T:
+def ask(what: str, parse: Callable[[dict[str, Any]], T], config: Config, *args: str, question: str | None = None) -> T:
     """Run `forge-tui ARGS --json` and read its answer with `parse` (a record's `from_json`); `what`
     names the job in messages ("the dataset check")."""
     document = answer(what, run_child(config, *args, "--json", question=question))
@@ -130,7 +124,7 @@ def map_arguments(columns: Mapping[str, str]) -> list[str]:
 def run_data_check(config: Config, path: Path, columns: Mapping[str, str]) -> dict[str, Any]:
     """`data check --json` (it loads the tokenizer, which imports transformers) under a column
     mapping: the report's JSON document (`CheckReport.to_json`), whether the dataset passed or not."""
-    return ask("the dataset check", dict, config, "data", "check", str(path), *map_arguments(columns), question=True)
+    return ask("the dataset check", dict, config, "data", "check", str(path), *map_arguments(columns), question="check")
 
 
 def preflight(config: Config, dataset: Path, preset: str, settings: list[str], *, probe: bool = False) -> Preflight:
@@ -138,7 +132,7 @@ def preflight(config: Config, dataset: Path, preset: str, settings: list[str], *
     the speeds measured here before (torch decides the device, so this is a child process); `probe`
     measures them first when this shape was never measured."""
     return ask("the dry run", Preflight.from_json, config, "train", "--dry-run", "--dataset", str(dataset),
-               "--preset", preset, *settings, *([] if probe else ["--no-probe"]), question=True)
+               "--preset", preset, *settings, *([] if probe else ["--no-probe"]), question="probe" if probe else "check")
 
 
 def launch_training(config: Config, dataset: Path, preset: str, settings: list[str]) -> Launched:

@@ -28,15 +28,6 @@ def sparkline(values: list[float], low: float | None = None, high: float | None 
     return "".join(BARS[0 if span <= 0 else min(len(BARS) - 1, max(0, int((v - low) / span * len(BARS))))] for v in values)
 
 
-def _load_percent(snapshot: Snapshot) -> tuple[str, float] | None:
-    """The load worth graphing: the busiest GPU's, else the CPU cores' mean; with its label."""
-    loads = [g.load_percent for g in snapshot.gpus or () if g.load_percent is not None]
-    if loads:
-        return "GPU %", max(loads)
-    cores = [c for c in snapshot.cpu_percent or () if c is not None]
-    return ("CPU %", sum(cores) / len(cores)) if cores else None
-
-
 @dataclass
 class TelemetryHistory:
     """The last readings of headroom, load and power, for the Monitor's short history graphs."""
@@ -51,7 +42,7 @@ class TelemetryHistory:
         if snapshot.time == self.last_time:
             return  # the same reading shown again: not a new point
         self.last_time = snapshot.time
-        load = _load_percent(snapshot)
+        load = snapshot.load
         if load is not None:
             self.load_label = load[0]
         for series, value in ((self.headroom, snapshot.headroom.celsius if snapshot.headroom else None),

@@ -9,16 +9,11 @@ from pathlib import Path
 import pytest
 
 from forge_tui.config import load_config
-from forge_tui.engine.batches import Encoded
 from forge_tui.engine.eta import Speeds, estimate, mixed_rows, padded_tokens, speeds_key
 from forge_tui.engine.events import read_events
 from forge_tui.engine.plan import Plan
 from forge_tui.engine.rehearsal import rehearsal_file
 from tests.helpers import run_cli, run_dir
-
-
-def _rows(*lengths: int) -> list[Encoded]:
-    return [Encoded(tuple(range(n)), tuple(range(n)), False) for n in lengths]
 
 
 def test_the_estimate_adds_up_the_runs_parts(write) -> None:

@@ -36,13 +36,6 @@ METERS = {"jtop": "Jetson INA3221 rails, via jtop (the module's input)",
           "replay": "a replayed recording's power"}
 
 
-def _load(snapshot: Snapshot) -> float | None:
-    """The busiest GPU's load, else the CPU cores' mean."""
-    gpus = [g.load_percent for g in snapshot.gpus or () if g.load_percent is not None]
-    cores = [c for c in snapshot.cpu_percent or () if c is not None]
-    return max(gpus) if gpus else (sum(cores) / len(cores) if cores else None)
-
-
 def _larger(old: float | None, new: float | None) -> float | None:
     return new if old is None or (new is not None and new > old) else old
 
@@ -73,7 +66,8 @@ class Window:
         if room is not None and (self.headroom is None or room.celsius < self.headroom[0]):
             self.headroom = (room.celsius, room.sensor)
         self.watts_max = _larger(self.watts_max, snapshot.power_total_watts)
-        self.load_max = _larger(self.load_max, _load(snapshot))
+        load = snapshot.load
+        self.load_max = _larger(self.load_max, load[1] if load else None)
         if previous is not None:
             self._interval(previous, snapshot)
 

@@ -131,6 +131,15 @@ class Snapshot:
         return missing + tuple(f"sensors.{s.name}.celsius" for s in self.sensors or () if s.celsius is None)
 
     @property
+    def load(self) -> tuple[str, float] | None:
+        """The load worth graphing, with its label: the busiest GPU's, else the CPU cores' mean."""
+        gpus = [g.load_percent for g in self.gpus or () if g.load_percent is not None]
+        if gpus:
+            return "GPU %", max(gpus)
+        cores = [c for c in self.cpu_percent or () if c is not None]
+        return ("CPU %", sum(cores) / len(cores)) if cores else None
+
+    @property
     def headroom(self) -> Headroom | None:
         """Minimum headroom over every online sensor with a trip point, or None when none has one."""
         best: Headroom | None = None

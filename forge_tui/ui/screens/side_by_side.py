@@ -63,5 +63,5 @@ class SideBySideScreen(ModalScreen[None]):
         for name in results[0]:
             table.add_row(name, *(Text(result[name]) for result in results))
         table.add_row(Text("settings that differ", style="bold"), *("" for _ in self.runs))
-        for key, values in differ or [("(none: the same settings)", ["" for _ in self.runs])]:
+        for key, values in differ or [("none: all the same", ["" for _ in self.runs])]:
             table.add_row(Text(key), *map(Text, values))   # values are data (paths, sources): never markup

@@ -30,7 +30,7 @@ from forge_tui.engine.runs import RunDir
 from forge_tui.errors import ForgeError
 from forge_tui.ui.base import ForgeScreen
 from forge_tui.ui.chrome import footer, nav
-from forge_tui.ui.jobs import launch_training, map_arguments, preflight, stop_measuring
+from forge_tui.ui.jobs import launch_training, map_arguments, preflight, stop_questions
 from forge_tui.ui.screens.datasets import dataset_label
 from forge_tui.ui.trainform import FIELDS, Checked, Field, check_form, field_doc, form_values
 from forge_tui.units import about, gib
@@ -267,7 +267,7 @@ class TrainScreen(ForgeScreen):
         self.query_one("#launch", Button).disabled = True
         self.query_one("#train-note", Static).update("launching ...")
         if self.measuring:
-            stop_measuring()   # the run is the measurement now: a probe beside it would only slow it
+            stop_questions("probe")   # the run is the measurement now: a probe beside it would only slow it
         self.launch(dataset, checked, self.preset())
 
     @work(thread=True, group="launch", exit_on_error=False, description="the launch")
